@@ -1,0 +1,91 @@
+# sfintacct: everything a fresh machine needs is set up by these targets.
+#   make test   lint, type-check, validate and build the SAM app, run every test
+#   make demo   start the local stack, run the real flow, print what happened
+#   make stack  run the local stack in the foreground (Ctrl-C stops it)
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON      := $(shell tools/find-python.sh)
+PYTHON_313  := $(shell $(PYTHON) -c 'import sys; print(int(sys.version_info[:2] == (3, 13)))')
+PYTHON_BIN  := $(dir $(PYTHON))
+VENV        := .venv
+SAM_VENV    := .venv-sam
+PY          := $(VENV)/bin/python
+SAM         := $(SAM_VENV)/bin/sam
+PACKAGE     := layers/sync/sfintacct
+export AWS_DEFAULT_REGION ?= us-east-1
+export SAM_CLI_TELEMETRY := 0
+
+.PHONY: help setup lint typecheck validate build test unit integration e2e stack demo bench clean java
+
+help:
+	@echo "make test    - set up, lint, type-check, validate + build the SAM app, run all tests"
+	@echo "make demo    - run the real flow on the local stack and print what happened"
+	@echo "make stack   - run the local stack in the foreground (Ctrl-C stops it)"
+	@echo "make bench   - run the benchmark on the local stack"
+
+$(VENV)/.stamp: requirements-dev.txt layers/sync/requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --upgrade pip
+	$(VENV)/bin/pip install --quiet -r requirements-dev.txt
+	touch $@
+
+# SAM CLI pins boto3 and pydantic, so it lives in a venv of its own.
+$(SAM_VENV)/.stamp:
+	$(PYTHON) -m venv $(SAM_VENV)
+	$(SAM_VENV)/bin/pip install --quiet aws-sam-cli==1.170.0
+	touch $@
+
+node_modules/.stamp: package.json
+	@command -v npm >/dev/null || { echo "error: npm is missing; install Node.js 18+ (it brings npm)." >&2; exit 1; }
+	npm install --no-audit --no-fund --silent
+	touch $@
+
+java:
+	@command -v java >/dev/null || { echo "error: Java 17+ is missing (DynamoDB Local needs it); install e.g. openjdk-17-jre-headless." >&2; exit 1; }
+	@v=$$(java -version 2>&1 | sed -n 's/.*version "\([0-9]*\).*/\1/p' | head -1); \
+	  [ "$${v:-0}" -ge 17 ] || { echo "error: Java $$v found, DynamoDB Local needs Java 17+." >&2; exit 1; }
+
+setup: $(VENV)/.stamp $(SAM_VENV)/.stamp node_modules/.stamp java
+
+lint: $(VENV)/.stamp
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+typecheck: $(VENV)/.stamp
+	$(VENV)/bin/mypy --strict $(PACKAGE) functions
+
+validate: $(SAM_VENV)/.stamp
+	$(SAM) validate --lint --template template.yaml
+
+# sam build needs python3.13 on PATH (the runtime of the functions and the layer).
+build: $(SAM_VENV)/.stamp
+ifeq ($(PYTHON_313),1)
+	PATH="$(PYTHON_BIN):$$PATH" $(SAM) build --template template.yaml
+else
+	@echo "warning: python3.13 not found, skipping 'sam build'." >&2
+endif
+
+test: setup lint typecheck validate build
+	$(PY) -m pytest
+
+unit: $(VENV)/.stamp
+	$(PY) -m pytest tests/unit
+
+integration: setup
+	$(PY) -m pytest tests/integration
+
+e2e: setup
+	$(PY) -m pytest tests/e2e
+
+stack: setup
+	$(PY) -m sandbox.stack
+
+demo: setup
+	$(PY) -m sandbox.demo
+
+bench: setup
+	$(PY) -m sandbox.bench
+
+clean:
+	rm -rf .aws-sam .pytest_cache .mypy_cache .ruff_cache .local
