@@ -1,0 +1,12 @@
+"""The intake: turn Salesforce notifications into SyncRequests on the work queues.
+
+Three ways in, one way out:
+
+- Outbound Messages (SOAP 1.1), authenticated by OrganizationId and an optional URL token;
+- Platform Event callouts (JSON) signed with HMAC-SHA256 over "<timestamp>.<body>";
+- Event Relay events (custom platform events and Change Data Capture) from EventBridge.
+
+Each accepted notification becomes one `SyncRequest` per record, sent to the queue of its job.
+A message is accepted only after every one of its requests is enqueued; a refused message enqueues
+nothing. Nothing here knows about Lambda events: `functions/intake/app.py` adapts them.
+"""

@@ -1,0 +1,37 @@
+"""The intake service for the current environment, built once per configuration and reused.
+
+A Lambda container keeps one service (and so one SQS client and one secret cache) for its life;
+the cache key includes the AWS endpoint variables so a test process can point at several local
+stacks in turn.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+
+from sfintacct.intake.intake_secret import IntakeSecretSource, NoIntakeSecret, SecretsManagerIntakeSecret
+from sfintacct.intake.service import IntakeService
+from sfintacct.intake.settings import IntakeSettings, load_intake_settings
+from sfintacct.intake.work_queues import SqsQueueSender
+
+_ENDPOINT_VARIABLES = ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_SQS", "AWS_ENDPOINT_URL_SECRETS_MANAGER")
+_services: dict[tuple[IntakeSettings, tuple[str | None, ...]], IntakeService] = {}
+
+
+def intake_service(environ: Mapping[str, str] | None = None) -> IntakeService:
+    """The service for `environ` (default: os.environ); raises `IntakeMisconfigured` when it is incomplete."""
+    environment = os.environ if environ is None else environ
+    settings = load_intake_settings(environment)
+    key = (settings, tuple(environment.get(name) for name in _ENDPOINT_VARIABLES))
+    service = _services.get(key)
+    if service is None:
+        secret_source: IntakeSecretSource = (
+            SecretsManagerIntakeSecret(settings.intake_secret_arn)
+            if settings.intake_secret_arn
+            else NoIntakeSecret()
+        )
+        service = IntakeService(settings, secret_source, SqsQueueSender())
+        _services.clear()
+        _services[key] = service
+    return service

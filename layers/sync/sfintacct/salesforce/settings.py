@@ -1,0 +1,156 @@
+"""Settings of the Salesforce client: which org, which credentials, how to talk to it.
+
+Credentials come from a Secrets Manager secret (JSON), read through Powertools parameters:
+
+    {"client_id": "...", "client_secret": "..."}                           client credentials flow
+    {"client_id": "...", "private_key": "-----BEGIN ...", "username": "..."} JWT bearer flow
+
+The secret may also hold the non-secret `login_url`, `username` and `auth_flow`; the environment
+variables below, when set, take precedence for those:
+
+    SALESFORCE_SECRET_ARN       the secret (required by `load_salesforce_settings`)
+    SALESFORCE_AUTH_FLOW        jwt_bearer | client_credentials (default: jwt_bearer when the secret
+                                has a private_key, otherwise client_credentials)
+    SALESFORCE_LOGIN_URL        https://login.salesforce.com, https://test.salesforce.com or the
+                                My Domain URL (client credentials needs the My Domain URL)
+    SALESFORCE_USERNAME         the integration user (JWT bearer `sub`)
+    SALESFORCE_API_VERSION      REST API version, default 62.0
+    SALESFORCE_CA_FILE          extra CA bundle to trust (e.g. a local sandbox); never disables checks
+    SALESFORCE_TIMEOUT_SECONDS  connect and read timeout of every HTTP call, default 20
+    SALESFORCE_READ_RETRIES     retries of a GET on connection errors and 5xx, default 2
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any, Literal, Self
+from urllib.parse import urlsplit
+
+from aws_lambda_powertools.utilities import parameters
+from aws_lambda_powertools.utilities.parameters.exceptions import TransformParameterError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from sfintacct.salesforce.errors import SalesforceSettingsError
+
+AuthFlow = Literal["jwt_bearer", "client_credentials"]
+
+SECRET_ARN_VARIABLE = "SALESFORCE_SECRET_ARN"  # noqa: S105 - a variable name, not a secret
+_SECRET_CACHE_SECONDS = 300
+
+# Non-secret settings: environment variable -> settings field.
+_ENVIRONMENT_FIELDS = {
+    "SALESFORCE_AUTH_FLOW": "auth_flow",
+    "SALESFORCE_LOGIN_URL": "login_url",
+    "SALESFORCE_USERNAME": "username",
+    "SALESFORCE_API_VERSION": "api_version",
+    "SALESFORCE_CA_FILE": "ca_file",
+    "SALESFORCE_TIMEOUT_SECONDS": "timeout_seconds",
+    "SALESFORCE_READ_RETRIES": "read_retries",
+}
+# Keys taken from the secret.
+_SECRET_FIELDS = ("client_id", "client_secret", "private_key", "username", "login_url", "auth_flow")
+
+
+class SalesforceSettings(BaseModel):
+    """Everything the client needs to reach one Salesforce org. Secrets stay hidden in reprs and errors."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", hide_input_in_errors=True)
+
+    auth_flow: AuthFlow
+    login_url: str = Field(description="Where tokens are requested, e.g. https://login.salesforce.com")
+    client_id: str = Field(min_length=1, description="Consumer key of the connected / external client app")
+    client_secret: SecretStr | None = Field(default=None, description="Consumer secret (client credentials)")
+    username: str | None = Field(default=None, description="Integration user, the JWT `sub` (JWT bearer)")
+    private_key: SecretStr | None = Field(
+        default=None, description="PEM RSA key signing the JWT (JWT bearer)"
+    )
+    api_version: str = Field(default="62.0", pattern=r"^[0-9]{2,3}\.0$")
+    ca_file: str | None = Field(default=None, description="Extra CA bundle to verify TLS with")
+    timeout_seconds: float = Field(default=20.0, gt=0, le=300)
+    read_retries: int = Field(default=2, ge=0, le=5)
+
+    @field_validator("login_url")
+    @classmethod
+    def _https_origin(cls, value: str) -> str:
+        parts = urlsplit(value.strip())
+        if parts.scheme != "https" or not parts.netloc:
+            raise ValueError("login_url must be an https URL such as https://login.salesforce.com")
+        if parts.path not in ("", "/") or parts.query or parts.fragment:
+            raise ValueError("login_url must be the site only, without a path")
+        return f"https://{parts.netloc}"
+
+    @field_validator("ca_file")
+    @classmethod
+    def _readable_ca_file(cls, value: str | None) -> str | None:
+        if value is not None and not os.path.isfile(value):
+            raise ValueError("ca_file must name an existing CA bundle file")
+        return value
+
+    @model_validator(mode="after")
+    def _credentials_for_flow(self) -> Self:
+        if self.auth_flow == "jwt_bearer":
+            if not self.username:
+                raise ValueError("the JWT bearer flow needs username")
+            if self.private_key is None or not self.private_key.get_secret_value().strip():
+                raise ValueError("the JWT bearer flow needs private_key")
+        elif self.client_secret is None or not self.client_secret.get_secret_value():
+            raise ValueError("the client credentials flow needs client_secret")
+        return self
+
+    @property
+    def token_url(self) -> str:
+        """The OAuth 2.0 token endpoint."""
+        return f"{self.login_url}/services/oauth2/token"
+
+    @property
+    def cache_key(self) -> tuple[str, str, str]:
+        """Identifies the Salesforce identity these settings log in as (login URL, client, user)."""
+        return (self.login_url, self.client_id, self.username or "")
+
+
+def settings_from_sources(secret: Mapping[str, Any], environ: Mapping[str, str]) -> SalesforceSettings:
+    """Build settings from the decoded secret and the environment (environment wins for non-secret keys).
+
+    Raises SalesforceSettingsError naming the missing or invalid settings, never their values.
+    """
+    values: dict[str, Any] = {key: secret[key] for key in _SECRET_FIELDS if secret.get(key) not in (None, "")}
+    for variable, field in _ENVIRONMENT_FIELDS.items():
+        if environ.get(variable, "").strip():
+            values[field] = environ[variable].strip()
+    values.setdefault("auth_flow", "jwt_bearer" if "private_key" in values else "client_credentials")
+    try:
+        return SalesforceSettings.model_validate(values)
+    except ValidationError as error:
+        problems = "; ".join(
+            f"{'.'.join(str(part) for part in item['loc']) or 'settings'}: {item['msg']}"
+            for item in error.errors(include_input=False, include_url=False)
+        )
+        raise SalesforceSettingsError(f"Invalid Salesforce settings: {problems}") from None
+
+
+def load_salesforce_settings(environ: Mapping[str, str] | None = None) -> SalesforceSettings:
+    """Settings from the secret named by SALESFORCE_SECRET_ARN plus the environment (see module doc).
+
+    The secret is cached for five minutes; Powertools' GetParameterError (secret missing, no access,
+    AWS unreachable) propagates unchanged.
+    """
+    environment = os.environ if environ is None else environ
+    secret_arn = environment.get(SECRET_ARN_VARIABLE, "").strip()
+    if not secret_arn:
+        raise SalesforceSettingsError(f"{SECRET_ARN_VARIABLE} is not set")
+    try:
+        secret = parameters.get_secret(secret_arn, transform="json", max_age=_SECRET_CACHE_SECONDS)
+    except TransformParameterError:
+        raise SalesforceSettingsError("The Salesforce secret is not a JSON object") from None
+    if not isinstance(secret, dict):
+        raise SalesforceSettingsError("The Salesforce secret is not a JSON object")
+    return settings_from_sources(secret, environment)

@@ -1,0 +1,62 @@
+"""A small client for the sandbox's admin API, for tests and tools."""
+
+from __future__ import annotations
+
+import ssl
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+
+class IntacctAdminClient:
+    """Calls /admin on a running sandbox over HTTPS, trusting only the given CA file."""
+
+    def __init__(self, admin_url: str, ca_file: Path | str, timeout: float = 10.0) -> None:
+        self.admin_url = admin_url.rstrip("/")
+        self.ca_file = str(ca_file)
+        self.ssl_context = ssl.create_default_context(cafile=self.ca_file)
+        self.timeout = timeout
+
+    def _call(self, method: str, path: str, payload: Any = None) -> httpx.Response:
+        with httpx.Client(verify=self.ssl_context, timeout=self.timeout) as client:
+            response = client.request(method, self.admin_url + path, json=payload)
+        response.raise_for_status()
+        return response
+
+    def reset(self) -> None:
+        """Back to the seed data, default config, no faults, sessions or counts."""
+        self._call("POST", "/reset")
+
+    def set_faults(self, **faults: Any) -> dict[str, Any]:
+        """Switch faults on, e.g. set_faults(fail_next={"count": 1, "status": 502}); returns the state."""
+        result: dict[str, Any] = self._call("POST", "/faults", faults).json()
+        return result
+
+    def clear_faults(self) -> dict[str, Any]:
+        result: dict[str, Any] = self._call("DELETE", "/faults").json()
+        return result
+
+    def expire_sessions(self) -> None:
+        self._call("POST", "/faults", {"expire_sessions": True})
+
+    def counts(self) -> dict[str, Any]:
+        """{"requests": n, "functions": {"create:CUSTOMER": n, ...}, "statuses": {"200": n, ...}}."""
+        result: dict[str, Any] = self._call("GET", "/counts").json()
+        return result
+
+    def records(self, object_name: str) -> list[dict[str, Any]]:
+        """Every stored record of CUSTOMER, SODOCUMENT, SODOCUMENTENTRY, ITEM, ..."""
+        result: list[dict[str, Any]] = self._call("GET", f"/records/{object_name}").json()
+        return result
+
+    def configure(
+        self, *, custom_fields: dict[str, list[str]] | None = None, session_seconds: int | None = None
+    ) -> dict[str, Any]:
+        payload: dict[str, Any] = {}
+        if custom_fields is not None:
+            payload["custom_fields"] = custom_fields
+        if session_seconds is not None:
+            payload["session_seconds"] = session_seconds
+        result: dict[str, Any] = self._call("PUT", "/config", payload).json()
+        return result

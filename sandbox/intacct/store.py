@@ -1,0 +1,426 @@
+"""The sandbox's company data: object definitions, seeded reference data, records, numbering and sessions.
+
+Records are plain dicts of UPPERCASE field -> value, where a value is a string or, for nested groups such as
+DISPLAYCONTACT, a dict of the same shape. Everything is held in memory; callers hold `SandboxState.lock`.
+"""
+
+from __future__ import annotations
+
+import copy
+import threading
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from sandbox.intacct.faults import FaultState
+
+Record = dict[str, Any]
+
+DEFAULT_SESSION_SECONDS = 3600
+DEFAULT_CUSTOM_FIELDS: dict[str, list[str]] = {
+    "CUSTOMER": ["SALESFORCE_ID"],
+    "SODOCUMENT": ["SALESFORCE_OPPORTUNITY_ID"],
+}
+MAX_RESULT_SETS = 200
+
+# Transaction definitions and their document number prefixes.
+TRANSACTION_DEFINITIONS = {"Sales Order": "SO", "Sales Invoice": "INV", "Sales Quote": "SQ"}
+TRANSACTION_STATES = ("Draft", "Pending", "Closed")
+DEFAULT_TRANSACTION_STATE = "Pending"
+BASE_CURRENCY = "USD"
+CURRENCIES = ("USD", "EUR", "GBP")
+TERM_DAYS = {"N15": 15, "N30": 30, "N60": 60, "Due on receipt": 0}
+
+MAILADDRESS_FIELDS = (
+    "ADDRESS1",
+    "ADDRESS2",
+    "ADDRESS3",
+    "CITY",
+    "STATE",
+    "ZIP",
+    "COUNTRY",
+    "COUNTRYCODE",
+    "ISOCOUNTRYCODE",
+)
+CONTACT_FIELDS = (
+    "CONTACTNAME",
+    "PRINTAS",
+    "COMPANYNAME",
+    "TAXABLE",
+    "TAXGROUP",
+    "PREFIX",
+    "FIRSTNAME",
+    "LASTNAME",
+    "INITIAL",
+    "PHONE1",
+    "PHONE2",
+    "CELLPHONE",
+    "PAGER",
+    "FAX",
+    "EMAIL1",
+    "EMAIL2",
+    "URL1",
+    "URL2",
+    "MAILADDRESS",
+)
+# Nested groups: group field -> allowed child fields (MAILADDRESS is nested once more).
+NESTED_GROUPS: dict[str, tuple[str, ...]] = {
+    "DISPLAYCONTACT": CONTACT_FIELDS,
+    "CONTACTINFO": ("CONTACTNAME",),
+    "BILLTO": ("CONTACTNAME",),
+    "SHIPTO": ("CONTACTNAME",),
+    "MAILADDRESS": MAILADDRESS_FIELDS,
+}
+
+
+@dataclass(frozen=True)
+class ObjectDefinition:
+    """What the gateway knows about an object: its standard fields (in output order) and its name field."""
+
+    name: str
+    fields: tuple[str, ...]
+    name_field: str | None
+    writable_fields: frozenset[str] = frozenset()
+    required_fields: frozenset[str] = frozenset()
+
+
+CUSTOMER_WRITABLE_FIELDS = frozenset(
+    {
+        "CUSTOMERID",
+        "NAME",
+        "DISPLAYCONTACT",
+        "STATUS",
+        "ONETIME",
+        "HIDEDISPLAYCONTACT",
+        "CUSTTYPE",
+        "CUSTREPID",
+        "PARENTID",
+        "GLGROUP",
+        "TERRITORYID",
+        "SUPDOCID",
+        "TERMNAME",
+        "OFFSETGLACCOUNTNO",
+        "ARACCOUNT",
+        "SHIPPINGMETHOD",
+        "RESALENO",
+        "TAXID",
+        "CREDITLIMIT",
+        "ONHOLD",
+        "DELIVERY_OPTIONS",
+        "CUSTMESSAGEID",
+        "COMMENTS",
+        "CURRENCY",
+        "ADVBILLBY",
+        "ADVBILLBYTYPE",
+        "CONTACTINFO",
+        "BILLTO",
+        "SHIPTO",
+        "OBJECTRESTRICTION",
+        "RESTRICTEDLOCATIONS",
+        "RESTRICTEDDEPARTMENTS",
+    }
+)
+
+OBJECTS: dict[str, ObjectDefinition] = {
+    "CUSTOMER": ObjectDefinition(
+        "CUSTOMER",
+        (
+            "RECORDNO",
+            "CUSTOMERID",
+            "NAME",
+            "STATUS",
+            "PARENTID",
+            "TERMNAME",
+            "CURRENCY",
+            "CUSTTYPE",
+            "CUSTREPID",
+            "TAXID",
+            "CREDITLIMIT",
+            "ONETIME",
+            "ONHOLD",
+            "HIDEDISPLAYCONTACT",
+            "GLGROUP",
+            "TERRITORYID",
+            "SHIPPINGMETHOD",
+            "RESALENO",
+            "DELIVERY_OPTIONS",
+            "COMMENTS",
+            "OBJECTRESTRICTION",
+            "TOTALDUE",
+            "DISPLAYCONTACT",
+            "CONTACTINFO",
+            "BILLTO",
+            "SHIPTO",
+            "WHENCREATED",
+            "WHENMODIFIED",
+            "CREATEDBY",
+            "MODIFIEDBY",
+        ),
+        "CUSTOMERID",
+        CUSTOMER_WRITABLE_FIELDS,
+        frozenset({"NAME", "DISPLAYCONTACT"}),
+    ),
+    "ITEM": ObjectDefinition(
+        "ITEM",
+        (
+            "RECORDNO",
+            "ITEMID",
+            "NAME",
+            "STATUS",
+            "ITEMTYPE",
+            "PRODUCTLINEID",
+            "EXTENDED_DESCRIPTION",
+            "BASEPRICE",
+            "UOM",
+            "TAXABLE",
+            "GLGROUP",
+            "WHENCREATED",
+            "WHENMODIFIED",
+        ),
+        "ITEMID",
+    ),
+    "SODOCUMENT": ObjectDefinition(
+        "SODOCUMENT",
+        (
+            "RECORDNO",
+            "DOCNO",
+            "DOCID",
+            "DOCPARID",
+            "STATE",
+            "CUSTVENDID",
+            "CUSTVENDNAME",
+            "WHENCREATED",
+            "WHENPOSTED",
+            "WHENDUE",
+            "TERMNAME",
+            "PONUMBER",
+            "EXTERNALID",
+            "MESSAGE",
+            "CURRENCY",
+            "BASECURR",
+            "SUBTOTAL",
+            "TOTAL",
+            "CREATEDFROM",
+            "WHENMODIFIED",
+        ),
+        "DOCID",
+    ),
+    "SODOCUMENTENTRY": ObjectDefinition(
+        "SODOCUMENTENTRY",
+        (
+            "RECORDNO",
+            "DOCHDRNO",
+            "DOCHDRID",
+            "DOCPARID",
+            "LINE_NO",
+            "ITEMID",
+            "ITEMNAME",
+            "ITEMDESC",
+            "QUANTITY",
+            "UNIT",
+            "PRICE",
+            "DISCOUNT",
+            "TOTAL",
+            "MEMO",
+            "LOCATIONID",
+            "DEPARTMENTID",
+            "REVRECSTARTDATE",
+            "REVRECENDDATE",
+            "WHENCREATED",
+        ),
+        None,
+    ),
+    "LOCATION": ObjectDefinition(
+        "LOCATION", ("RECORDNO", "LOCATIONID", "NAME", "STATUS", "CURRENCY"), "LOCATIONID"
+    ),
+    "DEPARTMENT": ObjectDefinition(
+        "DEPARTMENT", ("RECORDNO", "DEPARTMENTID", "TITLE", "STATUS"), "DEPARTMENTID"
+    ),
+    "ARTERM": ObjectDefinition("ARTERM", ("RECORDNO", "NAME", "DESCRIPTION", "STATUS", "DUEDAYS"), "NAME"),
+}
+
+SEED_ITEMS: tuple[tuple[str, str, str, str], ...] = (
+    # ITEMID, NAME, BASEPRICE, STATUS
+    ("SUB-PLATFORM", "Platform subscription (annual)", "12000", "active"),
+    ("SVC-ONBOARD", "Onboarding service", "2500", "active"),
+    ("SVC-TRAINING", "Training add-on", "800", "active"),
+    ("SUP-PREMIUM", "Premium support", "3000", "active"),
+    ("HW-GATEWAY", "Gateway device", "499", "active"),
+    ("OLD-LEGACY", "Legacy product (discontinued)", "100", "inactive"),
+)
+SEED_LOCATIONS = (("US", "United States", "USD"), ("UK", "United Kingdom", "GBP"))
+SEED_DEPARTMENTS = (("SALES", "Sales"), ("SERVICES", "Services"))
+SEED_CREATED = "01/01/2026 00:00:00"
+
+
+def utc_now() -> datetime:
+    """The current time (UTC)."""
+    return datetime.now(UTC)
+
+
+def format_datetime(moment: datetime) -> str:
+    """Intacct's record timestamp format: mm/dd/yyyy HH:MM:SS."""
+    return moment.strftime("%m/%d/%Y %H:%M:%S")
+
+
+@dataclass
+class CompanyData:
+    """Everything a transaction may change; snapshot and restored as a whole on rollback."""
+
+    records: dict[str, list[Record]]
+    next_recordno: dict[str, int]
+    next_document_number: dict[str, int]
+    next_customer_number: int
+    completed_controlids: dict[str, set[str]]
+
+    def snapshot(self) -> CompanyData:
+        return copy.deepcopy(self)
+
+
+@dataclass
+class SandboxConfig:
+    """Settings changed through `PUT /admin/config`."""
+
+    custom_fields: dict[str, list[str]] = field(default_factory=lambda: copy.deepcopy(DEFAULT_CUSTOM_FIELDS))
+    session_seconds: int = DEFAULT_SESSION_SECONDS
+
+    def to_json(self) -> dict[str, Any]:
+        return {"custom_fields": copy.deepcopy(self.custom_fields), "session_seconds": self.session_seconds}
+
+
+@dataclass
+class ApiSession:
+    """An API session made by getAPISession; valid until `expires_at`, which every call pushes forward."""
+
+    session_id: str
+    company_id: str
+    user_id: str
+    location_id: str
+    expires_at: datetime
+
+
+@dataclass
+class ResultSet:
+    """A readByQuery result kept for readMore: the remaining rows of the query."""
+
+    result_id: str
+    object_name: str
+    rows: list[Record]
+    fields: list[str]
+    page_size: int
+    position: int
+
+
+@dataclass
+class Counts:
+    """What the gateway has seen since the last reset."""
+
+    requests: int = 0
+    functions: Counter[str] = field(default_factory=Counter)
+    statuses: Counter[str] = field(default_factory=Counter)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "requests": self.requests,
+            "functions": dict(self.functions),
+            "statuses": dict(self.statuses),
+        }
+
+
+def seed_company_data() -> CompanyData:
+    """The company as it is after a reset: reference data, no customers and no orders."""
+    data = CompanyData(
+        records={name: [] for name in OBJECTS},
+        next_recordno={},
+        next_document_number={},
+        next_customer_number=1,
+        completed_controlids={},
+    )
+    for item_id, name, price, status in SEED_ITEMS:
+        add_record(
+            data,
+            "ITEM",
+            {
+                "ITEMID": item_id,
+                "NAME": name,
+                "STATUS": status,
+                "ITEMTYPE": "Non-Inventory (Sales only)",
+                "PRODUCTLINEID": "",
+                "EXTENDED_DESCRIPTION": "",
+                "BASEPRICE": price,
+                "UOM": "Each",
+                "TAXABLE": "false",
+                "GLGROUP": "",
+                "WHENCREATED": SEED_CREATED,
+                "WHENMODIFIED": SEED_CREATED,
+            },
+        )
+    for location_id, name, currency in SEED_LOCATIONS:
+        add_record(
+            data,
+            "LOCATION",
+            {"LOCATIONID": location_id, "NAME": name, "STATUS": "active", "CURRENCY": currency},
+        )
+    for department_id, title in SEED_DEPARTMENTS:
+        add_record(data, "DEPARTMENT", {"DEPARTMENTID": department_id, "TITLE": title, "STATUS": "active"})
+    for term, days in TERM_DAYS.items():
+        add_record(
+            data,
+            "ARTERM",
+            {"NAME": term, "DESCRIPTION": term, "STATUS": "active", "DUEDAYS": str(days)},
+        )
+    return data
+
+
+def add_record(data: CompanyData, object_name: str, fields: Record) -> Record:
+    """Store a new record with the next RECORDNO of its object and return it."""
+    recordno = data.next_recordno.get(object_name, 1)
+    data.next_recordno[object_name] = recordno + 1
+    record: Record = {"RECORDNO": str(recordno), **fields}
+    data.records[object_name].append(record)
+    return record
+
+
+def find_record(data: CompanyData, object_name: str, field_name: str, value: str) -> Record | None:
+    """The first record of `object_name` whose `field_name` equals `value`."""
+    for record in data.records[object_name]:
+        if record.get(field_name) == value:
+            return record
+    return None
+
+
+class SandboxState:
+    """All mutable state of one sandbox instance, guarded by `lock`."""
+
+    def __init__(self) -> None:
+        self.lock = threading.RLock()
+        self.data = seed_company_data()
+        self.config = SandboxConfig()
+        self.sessions: dict[str, ApiSession] = {}
+        self.result_sets: dict[str, ResultSet] = {}
+        self.counts = Counts()
+        self.faults = FaultState()
+
+    def reset(self) -> None:
+        """Back to the seed: no customers or orders, default config, no faults, sessions or counts."""
+        with self.lock:
+            self.data = seed_company_data()
+            self.config = SandboxConfig()
+            self.sessions.clear()
+            self.result_sets.clear()
+            self.counts = Counts()
+            self.faults = FaultState()
+
+    def custom_fields(self, object_name: str) -> list[str]:
+        return self.config.custom_fields.get(object_name, [])
+
+    def all_fields(self, object_name: str) -> list[str]:
+        """Standard then custom fields of an object, in output order."""
+        return [*OBJECTS[object_name].fields, *self.custom_fields(object_name)]
+
+    def remember_result_set(self, result_set: ResultSet) -> None:
+        """Keep a readByQuery result for readMore, forgetting the oldest ones beyond a bound."""
+        self.result_sets[result_set.result_id] = result_set
+        while len(self.result_sets) > MAX_RESULT_SETS:
+            del self.result_sets[next(iter(self.result_sets))]

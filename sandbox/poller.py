@@ -1,0 +1,567 @@
+"""The local queue poller: SQS queues driven into worker handlers the way Lambda's event source mapping does.
+
+For each EventSourceMapping, `maximum_concurrency` threads long-poll the queue, gather a batch (up to
+`batch_size` records, waiting up to `maximum_batching_window_seconds` for more), build the Lambda SQS
+event, call the handler with a Lambda-like context, and settle the batch like a mapping with
+FunctionResponseTypes [ReportBatchItemFailures]:
+
+- the handler returns normally without failures: every message is deleted;
+- it returns {"batchItemFailures": [{"itemIdentifier": messageId}, ...]}: every other message is deleted,
+  the failed ones stay and reappear after the queue's visibility timeout;
+- it raises, runs past the function timeout, or returns an invalid response (not JSON-serialisable,
+  an empty/missing itemIdentifier or one that is not in the batch): nothing is deleted.
+
+Redrive to the dead-letter queue after maxReceiveCount is the queue's own RedrivePolicy: SQS (and moto)
+move a message on the receive that would exceed maxReceiveCount, so the handler sees it exactly
+maxReceiveCount times. The poller does not move messages itself.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+if TYPE_CHECKING:
+    from mypy_boto3_sqs import SQSClient
+    from mypy_boto3_sqs.literals import QueueAttributeNameType
+    from mypy_boto3_sqs.type_defs import MessageAttributeValueOutputTypeDef, MessageTypeDef
+
+logger = logging.getLogger(__name__)
+
+Handler = Callable[[dict[str, Any], Any], object]
+
+MAX_MESSAGES_PER_RECEIVE = 10  # SQS ReceiveMessage limit
+POLL_WAIT_SECONDS = 1  # long-poll wait per receive; bounds how long stop() takes
+STOP_TIMEOUT_SECONDS = 2.0
+RECEIVE_ERROR_PAUSE_SECONDS = 1.0
+IDLE_CHECK_INTERVAL_SECONDS = 0.1
+DEFAULT_MEMORY_SIZE_MB = 128
+
+# The system attributes Lambda puts in every record, in its order, then those it adds when present.
+_RECORD_ATTRIBUTES = (
+    "ApproximateReceiveCount",
+    "SentTimestamp",
+    "SenderId",
+    "ApproximateFirstReceiveTimestamp",
+)
+_OPTIONAL_RECORD_ATTRIBUTES = (
+    "SequenceNumber",
+    "MessageGroupId",
+    "MessageDeduplicationId",
+    "AWSTraceHeader",
+    "DeadLetterQueueSourceArn",
+)
+_QUEUE_DEPTH_ATTRIBUTES: list[QueueAttributeNameType] = [
+    "ApproximateNumberOfMessages",
+    "ApproximateNumberOfMessagesNotVisible",
+    "ApproximateNumberOfMessagesDelayed",
+]
+
+
+class PollerError(Exception):
+    """The poller was used wrongly (started twice) or a mapping's queue cannot be polled."""
+
+
+class BatchResponseError(Exception):
+    """The handler's partial batch response is invalid, so Lambda counts the whole batch as failed."""
+
+
+@dataclass(frozen=True)
+class EventSourceMapping:
+    """One queue → function wiring, with the settings of an SQS event source mapping and its function."""
+
+    function_name: str
+    queue_url: str
+    handler: Handler
+    batch_size: int = 10
+    maximum_batching_window_seconds: int = 0
+    maximum_concurrency: int = 2
+    function_timeout_seconds: int = 60
+    memory_size_mb: int = DEFAULT_MEMORY_SIZE_MB
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.batch_size <= 10000:
+            raise ValueError(f"{self.function_name}: batch_size must be 1..10000, not {self.batch_size}")
+        if not 0 <= self.maximum_batching_window_seconds <= 300:
+            raise ValueError(
+                f"{self.function_name}: maximum_batching_window_seconds must be 0..300, "
+                f"not {self.maximum_batching_window_seconds}"
+            )
+        if self.batch_size > MAX_MESSAGES_PER_RECEIVE and self.maximum_batching_window_seconds < 1:
+            raise ValueError(
+                f"{self.function_name}: batch_size above {MAX_MESSAGES_PER_RECEIVE} needs "
+                "maximum_batching_window_seconds of at least 1 (as on AWS)"
+            )
+        if self.maximum_concurrency < 1:
+            raise ValueError(f"{self.function_name}: maximum_concurrency must be at least 1")
+        if self.function_timeout_seconds < 1:
+            raise ValueError(f"{self.function_name}: function_timeout_seconds must be at least 1")
+
+
+class LocalLambdaContext:
+    """What a Lambda handler's `context` offers, for one invocation."""
+
+    function_version = "$LATEST"
+    identity = None
+    client_context = None
+
+    def __init__(
+        self,
+        *,
+        function_name: str,
+        invoked_function_arn: str,
+        memory_limit_in_mb: int,
+        timeout_seconds: int,
+        log_stream_name: str,
+    ) -> None:
+        self.function_name = function_name
+        self.invoked_function_arn = invoked_function_arn
+        self.memory_limit_in_mb = memory_limit_in_mb
+        self.aws_request_id = str(uuid.uuid4())
+        self.log_group_name = f"/aws/lambda/{function_name}"
+        self.log_stream_name = log_stream_name
+        self._deadline = time.monotonic() + timeout_seconds
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(0, int((self._deadline - time.monotonic()) * 1000))
+
+
+@dataclass(frozen=True)
+class InvocationRecord:
+    """One handler invocation: how many records, how many were left for retry, and what it cost."""
+
+    function_name: str
+    records: int
+    failed_records: int
+    outcome: str  # "success", "partial", "error" (raised or invalid response) or "timeout"
+    cpu_seconds: float
+    duration_seconds: float
+
+
+@dataclass
+class _FunctionTotals:
+    invocations: int = 0
+    records: int = 0
+    failed_records: int = 0
+    errors: int = 0
+    cpu_seconds: float = 0.0
+    duration_seconds: float = 0.0
+    outcomes: dict[str, int] = field(default_factory=dict)
+
+    def add(self, invocation: InvocationRecord) -> None:
+        self.invocations += 1
+        self.records += invocation.records
+        self.failed_records += invocation.failed_records
+        if invocation.outcome in ("error", "timeout"):
+            self.errors += 1
+        self.cpu_seconds += invocation.cpu_seconds
+        self.duration_seconds += invocation.duration_seconds
+        self.outcomes[invocation.outcome] = self.outcomes.get(invocation.outcome, 0) + 1
+
+
+# ---------------------------------------------------------------------------- event and response
+
+
+def sqs_event(messages: Sequence[MessageTypeDef], queue_arn: str, region: str) -> dict[str, Any]:
+    """The Lambda SQS event for received messages, shaped exactly as the event source mapping sends it."""
+    return {"Records": [_sqs_record(message, queue_arn, region) for message in messages]}
+
+
+def _sqs_record(message: MessageTypeDef, queue_arn: str, region: str) -> dict[str, Any]:
+    received = {str(name): value for name, value in message.get("Attributes", {}).items()}
+    attributes = {name: received.get(name, "") for name in _RECORD_ATTRIBUTES}
+    attributes.update({name: received[name] for name in _OPTIONAL_RECORD_ATTRIBUTES if name in received})
+    message_attributes = {
+        name: _record_message_attribute(value) for name, value in message.get("MessageAttributes", {}).items()
+    }
+    return {
+        "messageId": message["MessageId"],
+        "receiptHandle": message["ReceiptHandle"],
+        "body": message.get("Body", ""),
+        "attributes": attributes,
+        "messageAttributes": message_attributes,
+        "md5OfBody": message.get("MD5OfBody", ""),
+        "eventSource": "aws:sqs",
+        "eventSourceARN": queue_arn,
+        "awsRegion": region,
+    }
+
+
+def _record_message_attribute(value: MessageAttributeValueOutputTypeDef) -> dict[str, Any]:
+    """A message attribute as Lambda writes it: camelCase, binary base64-encoded, empty list values."""
+    converted: dict[str, Any] = {}
+    if "StringValue" in value:
+        converted["stringValue"] = value["StringValue"]
+    if "BinaryValue" in value:
+        converted["binaryValue"] = base64.b64encode(value["BinaryValue"]).decode("ascii")
+    converted["stringListValues"] = list(value.get("StringListValues", []))
+    converted["binaryListValues"] = [
+        base64.b64encode(item).decode("ascii") for item in value.get("BinaryListValues", [])
+    ]
+    converted["dataType"] = value["DataType"]
+    return converted
+
+
+def failed_message_ids(response: object, batch_message_ids: Iterable[str]) -> set[str]:
+    """The message ids a partial batch response reports as failed, by Lambda's rules.
+
+    None, a response without "batchItemFailures", or a null/empty list mean full success. A response
+    that is not a JSON object, a list that is not a list of objects, or an item whose itemIdentifier is
+    missing, empty, not a string or not a message of the batch raise BatchResponseError.
+    """
+    if response is None:
+        return set()
+    if not isinstance(response, dict):
+        raise BatchResponseError(f"the response is a {type(response).__name__}, not a JSON object")
+    failures = response.get("batchItemFailures")
+    if failures is None:
+        return set()
+    if not isinstance(failures, list):
+        raise BatchResponseError("batchItemFailures is not a list")
+    in_batch = set(batch_message_ids)
+    failed: set[str] = set()
+    for item in failures:
+        if not isinstance(item, dict):
+            raise BatchResponseError(f"a batchItemFailures entry is not an object: {item!r}")
+        identifier = item.get("itemIdentifier")
+        if not isinstance(identifier, str) or not identifier:
+            raise BatchResponseError(f"a batchItemFailures entry has no itemIdentifier: {item!r}")
+        if identifier not in in_batch:
+            raise BatchResponseError(f"itemIdentifier {identifier!r} is not a message of the batch")
+        failed.add(identifier)
+    return failed
+
+
+# ---------------------------------------------------------------------------- poller
+
+
+class QueuePoller:
+    """Background threads that drive SQS queues into handlers; start(), stop(), stats(), wait_until_idle()."""
+
+    def __init__(
+        self, sqs_client: SQSClient, mappings: Sequence[EventSourceMapping], region: str = "us-east-1"
+    ) -> None:
+        self._sqs = sqs_client
+        self._mappings = list(mappings)
+        self._region = region
+        self._stopping = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._lock = threading.Lock()
+        self._running_invocations = 0
+        self._invocations: list[InvocationRecord] = []
+        self._started = False
+
+    def __enter__(self) -> QueuePoller:
+        """Start the poller unless it is already started (as by start_queue_poller); stop it on exit."""
+        if not self._started:
+            self.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        """Look up every queue's ARN (failing fast on a missing queue), then start the polling threads."""
+        if self._started:
+            raise PollerError("the poller is already started")
+        queue_arns = {mapping.queue_url: self._queue_arn(mapping.queue_url) for mapping in self._mappings}
+        for mapping in self._mappings:
+            self._warn_on_short_visibility_timeout(mapping)
+        self._started = True
+        for mapping in self._mappings:
+            for index in range(mapping.maximum_concurrency):
+                thread = threading.Thread(
+                    target=self._poll,
+                    args=(mapping, queue_arns[mapping.queue_url]),
+                    name=f"poller-{mapping.function_name}-{index}",
+                    daemon=True,
+                )
+                self._threads.append(thread)
+                thread.start()
+
+    def stop(self, timeout: float = STOP_TIMEOUT_SECONDS) -> None:
+        """Stop polling; wait up to `timeout` in all for the threads (a running handler is not cut off)."""
+        self._stopping.set()
+        deadline = time.monotonic() + timeout
+        for thread in self._threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        still_running = [thread.name for thread in self._threads if thread.is_alive()]
+        if still_running:
+            logger.warning("poller threads still busy after stop: %s", ", ".join(still_running))
+
+    @property
+    def is_running(self) -> bool:
+        """Whether any polling thread is still alive."""
+        return any(thread.is_alive() for thread in self._threads)
+
+    def invocations(self) -> list[InvocationRecord]:
+        """Every invocation so far, oldest first."""
+        with self._lock:
+            return list(self._invocations)
+
+    def stats(self) -> dict[str, dict[str, Any]]:
+        """Totals per function: invocations, records, failed_records, errors, cpu_seconds, duration_seconds,
+        outcomes (count per outcome)."""
+        totals: dict[str, _FunctionTotals] = {
+            mapping.function_name: _FunctionTotals() for mapping in self._mappings
+        }
+        for invocation in self.invocations():
+            totals.setdefault(invocation.function_name, _FunctionTotals()).add(invocation)
+        return {
+            name: {
+                "invocations": total.invocations,
+                "records": total.records,
+                "failed_records": total.failed_records,
+                "errors": total.errors,
+                "cpu_seconds": total.cpu_seconds,
+                "duration_seconds": total.duration_seconds,
+                "outcomes": dict(total.outcomes),
+            }
+            for name, total in totals.items()
+        }
+
+    def reset_stats(self) -> None:
+        """Forget the invocations recorded so far."""
+        with self._lock:
+            self._invocations.clear()
+
+    def wait_until_idle(self, timeout: float) -> bool:
+        """Wait until every polled queue is empty (visible, in flight and delayed) and no handler runs."""
+        deadline = time.monotonic() + timeout
+        while True:
+            if self._is_idle():
+                return True
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(IDLE_CHECK_INTERVAL_SECONDS)
+
+    def _is_idle(self) -> bool:
+        # Invocations first, queues second: a batch received after the first check is still in flight.
+        with self._lock:
+            if self._running_invocations:
+                return False
+        for queue_url in dict.fromkeys(mapping.queue_url for mapping in self._mappings):
+            attributes = self._sqs.get_queue_attributes(
+                QueueUrl=queue_url, AttributeNames=_QUEUE_DEPTH_ATTRIBUTES
+            )["Attributes"]
+            if any(int(attributes.get(name, "0")) for name in _QUEUE_DEPTH_ATTRIBUTES):
+                return False
+        return True
+
+    def _warn_on_short_visibility_timeout(self, mapping: EventSourceMapping) -> None:
+        """AWS refuses a mapping whose queue's visibility timeout is below the function timeout; say so."""
+        attributes = self._sqs.get_queue_attributes(
+            QueueUrl=mapping.queue_url, AttributeNames=["VisibilityTimeout"]
+        )
+        visibility_timeout = int(attributes["Attributes"].get("VisibilityTimeout", "30"))
+        if visibility_timeout < mapping.function_timeout_seconds:
+            logger.warning(
+                "%s: queue visibility timeout %d s is less than the function timeout %d s (AWS refuses this "
+                "mapping; a record may be handled again while still running)",
+                mapping.function_name,
+                visibility_timeout,
+                mapping.function_timeout_seconds,
+            )
+
+    def _queue_arn(self, queue_url: str) -> str:
+        try:
+            attributes = self._sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])
+        except (BotoCoreError, ClientError) as error:
+            raise PollerError(f"cannot poll {queue_url}: {error}") from error
+        return attributes["Attributes"]["QueueArn"]
+
+    # --------------------------------------------------------------- one polling thread
+
+    def _poll(self, mapping: EventSourceMapping, queue_arn: str) -> None:
+        log_stream_name = f"{time.strftime('%Y/%m/%d', time.gmtime())}/[$LATEST]{uuid.uuid4().hex}"
+        while not self._stopping.is_set():
+            try:
+                messages = self._gather_batch(mapping)
+            except (BotoCoreError, ClientError) as error:
+                if self._stopping.is_set():
+                    break
+                logger.warning(
+                    "%s: receiving from %s failed: %s", mapping.function_name, mapping.queue_url, error
+                )
+                self._stopping.wait(RECEIVE_ERROR_PAUSE_SECONDS)
+                continue
+            if not messages:
+                continue
+            try:
+                self._invoke(mapping, queue_arn, messages, log_stream_name)
+            except Exception as error:  # the thread keeps polling; the batch reappears after the timeout
+                logger.error(
+                    "%s: invoking failed: %s: %s", mapping.function_name, type(error).__name__, error
+                )
+
+    def _gather_batch(self, mapping: EventSourceMapping) -> list[MessageTypeDef]:
+        """Receive up to batch_size messages; with a batching window, keep receiving until it closes.
+
+        On stop, messages gathered but not yet handed to the handler are made visible again.
+        """
+        messages: list[MessageTypeDef] = []
+        window_closes: float | None = None
+        while not self._stopping.is_set():
+            wait_seconds = POLL_WAIT_SECONDS
+            if window_closes is not None:
+                remaining = window_closes - time.monotonic()
+                if remaining <= 0:
+                    return messages
+                wait_seconds = POLL_WAIT_SECONDS if remaining >= POLL_WAIT_SECONDS else 0
+            wanted = min(MAX_MESSAGES_PER_RECEIVE, mapping.batch_size - len(messages))
+            received = self._sqs.receive_message(
+                QueueUrl=mapping.queue_url,
+                MaxNumberOfMessages=wanted,
+                WaitTimeSeconds=wait_seconds,
+                MessageSystemAttributeNames=["All"],
+                MessageAttributeNames=["All"],
+            ).get("Messages", [])
+            _add_received(messages, received)
+            if len(messages) >= mapping.batch_size:
+                return messages
+            if messages and mapping.maximum_batching_window_seconds == 0:
+                return messages
+            if messages and window_closes is None:
+                window_closes = time.monotonic() + mapping.maximum_batching_window_seconds
+            if not received and wait_seconds == 0:
+                self._stopping.wait(0.05)
+        self._release(mapping, messages)
+        return []
+
+    def _release(self, mapping: EventSourceMapping, messages: Sequence[MessageTypeDef]) -> None:
+        for chunk in _chunks(list(messages), MAX_MESSAGES_PER_RECEIVE):
+            try:
+                self._sqs.change_message_visibility_batch(
+                    QueueUrl=mapping.queue_url,
+                    Entries=[
+                        {"Id": str(index), "ReceiptHandle": message["ReceiptHandle"], "VisibilityTimeout": 0}
+                        for index, message in enumerate(chunk)
+                    ],
+                )
+            except (BotoCoreError, ClientError) as error:
+                logger.warning("%s: could not release messages on stop: %s", mapping.function_name, error)
+
+    def _invoke(
+        self,
+        mapping: EventSourceMapping,
+        queue_arn: str,
+        messages: list[MessageTypeDef],
+        log_stream_name: str,
+    ) -> None:
+        with self._lock:
+            self._running_invocations += 1
+        try:
+            event = sqs_event(messages, queue_arn, self._region)
+            context = LocalLambdaContext(
+                function_name=mapping.function_name,
+                invoked_function_arn=_function_arn(queue_arn, self._region, mapping.function_name),
+                memory_limit_in_mb=mapping.memory_size_mb,
+                timeout_seconds=mapping.function_timeout_seconds,
+                log_stream_name=log_stream_name,
+            )
+            message_ids = [message["MessageId"] for message in messages]
+            started = time.monotonic()
+            started_cpu = time.thread_time()
+            outcome, failed = self._call_handler(mapping, event, context, message_ids)
+            cpu_seconds = time.thread_time() - started_cpu
+            duration_seconds = time.monotonic() - started
+            if duration_seconds > mapping.function_timeout_seconds:
+                logger.error("%s: Task timed out after %.2f seconds", mapping.function_name, duration_seconds)
+                outcome, failed = "timeout", set(message_ids)
+            self._delete(mapping, [message for message in messages if message["MessageId"] not in failed])
+            invocation = InvocationRecord(
+                function_name=mapping.function_name,
+                records=len(messages),
+                failed_records=len(failed),
+                outcome=outcome,
+                cpu_seconds=cpu_seconds,
+                duration_seconds=duration_seconds,
+            )
+            with self._lock:
+                self._invocations.append(invocation)
+        finally:
+            with self._lock:
+                self._running_invocations -= 1
+
+    def _call_handler(
+        self,
+        mapping: EventSourceMapping,
+        event: dict[str, Any],
+        context: LocalLambdaContext,
+        message_ids: list[str],
+    ) -> tuple[str, set[str]]:
+        """Run the handler; the outcome and the ids to leave on the queue."""
+        try:
+            response = mapping.handler(event, context)
+            json.dumps(response)  # Lambda serialises the response; failing that fails the invocation
+            failed = failed_message_ids(response, message_ids)
+        except BatchResponseError as error:
+            logger.error(
+                "%s: invalid partial batch response, whole batch failed: %s", mapping.function_name, error
+            )
+            return "error", set(message_ids)
+        except Exception as error:
+            logger.error("%s failed: %s: %s", mapping.function_name, type(error).__name__, error)
+            return "error", set(message_ids)
+        return ("partial" if failed else "success"), failed
+
+    def _delete(self, mapping: EventSourceMapping, messages: Sequence[MessageTypeDef]) -> None:
+        for chunk in _chunks(list(messages), MAX_MESSAGES_PER_RECEIVE):
+            try:
+                result = self._sqs.delete_message_batch(
+                    QueueUrl=mapping.queue_url,
+                    Entries=[
+                        {"Id": str(index), "ReceiptHandle": message["ReceiptHandle"]}
+                        for index, message in enumerate(chunk)
+                    ],
+                )
+            except (BotoCoreError, ClientError) as error:
+                logger.error("%s: deleting handled messages failed: %s", mapping.function_name, error)
+                continue
+            for failure in result.get("Failed", []):
+                logger.error(
+                    "%s: deleting a handled message failed: %s %s",
+                    mapping.function_name,
+                    failure.get("Code"),
+                    failure.get("Message"),
+                )
+
+
+def start_queue_poller(
+    sqs_client: SQSClient, mappings: Sequence[EventSourceMapping], region: str = "us-east-1"
+) -> QueuePoller:
+    """Create a QueuePoller for the mappings and start it."""
+    poller = QueuePoller(sqs_client, mappings, region)
+    poller.start()
+    return poller
+
+
+def _add_received(batch: list[MessageTypeDef], received: Sequence[MessageTypeDef]) -> None:
+    """Add received messages to a batch; one received again (visibility timeout shorter than the
+    batching window) replaces its older copy, so a batch never holds a message twice."""
+    positions = {message["MessageId"]: index for index, message in enumerate(batch)}
+    for message in received:
+        position = positions.get(message["MessageId"])
+        if position is None:
+            positions[message["MessageId"]] = len(batch)
+            batch.append(message)
+        else:
+            batch[position] = message
+
+
+def _function_arn(queue_arn: str, region: str, function_name: str) -> str:
+    account_id = queue_arn.split(":")[4]
+    return f"arn:aws:lambda:{region}:{account_id}:function:{function_name}"
+
+
+def _chunks(items: list[MessageTypeDef], size: int) -> list[list[MessageTypeDef]]:
+    return [items[start : start + size] for start in range(0, len(items), size)]

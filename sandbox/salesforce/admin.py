@@ -1,0 +1,229 @@
+"""The admin API beside the protocol (JSON under /admin, no Salesforce auth; the server binds 127.0.0.1).
+
+POST   /admin/reset                      back to the seed org; deliveries, faults and counts cleared
+GET    /admin/faults                     current faults
+POST   /admin/faults                     {"latency_ms", "fail_next": {"count", "status"},
+                                          "expire_tokens": true, "spend_api_allowance": true}
+DELETE /admin/faults                     faults off
+GET    /admin/counts                     {"requests", "by_kind": {...}}
+GET    /admin/outbound                   Outbound Message deliveries
+POST   /admin/outbound/flush             send everything pending now (synchronously)
+GET    /admin/outbound/definitions       the Outbound Message definitions
+PUT    /admin/outbound/definitions       replace them (list of definitions)
+GET    /admin/config                     {"query_page_size", "daily_api_allowance", "api_usage"}
+POST   /admin/config                     {"query_page_size": n}
+GET    /admin/validation_rules           custom validation rules
+PUT    /admin/validation_rules           replace them: [{"object_type", "message", "error_field", "when"}]
+GET    /admin/records/<Object>           every record of an object (deleted ones included), as REST JSON
+GET    /admin/users                      the org's users: integration user and a sales rep
+POST   /admin/login                      {"username"} -> {"access_token", "instance_url", "user_id"}
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from sandbox.salesforce.faults import FaultConfigError
+from sandbox.salesforce.outbound import definition_from_json, definition_json
+from sandbox.salesforce.schema import object_spec
+from sandbox.salesforce.store import ValidationRule, record_json
+
+if TYPE_CHECKING:
+    from sandbox.salesforce.server import SandboxState
+
+ADMIN_PREFIX = "/admin"
+
+
+@dataclass
+class AdminReply:
+    status: int
+    payload: Any = None
+
+    def body(self) -> bytes:
+        return b"" if self.payload is None else json.dumps(self.payload).encode()
+
+
+class AdminError(ValueError):
+    """A bad admin request; answered 400 with {"error": message}."""
+
+
+def handle_admin(state: SandboxState, method: str, path: str, body: bytes) -> AdminReply:
+    route = path[len(ADMIN_PREFIX) :].rstrip("/")
+    try:
+        if route == "/reset" and method == "POST":
+            state.reset()
+            return AdminReply(200, {"reset": True})
+        if route == "/faults":
+            return faults(state, method, body)
+        if route == "/counts" and method == "GET":
+            return AdminReply(200, state.counts.to_json())
+        if route == "/outbound" and method == "GET":
+            return AdminReply(200, state.outbound.deliveries_json())
+        if route == "/outbound/flush" and method == "POST":
+            state.outbound.flush()
+            return AdminReply(200, state.outbound.deliveries_json())
+        if route == "/outbound/definitions":
+            return outbound_definitions(state, method, body)
+        if route == "/config":
+            return config(state, method, body)
+        if route == "/validation_rules":
+            return validation_rules(state, method, body)
+        if route.startswith("/records/") and method == "GET":
+            return records(state, route.removeprefix("/records/"))
+        if route == "/users" and method == "GET":
+            return AdminReply(
+                200,
+                [
+                    {
+                        "id": user.user_id,
+                        "username": user.username,
+                        "name": f"{user.first_name} {user.last_name}",
+                    }
+                    for user in state.users
+                ],
+            )
+        if route == "/login" and method == "POST":
+            username = json_object(body).get("username")
+            try:
+                return AdminReply(200, state.log_in(str(username)))
+            except KeyError as error:
+                raise AdminError(f"no user {username!r}") from error
+    except AdminError as error:
+        return AdminReply(400, {"error": str(error)})
+    return AdminReply(404, {"error": f"no admin route {method} {path}"})
+
+
+def json_body(body: bytes) -> Any:
+    try:
+        return json.loads(body or b"null")
+    except ValueError as error:
+        raise AdminError(f"the body is not JSON: {error}") from error
+
+
+def json_object(body: bytes) -> dict[str, Any]:
+    payload = json_body(body or b"{}")
+    if not isinstance(payload, dict):
+        raise AdminError("the body must be a JSON object")
+    return payload
+
+
+def faults(state: SandboxState, method: str, body: bytes) -> AdminReply:
+    if method == "GET":
+        return AdminReply(200, state.faults.to_json())
+    if method == "DELETE":
+        state.faults.clear()
+        return AdminReply(200, state.faults.to_json())
+    if method == "POST":
+        try:
+            actions = state.faults.update(json_object(body))
+        except FaultConfigError as error:
+            raise AdminError(str(error)) from error
+        if actions.expire_tokens:
+            state.sessions.expire_all()
+        if actions.spend_api_allowance:
+            state.allowance.spend_all()
+        return AdminReply(200, state.faults.to_json())
+    return AdminReply(405, {"error": f"{method} is not allowed on /admin/faults"})
+
+
+def outbound_definitions(state: SandboxState, method: str, body: bytes) -> AdminReply:
+    if method == "PUT":
+        payload = json_body(body)
+        if not isinstance(payload, list):
+            raise AdminError("the body must be a JSON list of outbound message definitions")
+        try:
+            state.outbound.set_definitions([definition_from_json(item) for item in payload])
+        except ValueError as error:
+            raise AdminError(str(error)) from error
+    elif method != "GET":
+        return AdminReply(405, {"error": f"{method} is not allowed on /admin/outbound/definitions"})
+    return AdminReply(
+        200,
+        [
+            {**definition_json(definition), "action_id": state.outbound.action_id(definition.name)}
+            for definition in state.outbound.definitions
+        ],
+    )
+
+
+def config(state: SandboxState, method: str, body: bytes) -> AdminReply:
+    if method == "POST":
+        update = json_object(body)
+        unknown = set(update) - {"query_page_size"}
+        if unknown:
+            raise AdminError(f"unknown settings: {', '.join(sorted(unknown))}")
+        page_size = update.get("query_page_size")
+        if page_size is not None:
+            if not isinstance(page_size, int) or isinstance(page_size, bool) or not 1 <= page_size <= 2000:
+                raise AdminError("query_page_size must be an integer from 1 to 2000")
+            state.rest.page_size = page_size
+    elif method != "GET":
+        return AdminReply(405, {"error": f"{method} is not allowed on /admin/config"})
+    return AdminReply(
+        200,
+        {
+            "query_page_size": state.rest.page_size,
+            "daily_api_allowance": state.allowance.allowance,
+            "api_usage": state.allowance.used,
+        },
+    )
+
+
+def validation_rules(state: SandboxState, method: str, body: bytes) -> AdminReply:
+    if method == "PUT":
+        payload = json_body(body)
+        if not isinstance(payload, list):
+            raise AdminError("the body must be a JSON list of validation rules")
+        rules = [validation_rule(item) for item in payload]
+        with state.store.lock:
+            state.store.validation_rules = rules
+    elif method != "GET":
+        return AdminReply(405, {"error": f"{method} is not allowed on /admin/validation_rules"})
+    with state.store.lock:
+        return AdminReply(
+            200,
+            [
+                {
+                    "object_type": rule.object_type,
+                    "message": rule.message,
+                    "error_field": rule.error_field,
+                    "when": rule.when,
+                }
+                for rule in state.store.validation_rules
+            ],
+        )
+
+
+def validation_rule(item: Any) -> ValidationRule:
+    if not isinstance(item, dict):
+        raise AdminError("each validation rule must be a JSON object")
+    spec = object_spec(str(item.get("object_type", "")))
+    if spec is None or not spec.writable:
+        raise AdminError(f"unknown or read-only object: {item.get('object_type')!r}")
+    message = item.get("message")
+    if not isinstance(message, str) or not message:
+        raise AdminError("a validation rule needs a message")
+    error_field = item.get("error_field")
+    if error_field is not None:
+        field_spec = spec.field(str(error_field))
+        if field_spec is None:
+            raise AdminError(f"{spec.name} has no field {error_field!r}")
+        error_field = field_spec.name
+    when = item.get("when", {})
+    if not isinstance(when, dict):
+        raise AdminError("when must be an object of field -> value")
+    for name in when:
+        if spec.field(name) is None:
+            raise AdminError(f"{spec.name} has no field {name!r}")
+    return ValidationRule(spec.name, message, error_field, dict(when))
+
+
+def records(state: SandboxState, object_name: str) -> AdminReply:
+    spec = object_spec(object_name)
+    if spec is None:
+        raise AdminError(f"unknown object: {object_name!r}")
+    with state.store.lock:
+        rows = [record_json(spec, record, state.api_version) for record in state.store.every(spec.name)]
+    return AdminReply(200, rows)

@@ -1,0 +1,507 @@
+"""The local stack: every stand-in the integration needs, on 127.0.0.1, started by one command.
+
+    python -m sandbox.stack            (make stack)   Ctrl-C stops everything it started
+
+Parts start in order and stop in reverse; each part publishes what it offers into the stack info,
+which is written to <state dir>/stack.json once everything is ready. New parts (Salesforce sandbox,
+local API, queue poller) are added by appending a factory to DEFAULT_PARTS.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import signal
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from pathlib import Path
+from types import FrameType, TracebackType
+from typing import TYPE_CHECKING, Any, Protocol
+
+from sandbox.aws_local import (
+    LOCAL_ACCESS_KEY_ID,
+    LOCAL_REGION,
+    LOCAL_SECRET_ACCESS_KEY,
+    MotoServer,
+    create_queues,
+    create_tables,
+    dynamodb_client,
+    put_secret,
+    secretsmanager_client,
+    sqs_client,
+    start_moto_server,
+)
+from sandbox.dynamodb_local import DynamoDBLocal, start_dynamodb_local
+from sandbox.template_resources import TEMPLATE_PATH, ResourceValues, Template, TemplateError
+from sandbox.tls import create_local_tls
+
+if TYPE_CHECKING:
+    from sandbox.intacct.server import IntacctSandbox
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_STATE_DIR = REPO_ROOT / ".local"
+STATE_DIR_VARIABLE = "SFINTACCT_STATE_DIR"
+STACK_FILE_NAME = "stack.json"
+NAME_PREFIX = "sfintacct-local"
+
+
+class StackStartError(Exception):
+    """A part of the local stack could not start (the message says what is missing or wrong)."""
+
+
+class StackContext:
+    """What parts share while the stack starts: state dir, TLS files, ports, template and the info."""
+
+    def __init__(
+        self,
+        *,
+        state_dir: Path,
+        template: Template,
+        ports: Mapping[str, int],
+        ephemeral: bool,
+        region: str,
+        name_prefix: str,
+    ) -> None:
+        self.state_dir = state_dir
+        self.template = template
+        self.region = region
+        self.name_prefix = name_prefix
+        self.tls = create_local_tls(state_dir / "tls")
+        self.info: dict[str, Any] = {"region": region, "ca_file": str(self.tls.ca_file)}
+        self.resources: dict[str, ResourceValues] = {}
+        self.parameters: dict[str, str] = {}
+        self._ports = dict(ports)
+        self._ephemeral = ephemeral
+
+    def port(self, part_name: str, default: int) -> int:
+        """The port a part listens on: an explicit one, else 0 for an ephemeral stack, else its default."""
+        if part_name in self._ports:
+            return self._ports[part_name]
+        return 0 if self._ephemeral else default
+
+    def log_path(self, part_name: str) -> Path:
+        return self.state_dir / "logs" / f"{part_name}.log"
+
+    def put_secret(self, key: str, value: Mapping[str, str]) -> str:
+        """Store a JSON secret in the local Secrets Manager; its ARN goes to info["secrets"][key]."""
+        endpoint = self.info.get("secretsmanager_endpoint")
+        if not endpoint:
+            raise StackStartError(
+                f"secret {key!r}: the moto part must start before the parts that store secrets"
+            )
+        arn = put_secret(secretsmanager_client(endpoint, self.region), f"{self.name_prefix}/{key}", value)
+        self.info.setdefault("secrets", {})[key] = arn
+        return arn
+
+    def aws_environment(self) -> dict[str, str]:
+        """Environment variables that point boto3 (in handlers, tools, tests) at the local services."""
+        environment = {
+            "AWS_ACCESS_KEY_ID": LOCAL_ACCESS_KEY_ID,
+            "AWS_SECRET_ACCESS_KEY": LOCAL_SECRET_ACCESS_KEY,
+            "AWS_DEFAULT_REGION": self.region,
+            "AWS_REGION": self.region,
+        }
+        endpoints = {
+            "AWS_ENDPOINT_URL_DYNAMODB": "dynamodb_endpoint",
+            "AWS_ENDPOINT_URL_SQS": "sqs_endpoint",
+            "AWS_ENDPOINT_URL_SECRETS_MANAGER": "secretsmanager_endpoint",
+        }
+        for variable, key in endpoints.items():
+            if key in self.info:
+                environment[variable] = str(self.info[key])
+        return environment
+
+    def function_environment(
+        self, logical_id: str, parameters: Mapping[str, str] | None = None
+    ) -> dict[str, str]:
+        """A function's environment from template.yaml, resolved to the local resources, plus the AWS one.
+
+        Template parameters without a default come from the parts that started so far (e.g.
+        IntacctSecretArn, IntacctEndpointUrl) or from `parameters`.
+        """
+        template = self.template.with_parameters({**self.parameters, **(parameters or {})})
+        return {**template.function_environment(logical_id, self.resources), **self.aws_environment()}
+
+
+class StackPart(Protocol):
+    """One piece of the local stack."""
+
+    name: str
+
+    def start(self, context: StackContext) -> None:
+        """Start and publish into context.info (and context.resources / context.parameters)."""
+
+    def stop(self) -> None:
+        """Stop whatever start() started; safe to call after a partial or failed start, and twice."""
+
+    def summary(self) -> list[str]:
+        """Lines for the readiness summary."""
+
+    def pids(self) -> list[int]:
+        """Child processes this part runs (for diagnostics and tests)."""
+
+
+# ---------------------------------------------------------------------------- parts
+
+
+class DynamoDBPart:
+    """DynamoDB Local with every table of the template."""
+
+    name = "dynamodb"
+    default_port = 8000
+
+    def __init__(self) -> None:
+        self._server: DynamoDBLocal | None = None
+        self._tables: dict[str, str] = {}
+
+    def start(self, context: StackContext) -> None:
+        self._server = start_dynamodb_local(
+            context.port(self.name, self.default_port), log_path=context.log_path("dynamodb-local")
+        )
+        client = dynamodb_client(self._server.endpoint, context.region)
+        tables = create_tables(client, context.template, context.name_prefix)
+        context.resources.update(tables)
+        self._tables = {logical_id: values.ref for logical_id, values in tables.items()}
+        context.info["dynamodb_endpoint"] = self._server.endpoint
+        context.info["tables"] = self._tables
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.stop()
+
+    def summary(self) -> list[str]:
+        if self._server is None:
+            return []
+        tables = ", ".join(self._tables.values())
+        return [f"DynamoDB Local   {self._server.endpoint}   (pid {self._server.pid})   tables: {tables}"]
+
+    def pids(self) -> list[int]:
+        return [self._server.pid] if self._server and self._server.process.is_running() else []
+
+
+class MotoPart:
+    """moto server (SQS, Secrets Manager) with every queue of the template."""
+
+    name = "moto"
+    default_port = 5000
+
+    def __init__(self) -> None:
+        self._server: MotoServer | None = None
+        self._queues: dict[str, str] = {}
+
+    def start(self, context: StackContext) -> None:
+        self._server = start_moto_server(
+            context.port(self.name, self.default_port), log_path=context.log_path("moto-server")
+        )
+        queues = create_queues(
+            sqs_client(self._server.endpoint, context.region), context.template, context.name_prefix
+        )
+        context.resources.update(queues)
+        self._queues = {logical_id: values.ref for logical_id, values in queues.items()}
+        context.info["sqs_endpoint"] = self._server.endpoint
+        context.info["secretsmanager_endpoint"] = self._server.endpoint
+        context.info["queues"] = self._queues
+        context.info.setdefault("secrets", {})
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.stop()
+
+    def summary(self) -> list[str]:
+        if self._server is None:
+            return []
+        queues = ", ".join(url.rsplit("/", 1)[-1] for url in self._queues.values())
+        return [f"SQS + Secrets    {self._server.endpoint}   (pid {self._server.pid})   queues: {queues}"]
+
+    def pids(self) -> list[int]:
+        return [self._server.pid] if self._server and self._server.process.is_running() else []
+
+
+class IntacctPart:
+    """The Intacct XML gateway sandbox over HTTPS, with generated credentials stored as a secret."""
+
+    name = "intacct"
+    default_port = 8444
+
+    def __init__(self) -> None:
+        self._sandbox: IntacctSandbox | None = None
+
+    def start(self, context: StackContext) -> None:
+        from sandbox.intacct.server import (  # noqa: PLC0415 - loaded only when this part starts
+            IntacctSandboxCredentials,
+            start_intacct_sandbox,
+        )
+
+        credentials = IntacctSandboxCredentials.generate()
+        port = context.port(self.name, self.default_port)
+        try:
+            self._sandbox = start_intacct_sandbox(
+                ssl_context=context.tls.server_context(), credentials=credentials, port=port
+            )
+        except OSError as error:
+            raise StackStartError(
+                f"the Intacct sandbox cannot listen on 127.0.0.1:{port}: {error}"
+            ) from error
+        secret = {
+            "sender_id": credentials.sender_id,
+            "sender_password": credentials.sender_password,
+            "company_id": credentials.company_id,
+            "user_id": credentials.user_id,
+            "user_password": credentials.user_password,
+        }
+        arn = context.put_secret("intacct", secret)
+        context.parameters["IntacctSecretArn"] = arn
+        context.parameters["IntacctEndpointUrl"] = self._sandbox.gateway_url
+        context.info["intacct"] = {
+            "endpoint": self._sandbox.gateway_url,
+            **secret,
+            "ca_file": str(context.tls.ca_file),
+            "admin_url": self._sandbox.admin_url,
+        }
+
+    def stop(self) -> None:
+        if self._sandbox is not None:
+            self._sandbox.stop()
+            self._sandbox = None
+
+    def summary(self) -> list[str]:
+        if self._sandbox is None:
+            return []
+        return [f"Intacct sandbox  {self._sandbox.gateway_url}   admin: {self._sandbox.admin_url}"]
+
+    def pids(self) -> list[int]:
+        return []
+
+
+DEFAULT_PARTS: list[Callable[[], StackPart]] = [DynamoDBPart, MotoPart, IntacctPart]
+
+
+# ---------------------------------------------------------------------------- the running stack
+
+
+class LocalStack:
+    """A started local stack: `.info` (the content of stack.json), `.stop()`, a context manager."""
+
+    def __init__(self, *, context: StackContext, parts: Sequence[StackPart], stack_file: Path | None) -> None:
+        self._context = context
+        self.parts = list(parts)
+        self.stack_file = stack_file
+        self._stopped = False
+
+    @property
+    def info(self) -> dict[str, Any]:
+        return self._context.info
+
+    @property
+    def state_dir(self) -> Path:
+        return self._context.state_dir
+
+    @property
+    def ca_file(self) -> Path:
+        return self._context.tls.ca_file
+
+    def part(self, name: str) -> StackPart:
+        for part in self.parts:
+            if part.name == name:
+                return part
+        raise KeyError(name)
+
+    def pids(self) -> list[int]:
+        """Child processes of the stack that are running."""
+        return [pid for part in self.parts for pid in part.pids()]
+
+    def aws_environment(self) -> dict[str, str]:
+        """Environment variables that point boto3 (in handlers, tools, tests) at the local services."""
+        return self._context.aws_environment()
+
+    def function_environment(
+        self, logical_id: str, parameters: Mapping[str, str] | None = None
+    ) -> dict[str, str]:
+        """A function's environment from template.yaml, resolved to the local resources (see StackContext)."""
+        return self._context.function_environment(logical_id, parameters)
+
+    def summary(self) -> str:
+        lines = [line for part in self.parts for line in part.summary()]
+        if self.stack_file is not None:
+            lines.append(f"stack file       {self.stack_file}")
+        return "\n".join(lines)
+
+    def stop(self) -> None:
+        """Stop every part (in reverse order) and remove stack.json; safe to call twice."""
+        if self._stopped:
+            return
+        self._stopped = True
+        if self.stack_file is not None:
+            with contextlib.suppress(FileNotFoundError):
+                self.stack_file.unlink()
+        _stop_parts(self.parts)
+
+    def __enter__(self) -> LocalStack:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, traceback: TracebackType | None
+    ) -> None:
+        self.stop()
+
+
+def start_local_stack(
+    state_dir: Path | None = None,
+    *,
+    ports: Mapping[str, int] | None = None,
+    ephemeral: bool = False,
+    parts: Sequence[StackPart] | None = None,
+    template_path: Path = TEMPLATE_PATH,
+    region: str = LOCAL_REGION,
+    write_stack_file: bool = True,
+) -> LocalStack:
+    """Start the local stack and return it running; on any failure everything started is stopped.
+
+    `ports` maps part names ("dynamodb", "moto", "intacct", ...) to ports; `ephemeral=True` makes
+    every other part pick a free port (tests). stack.json is written into `state_dir` when ready.
+    """
+    state_dir = (state_dir or default_state_dir()).resolve()
+    state_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        template = Template.load(template_path, region=region)
+    except TemplateError as error:
+        raise StackStartError(str(error)) from error
+    context = StackContext(
+        state_dir=state_dir,
+        template=template,
+        ports=ports or {},
+        ephemeral=ephemeral,
+        region=region,
+        name_prefix=NAME_PREFIX,
+    )
+    chosen_parts = list(parts) if parts is not None else [factory() for factory in DEFAULT_PARTS]
+    started: list[StackPart] = []
+    try:
+        for part in chosen_parts:
+            started.append(part)  # stop() is safe after a partial start
+            part.start(context)
+        stack_file = state_dir / STACK_FILE_NAME if write_stack_file else None
+        if stack_file is not None:
+            _write_private_json(stack_file, context.info)
+    except BaseException:
+        _stop_parts(started)
+        raise
+    return LocalStack(context=context, parts=started, stack_file=stack_file)
+
+
+def default_state_dir() -> Path:
+    configured = os.environ.get(STATE_DIR_VARIABLE)
+    return Path(configured) if configured else DEFAULT_STATE_DIR
+
+
+def read_stack_info(state_dir: Path | None = None) -> dict[str, Any]:
+    """The stack.json of a running stack (raises FileNotFoundError if none is running there)."""
+    path = (state_dir or default_state_dir()) / STACK_FILE_NAME
+    info: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    return info
+
+
+def _stop_parts(parts: Sequence[StackPart]) -> None:
+    """Stop parts in reverse order; a second Ctrl-C cannot interrupt this (no orphan processes)."""
+    errors: list[str] = []
+    with _signals_ignored():
+        for part in reversed(parts):
+            try:
+                part.stop()
+            except Exception as error:
+                errors.append(f"{part.name}: {error}")
+    if errors:
+        print("errors while stopping the local stack:\n  " + "\n  ".join(errors), file=sys.stderr)
+
+
+def _write_private_json(path: Path, content: Mapping[str, Any]) -> None:
+    """Write JSON readable by the owner only, atomically (readers never see half a file)."""
+    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+            json.dump(content, handle, indent=2, sort_keys=True)
+            handle.write("\n")
+        Path(temporary).replace(path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            Path(temporary).unlink()
+        raise
+
+
+# ---------------------------------------------------------------------------- command line
+
+
+def _raise_keyboard_interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def _signals_ignored() -> Iterator[None]:
+    """Ignore SIGINT/SIGTERM for a moment (only the main thread can; elsewhere this does nothing)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {signum: signal.signal(signum, signal.SIG_IGN) for signum in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m sandbox.stack", description="Run the local stack in the foreground (Ctrl-C stops it)."
+    )
+    parser.add_argument(
+        "--state-dir",
+        type=Path,
+        default=None,
+        help=f"where stack.json, TLS files and logs go (default: ${STATE_DIR_VARIABLE} or .local)",
+    )
+    parser.add_argument(
+        "--port",
+        action="append",
+        default=[],
+        metavar="PART=PORT",
+        help="override a part's port, e.g. --port dynamodb=8001 (0: any free port); repeatable",
+    )
+    parser.add_argument("--ephemeral", action="store_true", help="every part on a free port")
+    arguments = parser.parse_args(argv)
+    try:
+        ports = {name: int(port) for name, port in (item.split("=", 1) for item in arguments.port)}
+    except ValueError:
+        parser.error("--port takes PART=PORT, e.g. dynamodb=8001")
+
+    # SIGTERM behaves like Ctrl-C, so start-up and shutdown clean up the same way (SIGINT is set too:
+    # a shell that starts us in the background would otherwise leave it ignored).
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, _raise_keyboard_interrupt)
+    stack: LocalStack | None = None
+    try:
+        print("starting the local stack...", flush=True)
+        started_at = time.monotonic()
+        stack = start_local_stack(arguments.state_dir, ports=ports, ephemeral=arguments.ephemeral)
+        print(f"local stack ready in {time.monotonic() - started_at:.1f} s\n{stack.summary()}", flush=True)
+        print("Ctrl-C stops it.", flush=True)
+        while True:
+            signal.pause()
+    except KeyboardInterrupt:
+        print("\nstopping the local stack...", flush=True)
+        return 0
+    except Exception as error:
+        print(f"error: the local stack could not start: {error}", file=sys.stderr)
+        return 1
+    finally:
+        if stack is not None:
+            stack.stop()
+        print("local stack stopped.", flush=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

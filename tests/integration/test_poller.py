@@ -1,0 +1,492 @@
+"""The local queue poller against a moto server: batches, partial failures, visibility timeout, redrive."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import pytest
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.parser.models import SqsRecordModel
+
+from sandbox.aws_local import sqs_client
+from sandbox.poller import (
+    BatchResponseError,
+    EventSourceMapping,
+    PollerError,
+    QueuePoller,
+    failed_message_ids,
+    start_queue_poller,
+)
+
+if TYPE_CHECKING:
+    from mypy_boto3_sqs import SQSClient
+
+pytestmark = pytest.mark.integration
+
+MAX_RECEIVE_COUNT = 2
+VISIBILITY_TIMEOUT_SECONDS = 1
+IDLE_TIMEOUT_SECONDS = 15.0
+
+
+@dataclass(frozen=True)
+class QueuePair:
+    url: str
+    arn: str
+    dlq_url: str
+
+
+@pytest.fixture(scope="module")
+def sqs(moto_endpoint: str) -> SQSClient:
+    return sqs_client(moto_endpoint)
+
+
+@pytest.fixture
+def queue(sqs: SQSClient) -> Iterator[QueuePair]:
+    """A fresh queue with a DLQ: maxReceiveCount 2, visibility timeout 1 s."""
+    name = f"poller-{uuid.uuid4().hex[:12]}"
+    dlq_url = sqs.create_queue(QueueName=f"{name}-dlq")["QueueUrl"]
+    dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    redrive_policy = json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": MAX_RECEIVE_COUNT})
+    url = sqs.create_queue(
+        QueueName=name,
+        Attributes={"VisibilityTimeout": str(VISIBILITY_TIMEOUT_SECONDS), "RedrivePolicy": redrive_policy},
+    )["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    yield QueuePair(url=url, arn=arn, dlq_url=dlq_url)
+    sqs.delete_queue(QueueUrl=url)
+    sqs.delete_queue(QueueUrl=dlq_url)
+
+
+class RecordingHandler:
+    """A worker handler stand-in: records every event and context; fails the bodies it is told to."""
+
+    def __init__(self, fail_bodies: set[str] | None = None, fail_first_receive_only: bool = False) -> None:
+        self.fail_bodies = fail_bodies or set()
+        self.fail_first_receive_only = fail_first_receive_only
+        self.events: list[dict[str, Any]] = []
+        self.contexts: list[Any] = []
+        self.remaining_millis: list[int] = []
+        self.lock = threading.Lock()
+
+    def __call__(self, event: dict[str, Any], context: Any) -> dict[str, Any]:
+        with self.lock:
+            self.events.append(event)
+            self.contexts.append(context)
+            self.remaining_millis.append(context.get_remaining_time_in_millis())
+        failures = [
+            {"itemIdentifier": record["messageId"]}
+            for record in event["Records"]
+            if record["body"] in self.fail_bodies
+            and not (self.fail_first_receive_only and record["attributes"]["ApproximateReceiveCount"] != "1")
+        ]
+        return {"batchItemFailures": failures}
+
+    def records(self) -> list[dict[str, Any]]:
+        with self.lock:
+            return [record for event in self.events for record in event["Records"]]
+
+    def receive_counts(self, body: str) -> list[int]:
+        return [
+            int(record["attributes"]["ApproximateReceiveCount"])
+            for record in self.records()
+            if record["body"] == body
+        ]
+
+
+def send_bodies(sqs: SQSClient, queue_url: str, bodies: list[str]) -> None:
+    for start in range(0, len(bodies), 10):
+        sqs.send_message_batch(
+            QueueUrl=queue_url,
+            Entries=[
+                {"Id": str(index), "MessageBody": body}
+                for index, body in enumerate(bodies[start : start + 10])
+            ],
+        )
+
+
+def dlq_bodies(sqs: SQSClient, dlq_url: str) -> list[str]:
+    messages = sqs.receive_message(QueueUrl=dlq_url, MaxNumberOfMessages=10, WaitTimeSeconds=0).get(
+        "Messages", []
+    )
+    return sorted(message["Body"] for message in messages)
+
+
+def queue_depth(sqs: SQSClient, queue_url: str) -> int:
+    attributes = sqs.get_queue_attributes(
+        QueueUrl=queue_url,
+        AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+    )["Attributes"]
+    return int(attributes["ApproximateNumberOfMessages"]) + int(
+        attributes["ApproximateNumberOfMessagesNotVisible"]
+    )
+
+
+def test_a_succeeding_handler_consumes_everything_in_batches_with_a_lambda_context(
+    sqs: SQSClient, queue: QueuePair
+) -> None:
+    bodies = [f"message-{index}" for index in range(25)]
+    send_bodies(sqs, queue.url, bodies)
+    handler = RecordingHandler()
+    mapping = EventSourceMapping(
+        function_name="customer-upsert", queue_url=queue.url, handler=handler, function_timeout_seconds=30
+    )
+
+    with start_queue_poller(sqs, [mapping]) as poller:
+        assert poller.wait_until_idle(IDLE_TIMEOUT_SECONDS)
+
+    handled = [record["body"] for record in handler.records()]
+    assert sorted(handled) == sorted(bodies)  # each exactly once
+    assert all(len(event["Records"]) <= 10 for event in handler.events)
+    assert queue_depth(sqs, queue.url) == 0
+    assert dlq_bodies(sqs, queue.dlq_url) == []
+    stats = poller.stats()["customer-upsert"]
+    assert stats["records"] == 25
+    assert stats["failed_records"] == 0
+    assert stats["invocations"] == len(handler.events)
+    assert stats["errors"] == 0
+
+    context = handler.contexts[0]
+    account_id = queue.arn.split(":")[4]
+    assert context.function_name == "customer-upsert"
+    assert context.invoked_function_arn == f"arn:aws:lambda:us-east-1:{account_id}:function:customer-upsert"
+    assert context.log_group_name == "/aws/lambda/customer-upsert"
+    assert "[$LATEST]" in context.log_stream_name
+    assert all(0 < remaining <= 30_000 for remaining in handler.remaining_millis)
+    assert len({context.aws_request_id for context in handler.contexts}) == len(handler.contexts)
+
+
+def test_the_event_has_the_shape_lambda_sends(sqs: SQSClient, queue: QueuePair) -> None:
+    sqs.send_message(
+        QueueUrl=queue.url,
+        MessageBody='{"id": "006000000000001"}',
+        MessageAttributes={
+            "source": {"DataType": "String", "StringValue": "outbound-message"},
+            "blob": {"DataType": "Binary", "BinaryValue": b"\x00\x01raw"},
+        },
+    )
+    handler = RecordingHandler()
+    mapping = EventSourceMapping(function_name="opportunity-to-order", queue_url=queue.url, handler=handler)
+
+    with start_queue_poller(sqs, [mapping], region="us-east-1") as poller:
+        assert poller.wait_until_idle(IDLE_TIMEOUT_SECONDS)
+
+    [record] = handler.records()
+    assert set(record) == {
+        "messageId",
+        "receiptHandle",
+        "body",
+        "attributes",
+        "messageAttributes",
+        "md5OfBody",
+        "eventSource",
+        "eventSourceARN",
+        "awsRegion",
+    }
+    assert record["body"] == '{"id": "006000000000001"}'
+    assert record["md5OfBody"] == hashlib.md5(record["body"].encode()).hexdigest()
+    assert record["eventSource"] == "aws:sqs"
+    assert record["eventSourceARN"] == queue.arn
+    assert record["awsRegion"] == "us-east-1"
+    assert set(record["attributes"]) == {
+        "ApproximateReceiveCount",
+        "SentTimestamp",
+        "SenderId",
+        "ApproximateFirstReceiveTimestamp",
+    }
+    assert record["attributes"]["ApproximateReceiveCount"] == "1"
+    assert record["messageAttributes"] == {
+        "source": {
+            "stringValue": "outbound-message",
+            "stringListValues": [],
+            "binaryListValues": [],
+            "dataType": "String",
+        },
+        "blob": {
+            "binaryValue": base64.b64encode(b"\x00\x01raw").decode(),
+            "stringListValues": [],
+            "binaryListValues": [],
+            "dataType": "Binary",
+        },
+    }
+
+
+def test_partial_failures_leave_only_the_failed_records_for_redelivery(
+    sqs: SQSClient, queue: QueuePair
+) -> None:
+    bodies = ["ok-1", "fail-1", "ok-2", "fail-2", "ok-3"]
+    send_bodies(sqs, queue.url, bodies)
+    handler = RecordingHandler(fail_bodies={"fail-1", "fail-2"}, fail_first_receive_only=True)
+    mapping = EventSourceMapping(function_name="worker", queue_url=queue.url, handler=handler)
+
+    with start_queue_poller(sqs, [mapping]) as poller:
+        assert poller.wait_until_idle(IDLE_TIMEOUT_SECONDS)
+
+    for body in ("ok-1", "ok-2", "ok-3"):
+        assert handler.receive_counts(body) == [1]
+    for body in ("fail-1", "fail-2"):
+        assert handler.receive_counts(body) == [1, 2]
+    fail_1_ids = {record["messageId"] for record in handler.records() if record["body"] == "fail-1"}
+    assert len(fail_1_ids) == 1  # the same message came back, not a copy
+    assert dlq_bodies(sqs, queue.dlq_url) == []
+    stats = poller.stats()["worker"]
+    assert stats["records"] == 7
+    assert stats["failed_records"] == 2
+    assert stats["outcomes"].get("partial", 0) >= 1
+
+
+def test_redelivery_waits_for_the_visibility_timeout(sqs: SQSClient, queue: QueuePair) -> None:
+    send_bodies(sqs, queue.url, ["retry-me"])
+    seen_at: list[float] = []
+
+    def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        seen_at.append(time.monotonic())
+        if len(seen_at) == 1:
+            return {"batchItemFailures": [{"itemIdentifier": event["Records"][0]["messageId"]}]}
+        return {"batchItemFailures": []}
+
+    mapping = EventSourceMapping(function_name="worker", queue_url=queue.url, handler=handler)
+    with start_queue_poller(sqs, [mapping]) as poller:
+        assert poller.wait_until_idle(IDLE_TIMEOUT_SECONDS)
+
+    assert len(seen_at) == 2
+    assert seen_at[1] - seen_at[0] >= VISIBILITY_TIMEOUT_SECONDS * 0.9
+
+
+def test_a_record_that_always_fails_ends_in_the_dlq_after_max_receive_count(
+    sqs: SQSClient, queue: QueuePair
+) -> None:
+    send_bodies(sqs, queue.url, ["poison", "fine-1", "fine-2"])
+    handler = RecordingHandler(fail_bodies={"poison"})
+    mapping = EventSourceMapping(function_name="worker", queue_url=queue.url, handler=handler)
+
+    with start_queue_poller(sqs, [mapping]) as poller:
+        assert poller.wait_until_idle(IDLE_TIMEOUT_SECONDS)
+
+    assert handler.receive_counts("poison") == [1, 2]  # exactly maxReceiveCount times
+    assert handler.receive_counts("fine-1") == [1]
+    assert handler.receive_counts("fine-2") == [1]
+    assert dlq_bodies(sqs, queue.dlq_url) == ["poison"]
+    assert queue_depth(sqs, queue.url) == 0
+
+
+def test_a_handler_that_raises_gets_the_whole_batch_again(
+    sqs: SQSClient, queue: QueuePair, caplog: pytest.LogCaptureFixture
+) -> None:
+    send_bodies(sqs, queue.url, ["a", "b", "c"])
+    batches: list[list[str]] = []
+
+    def handler(event: dict[str, Any], context: Any) -> None:
+        batches.append(sorted(record["body"] for record in event["Records"]))
+        if len(batches) == 1:
+            raise ConnectionError("Intacct is off-line")
+
+    mapping = EventSourceMapping(
+        function_name="flaky-worker", queue_url=queue.url, handler=handler, maximum_concurrency=1
+    )
+    with (
+        caplog.at_level(logging.ERROR, logger="sandbox.poller"),
+        start_queue_poller(sqs, [mapping]) as poller,
+    ):
+        assert poller.wait_until_idle(IDLE_TIMEOUT_SECONDS)
+
+    first_batch = batches[0]
+    redelivered = sorted(body for batch in batches[1:] for body in batch)
+    assert redelivered == first_batch  # every record of the failed batch came back, once each
+    assert sorted(body for batch in batches for body in batch if body not in first_batch) == []
+    [error_line] = [record.getMessage() for record in caplog.records if record.name == "sandbox.poller"]
+    assert "flaky-worker" in error_line
+    assert "Intacct is off-line" in error_line
+    assert "\n" not in error_line
+    stats = poller.stats()["flaky-worker"]
+    assert stats["errors"] == 1
+    assert stats["failed_records"] == len(first_batch)
+
+
+def test_an_unknown_item_identifier_fails_the_whole_batch(sqs: SQSClient, queue: QueuePair) -> None:
+    send_bodies(sqs, queue.url, ["x", "y"])
+    batches: list[list[str]] = []
+
+    def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        batches.append(sorted(record["body"] for record in event["Records"]))
+        if len(batches) == 1:
+            return {"batchItemFailures": [{"itemIdentifier": "not-a-message-of-this-batch"}]}
+        return {}
+
+    mapping = EventSourceMapping(
+        function_name="worker", queue_url=queue.url, handler=handler, maximum_concurrency=1
+    )
+    with start_queue_poller(sqs, [mapping]) as poller:
+        assert poller.wait_until_idle(IDLE_TIMEOUT_SECONDS)
+
+    redelivered = sorted(body for batch in batches[1:] for body in batch)
+    assert redelivered == batches[0]
+    assert poller.stats()["worker"]["outcomes"]["error"] == 1
+
+
+def test_batches_never_exceed_batch_size(sqs: SQSClient, queue: QueuePair) -> None:
+    bodies = [f"m-{index}" for index in range(9)]
+    send_bodies(sqs, queue.url, bodies)
+    handler = RecordingHandler()
+    mapping = EventSourceMapping(function_name="worker", queue_url=queue.url, handler=handler, batch_size=4)
+
+    with start_queue_poller(sqs, [mapping]) as poller:
+        assert poller.wait_until_idle(IDLE_TIMEOUT_SECONDS)
+
+    sizes = [len(event["Records"]) for event in handler.events]
+    assert max(sizes) <= 4
+    assert sorted(record["body"] for record in handler.records()) == sorted(bodies)
+
+
+def test_the_batching_window_gathers_messages_that_arrive_while_it_is_open(
+    sqs: SQSClient, queue: QueuePair
+) -> None:
+    sqs.set_queue_attributes(QueueUrl=queue.url, Attributes={"VisibilityTimeout": "10"})
+    handler = RecordingHandler()
+    mapping = EventSourceMapping(
+        function_name="worker",
+        queue_url=queue.url,
+        handler=handler,
+        batch_size=10,
+        maximum_batching_window_seconds=1,
+        maximum_concurrency=1,
+        function_timeout_seconds=5,
+    )
+    send_bodies(sqs, queue.url, ["early"])
+
+    with start_queue_poller(sqs, [mapping]) as poller:
+        time.sleep(0.3)
+        send_bodies(sqs, queue.url, ["late-1", "late-2"])
+        assert poller.wait_until_idle(IDLE_TIMEOUT_SECONDS)
+
+    [event] = handler.events
+    assert sorted(record["body"] for record in event["Records"]) == ["early", "late-1", "late-2"]
+
+
+def test_a_batch_never_holds_a_message_twice_when_the_window_outlasts_the_visibility_timeout(
+    sqs: SQSClient, queue: QueuePair
+) -> None:
+    handler = RecordingHandler()
+    mapping = EventSourceMapping(
+        function_name="worker",
+        queue_url=queue.url,
+        handler=handler,
+        batch_size=10,
+        maximum_batching_window_seconds=2,  # the queue's visibility timeout is 1 s
+        maximum_concurrency=1,
+        function_timeout_seconds=1,
+    )
+    send_bodies(sqs, queue.url, ["only"])
+
+    with start_queue_poller(sqs, [mapping]) as poller:
+        assert poller.wait_until_idle(IDLE_TIMEOUT_SECONDS)
+
+    [event] = handler.events
+    assert [record["body"] for record in event["Records"]] == ["only"]
+    assert queue_depth(sqs, queue.url) == 0
+
+
+def test_powertools_batch_processor_accepts_the_event(sqs: SQSClient, queue: QueuePair) -> None:
+    processed: list[tuple[str, str, str | None]] = []
+    processor = BatchProcessor(event_type=EventType.SQS, model=SqsRecordModel)
+
+    def record_handler(record: SqsRecordModel) -> None:
+        if record.body == "bad":
+            raise ValueError("unknown product")
+        source = (
+            record.messageAttributes["source"].stringValue if "source" in record.messageAttributes else None
+        )
+        processed.append((str(record.body), record.attributes.ApproximateReceiveCount, source))
+
+    def handler(event: dict[str, Any], context: Any) -> object:
+        return process_partial_response(
+            event=event, record_handler=record_handler, processor=processor, context=context
+        )
+
+    sqs.send_message(
+        QueueUrl=queue.url,
+        MessageBody="good-1",
+        MessageAttributes={"source": {"DataType": "String", "StringValue": "event-bridge"}},
+    )
+    send_bodies(sqs, queue.url, ["good-2", "bad"])
+    mapping = EventSourceMapping(
+        function_name="worker", queue_url=queue.url, handler=handler, maximum_concurrency=1
+    )
+
+    with start_queue_poller(sqs, [mapping]) as poller:
+        assert poller.wait_until_idle(IDLE_TIMEOUT_SECONDS)
+
+    assert sorted(processed) == [("good-1", "1", "event-bridge"), ("good-2", "1", None)]
+    assert dlq_bodies(sqs, queue.dlq_url) == ["bad"]
+    assert poller.stats()["worker"]["failed_records"] == MAX_RECEIVE_COUNT
+
+
+def test_stop_returns_promptly_and_ends_the_threads(sqs: SQSClient, queue: QueuePair) -> None:
+    mapping = EventSourceMapping(function_name="worker", queue_url=queue.url, handler=RecordingHandler())
+    poller = start_queue_poller(sqs, [mapping])
+    assert poller.is_running
+    time.sleep(0.3)
+
+    started = time.monotonic()
+    poller.stop()
+
+    assert time.monotonic() - started < 2.5
+    assert not poller.is_running
+
+
+def test_start_fails_fast_on_a_missing_queue(sqs: SQSClient, queue: QueuePair) -> None:
+    missing = queue.url + "-missing"
+    poller = QueuePoller(
+        sqs, [EventSourceMapping(function_name="worker", queue_url=missing, handler=RecordingHandler())]
+    )
+    with pytest.raises(PollerError, match="missing"):
+        poller.start()
+    assert not poller.is_running
+
+
+@pytest.mark.parametrize(
+    ("response", "failed"),
+    [
+        (None, set()),
+        ({}, set()),
+        ({"batchItemFailures": None}, set()),
+        ({"batchItemFailures": []}, set()),
+        ({"batchItemFailures": [{"itemIdentifier": "m2"}]}, {"m2"}),
+    ],
+)
+def test_partial_batch_responses_lambda_accepts(response: object, failed: set[str]) -> None:
+    assert failed_message_ids(response, ["m1", "m2"]) == failed
+
+
+@pytest.mark.parametrize(
+    "response",
+    [
+        "ok",
+        {"batchItemFailures": "m1"},
+        {"batchItemFailures": [{"itemIdentifier": ""}]},
+        {"batchItemFailures": [{"itemIdentifier": None}]},
+        {"batchItemFailures": [{"itemId": "m1"}]},
+        {"batchItemFailures": [{"itemIdentifier": "m3"}]},
+        {"batchItemFailures": ["m1"]},
+    ],
+)
+def test_partial_batch_responses_that_fail_the_whole_batch(response: object) -> None:
+    with pytest.raises(BatchResponseError):
+        failed_message_ids(response, ["m1", "m2"])
+
+
+def test_mapping_settings_are_checked_like_aws() -> None:
+    with pytest.raises(ValueError, match="maximum_batching_window_seconds"):
+        EventSourceMapping(function_name="worker", queue_url="q", handler=RecordingHandler(), batch_size=50)
+    with pytest.raises(ValueError, match="batch_size"):
+        EventSourceMapping(function_name="worker", queue_url="q", handler=RecordingHandler(), batch_size=0)

@@ -1,0 +1,141 @@
+"""Test doubles and builders for the intake: a recording queue sender, a static secret, messages."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from xml.sax.saxutils import escape, quoteattr
+
+from pydantic import SecretStr
+
+from sfintacct.intake.errors import EnqueueFailed, SecretUnavailable
+from sfintacct.intake.service import IntakeService
+from sfintacct.intake.settings import IntakeSecret, IntakeSettings
+from sfintacct.intake.work_queues import QueueMessage
+from sfintacct.salesforce_ids import case_safe_suffix
+from sfintacct.sync_request import SyncRequest
+
+ORG_ID = "00D5g000004ZxYtEAK"
+OTHER_ORG_ID = "00D5g000009QwErEAK"
+INTEGRATION_USER_ID = "0055g00000IntUsAAJ"
+CUSTOMER_QUEUE_URL = "https://sqs.us-east-1.amazonaws.com/123456789012/customer-upsert"
+ORDER_QUEUE_URL = "https://sqs.us-east-1.amazonaws.com/123456789012/opportunity-to-order"
+NOW = datetime(2026, 11, 28, 16, 20, 12, 345000, tzinfo=UTC)
+FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "outbound"
+REPO_ROOT = Path(__file__).resolve().parents[3]
+
+# Generated per test run: no fixed secrets in the repository.
+SIGNING_KEY = secrets.token_hex(32)
+OUTBOUND_TOKEN = secrets.token_urlsafe(24)
+
+
+class RecordingQueueSender:
+    """A QueueSender that keeps every batch; `fail_on_batch=n` makes the n-th batch (1-based) fail."""
+
+    def __init__(self, fail_on_batch: int | None = None) -> None:
+        self.fail_on_batch = fail_on_batch
+        self.batches: list[tuple[str, list[QueueMessage]]] = []
+        self.attempts = 0
+
+    def send_batch(self, queue_url: str, messages: Sequence[QueueMessage]) -> None:
+        self.attempts += 1
+        if self.fail_on_batch is not None and self.attempts >= self.fail_on_batch:
+            raise EnqueueFailed("the work queue could not be reached (ServiceUnavailable)")
+        assert len(messages) <= 10
+        self.batches.append((queue_url, list(messages)))
+
+    def messages(self, queue_url: str | None = None) -> list[QueueMessage]:
+        return [m for url, batch in self.batches for m in batch if queue_url is None or url == queue_url]
+
+    def requests(self, queue_url: str | None = None) -> list[SyncRequest]:
+        return [SyncRequest.model_validate_json(m.body) for m in self.messages(queue_url)]
+
+
+class StaticSecret:
+    """An IntakeSecretSource with fixed values; `unavailable=True` behaves like Secrets Manager down."""
+
+    def __init__(
+        self, token: str | None = None, signing_key: str | None = SIGNING_KEY, unavailable: bool = False
+    ) -> None:
+        self.secret = IntakeSecret(
+            outbound_message_token=SecretStr(token) if token else None,
+            event_signing_key=SecretStr(signing_key) if signing_key else None,
+        )
+        self.unavailable = unavailable
+
+    def intake_secret(self) -> IntakeSecret:
+        if self.unavailable:
+            raise SecretUnavailable("the intake secret could not be read (EndpointConnectionError)")
+        return self.secret
+
+
+def make_service(
+    *,
+    sender: RecordingQueueSender | None = None,
+    secret: StaticSecret | None = None,
+    org_ids: Sequence[str] = (ORG_ID,),
+    integration_user_id: str | None = INTEGRATION_USER_ID,
+    max_age_seconds: int = 300,
+) -> tuple[IntakeService, RecordingQueueSender]:
+    sender = sender or RecordingQueueSender()
+    settings = IntakeSettings(
+        org_ids=tuple(org_ids),
+        customer_queue_url=CUSTOMER_QUEUE_URL,
+        order_queue_url=ORDER_QUEUE_URL,
+        intake_secret_arn=None,
+        integration_user_id=integration_user_id,
+        event_max_age_seconds=max_age_seconds,
+    )
+    service = IntakeService(
+        settings, secret or StaticSecret(), sender, clock=lambda: NOW, unix_time=NOW.timestamp
+    )
+    return service, sender
+
+
+def salesforce_id(key_prefix: str, number: int) -> str:
+    """A well-formed 18-character id with a mixed-case body, e.g. salesforce_id("006", 7)."""
+    body = f"{key_prefix}5gZq{number:08d}"
+    return body + case_safe_suffix(body)
+
+
+def outbound_message_xml(
+    notifications: Sequence[tuple[str, str, Mapping[str, str | None]]],
+    *,
+    org_id: str = ORG_ID,
+    session_id: str | None = None,
+) -> str:
+    """A SOAP Outbound Message: notifications are (notification id, object type, sObject fields)."""
+    parts = [
+        '<?xml version="1.0" encoding="UTF-8"?>',
+        '<soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/" '
+        'xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"><soapenv:Body>',
+        '<notifications xmlns="http://soap.sforce.com/2005/09/outbound">',
+        f"<OrganizationId>{escape(org_id)}</OrganizationId><ActionId>04k5g000000Ab1CAAS</ActionId>",
+        f"<SessionId>{escape(session_id)}</SessionId>" if session_id else '<SessionId xsi:nil="true"/>',
+        "<EnterpriseUrl>https://acme.my.salesforce.com/services/Soap/c/62.0/00D5g000004ZxYt</EnterpriseUrl>",
+        "<PartnerUrl>https://acme.my.salesforce.com/services/Soap/u/62.0/00D5g000004ZxYt</PartnerUrl>",
+    ]
+    for notification_id, object_type, fields in notifications:
+        parts.append(f"<Notification><Id>{escape(notification_id)}</Id>")
+        object_type_attribute = quoteattr("sf:" + object_type)
+        parts.append(
+            f'<sObject xsi:type={object_type_attribute} xmlns:sf="urn:sobject.enterprise.soap.sforce.com">'
+        )
+        for name, value in fields.items():
+            if value is None:
+                parts.append(f'<sf:{name} xsi:nil="true"/>')
+            else:
+                parts.append(f"<sf:{name}>{escape(value)}</sf:{name}>")
+        parts.append("</sObject></Notification>")
+    parts.append("</notifications></soapenv:Body></soapenv:Envelope>")
+    return "".join(parts)
+
+
+def sign(body: bytes, timestamp: int, key: str = SIGNING_KEY) -> str:
+    """The X-Signature the README tells senders to compute (written independently of the code)."""
+    message = str(timestamp).encode() + b"." + body
+    return hmac.new(key.encode(), message, hashlib.sha256).hexdigest()
