@@ -13,6 +13,8 @@ SAM_VENV    := .venv-sam
 PY          := $(VENV)/bin/python
 SAM         := $(SAM_VENV)/bin/sam
 PACKAGE     := layers/sync/sfintacct
+# The core package lives in the layer; the sandbox tools import it from there.
+RUN         := PYTHONPATH=layers/sync:. $(PY)
 export AWS_DEFAULT_REGION ?= us-east-1
 export SAM_CLI_TELEMETRY := 0
 
@@ -79,13 +81,13 @@ e2e: setup
 	$(PY) -m pytest tests/e2e
 
 stack: setup
-	$(PY) -m sandbox.stack
+	$(RUN) -m sandbox.stack
 
 demo: setup
-	$(PY) -m sandbox.demo
+	$(RUN) -m sandbox.demo
 
 bench: setup
-	$(PY) -m sandbox.bench
+	$(RUN) -m sandbox.bench
 
 clean:
 	rm -rf .aws-sam .pytest_cache .mypy_cache .ruff_cache .local

@@ -20,6 +20,9 @@ from sandbox.dynamodb_local import start_dynamodb_local
 from sandbox.stack import LocalStack, start_local_stack
 from sandbox.template_resources import load_template
 
+# Fixtures of the Salesforce sandbox (salesforce_sandbox, salesforce, start_salesforce).
+pytest_plugins = ["tests.integration.salesforce_fixtures"]
+
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 

@@ -25,11 +25,7 @@ from sfintacct.salesforce.errors import (
 from sfintacct.salesforce.models import OpportunityQueryFields, RecordUpdate
 from sfintacct.salesforce.session import build_session
 from sfintacct.salesforce.settings import SalesforceSettings
-from tests.integration.salesforce_fixtures import (  # noqa: F401 (fixtures)
-    SalesforceSandboxHandle,
-    salesforce,
-    salesforce_sandbox,
-)
+from tests.integration.salesforce_fixtures import SalesforceSandboxHandle
 
 pytestmark = pytest.mark.integration
 
@@ -89,7 +85,7 @@ def counted(org: Org, before: dict[str, int]) -> dict[str, int]:
 
 
 @pytest.fixture
-def org(salesforce: SalesforceSandboxHandle) -> Iterator[Org]:  # noqa: F811 (the imported fixture)
+def org(salesforce: SalesforceSandboxHandle) -> Iterator[Org]:
     """The sandbox reset to its seed org, and no access token cached in this process."""
     auth.clear_token_cache()
     yield Org(salesforce)

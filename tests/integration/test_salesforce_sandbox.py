@@ -40,7 +40,6 @@ from sandbox.salesforce.outbound import OutboundMessageDefinition
 if TYPE_CHECKING:
     from tests.integration.salesforce_fixtures import SalesforceSandboxHandle
 
-pytest_plugins = ["tests.integration.salesforce_fixtures"]
 pytestmark = pytest.mark.integration
 
 SOAP_NS = "http://schemas.xmlsoap.org/soap/envelope/"
