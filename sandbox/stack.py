@@ -4,7 +4,7 @@
 
 Parts start in order and stop in reverse; each part publishes what it offers into the stack info,
 which is written to <state dir>/stack.json once everything is ready. New parts (Salesforce sandbox,
-local API, queue poller) are added by appending a factory to DEFAULT_PARTS.
+local API, queue poller) are added in default_parts().
 """
 
 from __future__ import annotations
@@ -13,12 +13,13 @@ import argparse
 import contextlib
 import json
 import os
+import secrets
 import signal
 import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from types import FrameType, TracebackType
 from typing import TYPE_CHECKING, Any, Protocol
@@ -42,6 +43,8 @@ from sandbox.tls import create_local_tls
 
 if TYPE_CHECKING:
     from sandbox.intacct.server import IntacctSandbox
+    from sandbox.local_api import LocalApi
+    from sandbox.salesforce.server import SalesforceSandbox
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_STATE_DIR = REPO_ROOT / ".local"
@@ -278,7 +281,163 @@ class IntacctPart:
         return []
 
 
-DEFAULT_PARTS: list[Callable[[], StackPart]] = [DynamoDBPart, MotoPart, IntacctPart]
+class SalesforcePart:
+    """The Salesforce sandbox over HTTPS: a generated org, connected app and JWT key, and the secret."""
+
+    name = "salesforce"
+    default_port = 8443
+
+    def __init__(self) -> None:
+        self._sandbox: SalesforceSandbox | None = None
+
+    @property
+    def sandbox(self) -> SalesforceSandbox:
+        if self._sandbox is None:
+            raise StackStartError("the Salesforce sandbox has not started")
+        return self._sandbox
+
+    def start(self, context: StackContext) -> None:
+        from sandbox.salesforce.oauth import (  # noqa: PLC0415 - loaded only when this part starts
+            SalesforceSandboxCredentials,
+            create_jwt_signing_key,
+        )
+        from sandbox.salesforce.server import start_salesforce_sandbox  # noqa: PLC0415
+
+        signing_key = create_jwt_signing_key()
+        key_file = context.state_dir / "salesforce-jwt-key.pem"
+        key_file.write_text(signing_key.private_key_pem)
+        key_file.chmod(0o600)
+        credentials = SalesforceSandboxCredentials.generate(signing_key.certificate_pem)
+        port = context.port(self.name, self.default_port)
+        try:
+            self._sandbox = start_salesforce_sandbox(
+                ssl_context=context.tls.server_context(), credentials=credentials, port=port
+            )
+        except OSError as error:
+            raise StackStartError(
+                f"the Salesforce sandbox cannot listen on 127.0.0.1:{port}: {error}"
+            ) from error
+        sandbox = self._sandbox
+        arn = context.put_secret(
+            "salesforce",
+            {
+                "client_id": credentials.client_id,
+                "client_secret": credentials.client_secret,
+                "username": credentials.username,
+                "login_url": sandbox.instance_url,
+            },
+        )
+        context.parameters.update(
+            {
+                "SalesforceSecretArn": arn,
+                "SalesforceOrgIds": credentials.org_id,
+                "SalesforceIntegrationUserId": credentials.integration_user_id,
+                "SalesforceApiVersion": sandbox.api_version,
+            }
+        )
+        context.info["salesforce"] = {
+            "instance_url": sandbox.instance_url,
+            "token_url": sandbox.token_url,
+            "client_id": credentials.client_id,
+            "client_secret": credentials.client_secret,
+            "org_id": credentials.org_id,
+            "api_version": sandbox.api_version,
+            "ca_file": str(context.tls.ca_file),
+            "admin_url": sandbox.admin_url,
+            "username": credentials.username,
+            "integration_user_id": credentials.integration_user_id,
+            "jwt_private_key_file": str(key_file),
+        }
+
+    def stop(self) -> None:
+        if self._sandbox is not None:
+            self._sandbox.stop()
+            self._sandbox = None
+
+    def summary(self) -> list[str]:
+        if self._sandbox is None:
+            return []
+        return [f"Salesforce sandbox {self._sandbox.instance_url}   admin: {self._sandbox.admin_url}"]
+
+    def pids(self) -> list[int]:
+        return []
+
+
+class LocalApiPart:
+    """The local API in front of the intake handler, and the Outbound Messages that call it.
+
+    The intake runs in this process with the environment template.yaml gives IntakeFunction, resolved
+    to the local resources. The Salesforce sandbox gets two Outbound Messages pointing here, as an
+    admin would set them up: Account on create or update (not for the integration user's own
+    write-backs) and Opportunity when IsWon becomes true.
+    """
+
+    name = "api"
+    default_port = 3000
+
+    def __init__(self, salesforce: SalesforcePart) -> None:
+        self._salesforce = salesforce
+        self._api: LocalApi | None = None
+
+    def start(self, context: StackContext) -> None:
+        from sandbox.local_api import load_intake_handler, start_local_api  # noqa: PLC0415
+        from sandbox.salesforce.outbound import OutboundMessageDefinition  # noqa: PLC0415
+
+        intake_secret_arn = context.put_secret("intake", {"event_signing_key": secrets.token_hex(32)})
+        os.environ.update(
+            context.function_environment("IntakeFunction", {"IntakeSecretArn": intake_secret_arn})
+        )
+        port = context.port(self.name, self.default_port)
+        try:
+            self._api = start_local_api(load_intake_handler(), port=port)
+        except OSError as error:
+            raise StackStartError(f"the local API cannot listen on 127.0.0.1:{port}: {error}") from error
+        context.info["api_url"] = self._api.url
+        outbound_url = f"{self._api.url}/salesforce/outbound"
+        integration_user_id = context.info["salesforce"]["integration_user_id"]
+        self._salesforce.sandbox.set_outbound_messages(
+            [
+                OutboundMessageDefinition(
+                    name="Account_Created_Or_Updated",
+                    object_type="Account",
+                    fields=ACCOUNT_OUTBOUND_FIELDS,
+                    endpoint_url=outbound_url,
+                    condition="created_or_updated",
+                    ignore_changes_by=integration_user_id,
+                ),
+                OutboundMessageDefinition(
+                    name="Opportunity_Closed_Won",
+                    object_type="Opportunity",
+                    fields=OPPORTUNITY_OUTBOUND_FIELDS,
+                    endpoint_url=outbound_url,
+                    condition="is_won_becomes_true",
+                ),
+            ]
+        )
+
+    def stop(self) -> None:
+        if self._api is not None:
+            self._api.stop()
+            self._api = None
+
+    def summary(self) -> list[str]:
+        if self._api is None:
+            return []
+        return [f"Local API        {self._api.url}/salesforce/outbound  and  /salesforce/events"]
+
+    def pids(self) -> list[int]:
+        return []
+
+
+# Fields the local Outbound Messages carry (the workers re-read the records anyway).
+ACCOUNT_OUTBOUND_FIELDS = ("Id", "Name", "LastModifiedDate")
+OPPORTUNITY_OUTBOUND_FIELDS = ("Id", "Name", "AccountId", "StageName", "IsWon", "LastModifiedDate")
+
+
+def default_parts() -> list[StackPart]:
+    """Every part of the local stack, in start order."""
+    salesforce = SalesforcePart()
+    return [DynamoDBPart(), MotoPart(), IntacctPart(), salesforce, LocalApiPart(salesforce)]
 
 
 # ---------------------------------------------------------------------------- the running stack
@@ -379,7 +538,7 @@ def start_local_stack(
         region=region,
         name_prefix=NAME_PREFIX,
     )
-    chosen_parts = list(parts) if parts is not None else [factory() for factory in DEFAULT_PARTS]
+    chosen_parts = list(parts) if parts is not None else default_parts()
     started: list[StackPart] = []
     try:
         for part in chosen_parts:

@@ -111,6 +111,10 @@ def start_stack_command(state_dir: Path) -> tuple[subprocess.Popen[str], dict[st
     command = subprocess.Popen(
         [sys.executable, "-m", "sandbox.stack", "--ephemeral", "--state-dir", str(state_dir)],
         cwd=REPO_ROOT,
+        env={
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join([str(REPO_ROOT / "layers" / "sync"), str(REPO_ROOT)]),
+        },
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -147,7 +151,23 @@ def test_stack_file_describes_every_part(local_stack: LocalStack) -> None:
     assert Path(info["ca_file"]).is_file()
     assert set(info["tables"]) == {table.logical_id for table in TEMPLATE.tables()}
     assert set(info["queues"]) == {queue.logical_id for queue in TEMPLATE.queues()}
-    assert set(info["secrets"]) == {"intacct"}
+    assert set(info["secrets"]) == {"intacct", "salesforce", "intake"}
+    assert info["api_url"].startswith("http://127.0.0.1:")
+    assert port_open(info["api_url"])
+    assert set(info["salesforce"]) == {
+        "instance_url",
+        "token_url",
+        "client_id",
+        "client_secret",
+        "org_id",
+        "api_version",
+        "ca_file",
+        "admin_url",
+        "username",
+        "integration_user_id",
+        "jwt_private_key_file",
+    }
+    assert Path(info["salesforce"]["jwt_private_key_file"]).is_file()
     assert set(info["intacct"]) == {
         "endpoint",
         "sender_id",
