@@ -24,8 +24,6 @@ from collections.abc import Mapping
 from typing import Any, Self
 from urllib.parse import urlsplit
 
-from aws_lambda_powertools.utilities import parameters
-from aws_lambda_powertools.utilities.parameters.exceptions import TransformParameterError
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -37,10 +35,10 @@ from pydantic import (
 )
 
 from sfintacct.intacct.errors import IntacctSettingsError
+from sfintacct.settings_sources import read_json_secret, validation_problems
 
 DEFAULT_ENDPOINT_URL = "https://api.intacct.com/ia/xml/xmlgw.phtml"
 SECRET_ARN_VARIABLE = "INTACCT_SECRET_ARN"  # noqa: S105 - an environment variable name
-_SECRET_CACHE_SECONDS = 300
 
 # Non-secret settings: environment variable -> settings field.
 _ENVIRONMENT_FIELDS = {
@@ -132,11 +130,7 @@ def validate_settings(values: Mapping[str, Any]) -> IntacctSettings:
     try:
         return IntacctSettings.model_validate(dict(values))
     except ValidationError as error:
-        problems = "; ".join(
-            f"{'.'.join(str(part) for part in item['loc']) or 'settings'}: {item['msg']}"
-            for item in error.errors(include_input=False, include_url=False)
-        )
-        raise IntacctSettingsError(f"Invalid Intacct settings: {problems}") from None
+        raise IntacctSettingsError(f"Invalid Intacct settings: {validation_problems(error)}") from None
 
 
 def load_intacct_settings(environ: Mapping[str, str] | None = None) -> IntacctSettings:
@@ -149,10 +143,5 @@ def load_intacct_settings(environ: Mapping[str, str] | None = None) -> IntacctSe
     secret_arn = environment.get(SECRET_ARN_VARIABLE, "").strip()
     if not secret_arn:
         raise IntacctSettingsError(f"{SECRET_ARN_VARIABLE} is not set")
-    try:
-        secret = parameters.get_secret(secret_arn, transform="json", max_age=_SECRET_CACHE_SECONDS)
-    except TransformParameterError:
-        raise IntacctSettingsError("The Intacct secret is not a JSON object") from None
-    if not isinstance(secret, dict):
-        raise IntacctSettingsError("The Intacct secret is not a JSON object")
+    secret = read_json_secret(secret_arn, "Intacct", IntacctSettingsError)
     return settings_from_sources(secret, environment)

@@ -27,8 +27,6 @@ from collections.abc import Mapping
 from typing import Any, Literal, Self
 from urllib.parse import urlsplit
 
-from aws_lambda_powertools.utilities import parameters
-from aws_lambda_powertools.utilities.parameters.exceptions import TransformParameterError
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -40,11 +38,11 @@ from pydantic import (
 )
 
 from sfintacct.salesforce.errors import SalesforceSettingsError
+from sfintacct.settings_sources import read_json_secret, validation_problems
 
 AuthFlow = Literal["jwt_bearer", "client_credentials"]
 
 SECRET_ARN_VARIABLE = "SALESFORCE_SECRET_ARN"  # noqa: S105 - a variable name, not a secret
-_SECRET_CACHE_SECONDS = 300
 
 # Non-secret settings: environment variable -> settings field.
 _ENVIRONMENT_FIELDS = {
@@ -130,11 +128,7 @@ def settings_from_sources(secret: Mapping[str, Any], environ: Mapping[str, str])
     try:
         return SalesforceSettings.model_validate(values)
     except ValidationError as error:
-        problems = "; ".join(
-            f"{'.'.join(str(part) for part in item['loc']) or 'settings'}: {item['msg']}"
-            for item in error.errors(include_input=False, include_url=False)
-        )
-        raise SalesforceSettingsError(f"Invalid Salesforce settings: {problems}") from None
+        raise SalesforceSettingsError(f"Invalid Salesforce settings: {validation_problems(error)}") from None
 
 
 def load_salesforce_settings(environ: Mapping[str, str] | None = None) -> SalesforceSettings:
@@ -147,10 +141,5 @@ def load_salesforce_settings(environ: Mapping[str, str] | None = None) -> Salesf
     secret_arn = environment.get(SECRET_ARN_VARIABLE, "").strip()
     if not secret_arn:
         raise SalesforceSettingsError(f"{SECRET_ARN_VARIABLE} is not set")
-    try:
-        secret = parameters.get_secret(secret_arn, transform="json", max_age=_SECRET_CACHE_SECONDS)
-    except TransformParameterError:
-        raise SalesforceSettingsError("The Salesforce secret is not a JSON object") from None
-    if not isinstance(secret, dict):
-        raise SalesforceSettingsError("The Salesforce secret is not a JSON object")
+    secret = read_json_secret(secret_arn, "Salesforce", SalesforceSettingsError)
     return settings_from_sources(secret, environment)

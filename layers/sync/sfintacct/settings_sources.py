@@ -1,0 +1,33 @@
+"""Shared pieces of loading settings: a JSON secret from Secrets Manager and readable validation errors."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.utilities import parameters
+from aws_lambda_powertools.utilities.parameters.exceptions import TransformParameterError
+from pydantic import ValidationError
+
+SECRET_CACHE_SECONDS = 300
+
+
+def read_json_secret(secret_arn: str, what: str, error_type: type[Exception]) -> dict[str, Any]:
+    """The secret as a dict (cached five minutes); `error_type` when it is not a JSON object.
+
+    Powertools' GetParameterError (secret missing, no access, AWS unreachable) propagates unchanged.
+    """
+    try:
+        secret = parameters.get_secret(secret_arn, transform="json", max_age=SECRET_CACHE_SECONDS)
+    except TransformParameterError:
+        raise error_type(f"The {what} secret is not a JSON object") from None
+    if not isinstance(secret, dict):
+        raise error_type(f"The {what} secret is not a JSON object")
+    return secret
+
+
+def validation_problems(error: ValidationError) -> str:
+    """What is wrong, field by field, without the values (they may be secrets)."""
+    return "; ".join(
+        f"{'.'.join(str(part) for part in item['loc']) or 'settings'}: {item['msg']}"
+        for item in error.errors(include_input=False, include_url=False)
+    )
