@@ -378,15 +378,18 @@ class LocalApiPart:
     def __init__(self, salesforce: SalesforcePart) -> None:
         self._salesforce = salesforce
         self._api: LocalApi | None = None
+        self._replaced_environment: dict[str, str | None] = {}
 
     def start(self, context: StackContext) -> None:
         from sandbox.local_api import load_intake_handler, start_local_api  # noqa: PLC0415
         from sandbox.salesforce.outbound import OutboundMessageDefinition  # noqa: PLC0415
 
         intake_secret_arn = context.put_secret("intake", {"event_signing_key": secrets.token_hex(32)})
-        os.environ.update(
-            context.function_environment("IntakeFunction", {"IntakeSecretArn": intake_secret_arn})
+        intake_environment = context.function_environment(
+            "IntakeFunction", {"IntakeSecretArn": intake_secret_arn}
         )
+        self._replaced_environment = {name: os.environ.get(name) for name in intake_environment}
+        os.environ.update(intake_environment)
         port = context.port(self.name, self.default_port)
         try:
             self._api = start_local_api(load_intake_handler(), port=port)
@@ -419,6 +422,13 @@ class LocalApiPart:
         if self._api is not None:
             self._api.stop()
             self._api = None
+        # The intake ran in this process: give the process its own environment back.
+        for name, value in self._replaced_environment.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        self._replaced_environment = {}
 
     def summary(self) -> list[str]:
         if self._api is None:
