@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from aws_lambda_powertools.utilities import parameters
@@ -23,6 +24,30 @@ def read_json_secret(secret_arn: str, what: str, error_type: type[Exception]) ->
     if not isinstance(secret, dict):
         raise error_type(f"The {what} secret is not a JSON object")
     return secret
+
+
+def secret_named_by(
+    environ: Mapping[str, str], variable: str, what: str, error_type: type[Exception]
+) -> dict[str, Any]:
+    """The JSON secret whose ARN is in `variable`; `error_type` when the variable is unset."""
+    secret_arn = environ.get(variable, "").strip()
+    if not secret_arn:
+        raise error_type(f"{variable} is not set")
+    return read_json_secret(secret_arn, what, error_type)
+
+
+def merged_values(
+    secret: Mapping[str, Any],
+    secret_fields: tuple[str, ...],
+    environ: Mapping[str, str],
+    environment_fields: Mapping[str, str],
+) -> dict[str, Any]:
+    """Non-empty secret fields, then non-empty environment variables on top (the environment wins)."""
+    values: dict[str, Any] = {key: secret[key] for key in secret_fields if secret.get(key) not in (None, "")}
+    for variable, field in environment_fields.items():
+        if environ.get(variable, "").strip():
+            values[field] = environ[variable].strip()
+    return values
 
 
 def validation_problems(error: ValidationError) -> str:

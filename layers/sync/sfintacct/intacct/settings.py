@@ -35,7 +35,7 @@ from pydantic import (
 )
 
 from sfintacct.intacct.errors import IntacctSettingsError
-from sfintacct.settings_sources import read_json_secret, validation_problems
+from sfintacct.settings_sources import merged_values, secret_named_by, validation_problems
 
 DEFAULT_ENDPOINT_URL = "https://api.intacct.com/ia/xml/xmlgw.phtml"
 SECRET_ARN_VARIABLE = "INTACCT_SECRET_ARN"  # noqa: S105 - an environment variable name
@@ -118,10 +118,7 @@ def settings_from_sources(secret: Mapping[str, Any], environ: Mapping[str, str])
 
     Raises IntacctSettingsError naming the missing or invalid settings, never their values.
     """
-    values: dict[str, Any] = {key: secret[key] for key in _SECRET_FIELDS if secret.get(key) not in (None, "")}
-    for variable, field in _ENVIRONMENT_FIELDS.items():
-        if environ.get(variable, "").strip():
-            values[field] = environ[variable].strip()
+    values = merged_values(secret, _SECRET_FIELDS, environ, _ENVIRONMENT_FIELDS)
     return validate_settings(values)
 
 
@@ -140,8 +137,5 @@ def load_intacct_settings(environ: Mapping[str, str] | None = None) -> IntacctSe
     AWS unreachable) propagates unchanged.
     """
     environment = os.environ if environ is None else environ
-    secret_arn = environment.get(SECRET_ARN_VARIABLE, "").strip()
-    if not secret_arn:
-        raise IntacctSettingsError(f"{SECRET_ARN_VARIABLE} is not set")
-    secret = read_json_secret(secret_arn, "Intacct", IntacctSettingsError)
+    secret = secret_named_by(environment, SECRET_ARN_VARIABLE, "Intacct", IntacctSettingsError)
     return settings_from_sources(secret, environment)

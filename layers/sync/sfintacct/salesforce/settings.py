@@ -38,7 +38,7 @@ from pydantic import (
 )
 
 from sfintacct.salesforce.errors import SalesforceSettingsError
-from sfintacct.settings_sources import read_json_secret, validation_problems
+from sfintacct.settings_sources import merged_values, secret_named_by, validation_problems
 
 AuthFlow = Literal["jwt_bearer", "client_credentials"]
 
@@ -120,10 +120,7 @@ def settings_from_sources(secret: Mapping[str, Any], environ: Mapping[str, str])
 
     Raises SalesforceSettingsError naming the missing or invalid settings, never their values.
     """
-    values: dict[str, Any] = {key: secret[key] for key in _SECRET_FIELDS if secret.get(key) not in (None, "")}
-    for variable, field in _ENVIRONMENT_FIELDS.items():
-        if environ.get(variable, "").strip():
-            values[field] = environ[variable].strip()
+    values = merged_values(secret, _SECRET_FIELDS, environ, _ENVIRONMENT_FIELDS)
     values.setdefault("auth_flow", "jwt_bearer" if "private_key" in values else "client_credentials")
     try:
         return SalesforceSettings.model_validate(values)
@@ -138,8 +135,5 @@ def load_salesforce_settings(environ: Mapping[str, str] | None = None) -> Salesf
     AWS unreachable) propagates unchanged.
     """
     environment = os.environ if environ is None else environ
-    secret_arn = environment.get(SECRET_ARN_VARIABLE, "").strip()
-    if not secret_arn:
-        raise SalesforceSettingsError(f"{SECRET_ARN_VARIABLE} is not set")
-    secret = read_json_secret(secret_arn, "Salesforce", SalesforceSettingsError)
+    secret = secret_named_by(environment, SECRET_ARN_VARIABLE, "Salesforce", SalesforceSettingsError)
     return settings_from_sources(secret, environment)
