@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import faulthandler
 import json
 import os
 import secrets
@@ -575,15 +576,21 @@ def read_stack_info(state_dir: Path | None = None) -> dict[str, Any]:
     return info
 
 
+SLOW_STOP_SECONDS = 3.0
+
+
 def _stop_parts(parts: Sequence[StackPart]) -> None:
     """Stop parts in reverse order; a second Ctrl-C cannot interrupt this (no orphan processes)."""
     errors: list[str] = []
     with _signals_ignored():
         for part in reversed(parts):
+            started_at = time.monotonic()
             try:
                 part.stop()
             except Exception as error:
                 errors.append(f"{part.name}: {error}")
+            if (elapsed := time.monotonic() - started_at) > SLOW_STOP_SECONDS:
+                print(f"stopping {part.name} took {elapsed:.1f} s", file=sys.stderr, flush=True)
     if errors:
         print("errors while stopping the local stack:\n  " + "\n  ".join(errors), file=sys.stderr)
 
@@ -647,6 +654,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError:
         parser.error("--port takes PART=PORT, e.g. dynamodb=8001")
 
+    # `kill -USR1 <pid>` prints every thread's stack to stderr: the way to see what a stuck stop waits on.
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
     # SIGTERM behaves like Ctrl-C, so start-up and shutdown clean up the same way (SIGINT is set too:
     # a shell that starts us in the background would otherwise leave it ignored).
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -658,8 +667,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         stack = start_local_stack(arguments.state_dir, ports=ports, ephemeral=arguments.ephemeral)
         print(f"local stack ready in {time.monotonic() - started_at:.1f} s\n{stack.summary()}", flush=True)
         print("Ctrl-C stops it.", flush=True)
+        # Not signal.pause(): the kernel may deliver Ctrl-C to another thread, and pause() in the main
+        # thread would then never return. The handler runs on the main thread when the sleep ends.
         while True:
-            signal.pause()
+            time.sleep(0.2)
     except KeyboardInterrupt:
         print("\nstopping the local stack...", flush=True)
         return 0

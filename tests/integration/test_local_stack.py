@@ -76,6 +76,19 @@ def port_open(url: str) -> bool:
         return False
 
 
+def communicate_or_dump_threads(command: subprocess.Popen[str]) -> str:
+    """The command's remaining output once it exits; if it hangs, fail with every thread's stack."""
+    try:
+        output, _ = command.communicate(timeout=PROCESS_EXIT_SECONDS)
+    except subprocess.TimeoutExpired:
+        command.send_signal(signal.SIGUSR1)  # the stack prints its threads' stacks (faulthandler)
+        time.sleep(1)
+        command.kill()
+        output, _ = command.communicate()
+        pytest.fail(f"the stack did not stop within {PROCESS_EXIT_SECONDS} s:\n{output}")
+    return output
+
+
 def get_api_session(endpoint: str, credentials: dict[str, str], verify: ssl.SSLContext) -> ET.Element:
     """Send getAPISession with login credentials; returns the parsed <response>."""
     request = ET.Element("request")
@@ -330,7 +343,7 @@ def test_ctrl_c_stops_the_command_and_everything_it_started(tmp_path: Path) -> N
     assert port_open(info["intacct"]["endpoint"])
 
     command.send_signal(signal.SIGINT)
-    output, _ = command.communicate(timeout=PROCESS_EXIT_SECONDS)
+    output = communicate_or_dump_threads(command)
 
     assert command.returncode == 0, output
     assert "local stack stopped" in output
