@@ -1,121 +1,206 @@
-"""`make demo`: start the local stack, run the Intacct side of the flow through the real client, print it.
+"""`make demo`: the whole flow on the local stack, as a rep and finance would see it.
 
-It creates a customer and a Sales Order with three lines (one a free add-on at price 0) in the Intacct
-sandbox over HTTPS, with the same settings loader the workers use (the secret in the local Secrets
-Manager), reads both back, prints them with the API calls it took, and stops the stack.
+It starts the stack, seeds Salesforce with an Account, three products that exist as Intacct items and an
+Opportunity with three lines (one a free add-on at price 0), closes the deal as won through the REST
+API (the Outbound Message fires as in real life), waits for the workers, then prints the Intacct
+customer, the Sales Order with its lines, the fields written back on Salesforce, the sync log and the
+API calls it took, and stops the stack.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 import tempfile
-from datetime import date
+import time
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
+
+import boto3
 
 from sandbox.intacct.admin_client import IntacctAdminClient
+from sandbox.sales_rep import Line, SalesRep
 from sandbox.stack import LocalStack, start_local_stack
-from sfintacct.intacct import (
-    Contact,
-    IntacctClient,
-    MailAddress,
-    NewCustomer,
-    SalesTransaction,
-    SalesTransactionLine,
-    load_intacct_settings,
+from sfintacct.sync.sync_log import SyncLog
+
+WAIT_SECONDS = 60.0
+PRODUCTS = (
+    ("SUB-PLATFORM", "Platform subscription (annual)", Decimal(12000)),
+    ("SVC-ONBOARD", "Onboarding service", Decimal(2500)),
+    ("SVC-TRAINING", "Training add-on", Decimal(800)),
+)
+DEAL_LINES = (
+    Line("SUB-PLATFORM", Decimal(1), Decimal(12000), discount=Decimal(10)),
+    Line("SVC-ONBOARD", Decimal(1), Decimal(2500), service_date="2027-01-04"),
+    Line("SVC-TRAINING", Decimal(2), Decimal(0), description="Free add-on promised in the contract"),
 )
 
-ACCOUNT_ID = "0015g00000DemoAcAAA"
-OPPORTUNITY_ID = "0065g00000DemoOpAAA"
+
+class DemoFailed(Exception):
+    """The flow did not produce what it should have."""
 
 
 def run_demo(stack: LocalStack) -> None:
-    intacct = stack.info["intacct"]
-    os.environ.update(stack.aws_environment())
-    os.environ.update(
-        {
-            "INTACCT_SECRET_ARN": stack.info["secrets"]["intacct"],
-            "INTACCT_ENDPOINT_URL": intacct["endpoint"],
-            "INTACCT_CA_FILE": intacct["ca_file"],
-        }
-    )
-    admin = IntacctAdminClient(intacct["admin_url"], intacct["ca_file"])
-    settings = load_intacct_settings()
-    with IntacctClient(settings) as client:
-        customer = client.create_customer(
-            NewCustomer(
-                name="Northwind Traders",
-                contact=Contact(
-                    print_as="Northwind Traders",
-                    email1="ap@northwind.example",
-                    phone1="+1 415 555 0100",
-                    mail_address=MailAddress(
-                        address1="1 Market St",
-                        city="San Francisco",
-                        state="CA",
-                        zip="94105",
-                        country="United States",
-                    ),
-                ),
-                term_name="N30",
-                custom_fields={"SALESFORCE_ID": ACCOUNT_ID},
-            ),
-            control_id=f"customer-create-{ACCOUNT_ID}",
+    salesforce = stack.info["salesforce"]
+    intacct = IntacctAdminClient(stack.info["intacct"]["admin_url"], stack.info["intacct"]["ca_file"])
+    rep = SalesRep(salesforce)
+    try:
+        print("\n1. The rep works in Salesforce")
+        account_id = rep.create(
+            "Account",
+            {
+                "Name": "Northwind Traders",
+                "Phone": "+1 415 555 0100",
+                "Website": "https://northwind.example",
+                "BillingStreet": "1 Market St",
+                "BillingCity": "San Francisco",
+                "BillingState": "CA",
+                "BillingPostalCode": "94105",
+                "BillingCountry": "United States",
+            },
         )
-        doc_id = client.create_sotransaction(
-            SalesTransaction(
-                transaction_type="Sales Order",
-                date_created=date.today(),
-                customer_id=customer.customer_id,
-                reference_no=OPPORTUNITY_ID,
-                term_name="N30",
-                message="Closed won: Northwind platform deal",
-                custom_fields={"SALESFORCE_OPPORTUNITY_ID": OPPORTUNITY_ID},
-                lines=[
-                    SalesTransactionLine(item_id="SUB-PLATFORM", quantity=Decimal(1), price=Decimal(12000)),
-                    SalesTransactionLine(item_id="SVC-ONBOARD", quantity=Decimal(1), price=Decimal(2500)),
-                    SalesTransactionLine(
-                        item_id="SVC-TRAINING",
-                        quantity=Decimal(2),
-                        price=Decimal(0),
-                        memo="Free add-on promised in contract",
-                    ),
-                ],
-            ),
-            control_id=f"order-create-{OPPORTUNITY_ID}",
-        )
-        stored_customer = client.get_customer(customer.customer_id)
-        orders = client.find_sales_documents(reference_no=OPPORTUNITY_ID)
-        lines = client.get_sales_document_lines(doc_id)
+        print(f"   Account      {account_id}  Northwind Traders")
+        for code, name, price in PRODUCTS:
+            rep.product(code, name, price)
+        opportunity_id = rep.deal(account_id, "Northwind platform deal", DEAL_LINES)
+        print(f"   Opportunity  {opportunity_id}  Northwind platform deal, 3 lines")
+        wait_until_settled(stack, rep)
+        intacct_before = intacct.counts()
+        salesforce_before = rep.admin.counts()
+        stack.poller.reset_stats()
 
-    assert stored_customer is not None, "the customer just created was not found"
+        print("\n2. The rep closes the deal as won")
+        started = time.monotonic()
+        rep.close_won(opportunity_id)
+        wait_until_settled(stack, rep)
+        print(f"   ...synced in {time.monotonic() - started:.1f} s")
+
+        print("\n3. Intacct now holds")
+        show_intacct(intacct, account_id, opportunity_id)
+        print("\n4. Salesforce shows the rep")
+        show_write_back(rep, account_id, opportunity_id)
+        print("\n5. The sync log")
+        show_sync_log(stack, opportunity_id)
+        print("\n6. API calls for the closed deal")
+        show_calls(intacct, intacct_before, rep, salesforce_before, stack)
+    finally:
+        rep.close()
+
+
+def wait_until_settled(stack: LocalStack, rep: SalesRep) -> None:
+    deadline = time.monotonic() + WAIT_SECONDS
+    while time.monotonic() < deadline:
+        rep.admin.flush_outbound()
+        pending = any(delivery["status"] == "pending" for delivery in rep.admin.outbound())
+        if stack.poller.wait_until_idle(timeout=max(0.1, deadline - time.monotonic())) and not pending:
+            return
+    raise DemoFailed(f"the workers did not finish within {WAIT_SECONDS:.0f} s")
+
+
+def show_intacct(intacct: IntacctAdminClient, account_id: str, opportunity_id: str) -> None:
+    customers = [c for c in intacct.records("CUSTOMER") if c.get("SALESFORCE_ID") == account_id]
+    orders = [o for o in intacct.records("SODOCUMENT") if o.get("PONUMBER") == opportunity_id]
+    if len(customers) != 1 or len(orders) != 1:
+        raise DemoFailed(f"expected one customer and one order, found {len(customers)} and {len(orders)}")
+    customer, order = customers[0], orders[0]
+    print(f"   Customer     {customer['CUSTOMERID']}  {customer['NAME']}  (SALESFORCE_ID {account_id})")
     print(
-        f"Intacct customer  {stored_customer.customer_id}  {stored_customer.name}  ({stored_customer.status})"
+        f"   Sales Order  {order['DOCID']}  customer {order['CUSTVENDID']}  reference {order['PONUMBER']}  "
+        f"terms {order.get('TERMNAME', '')}  state {order.get('STATE', '')}"
     )
-    for order in orders:
-        print(
-            f"Intacct order     {order.doc_id}  customer {order.customer_id}  "
-            f"reference {order.reference_no}  state {order.state}  total {order.total}"
-        )
+    lines = sorted(
+        (line for line in intacct.records("SODOCUMENTENTRY") if line.get("DOCHDRID") == order["DOCID"]),
+        key=lambda line: int(line["LINE_NO"]),
+    )
     for line in lines:
         print(
-            f"  line {line.line_no}: {line.item_id:<13} qty {line.quantity}  price {line.price}  "
-            f"total {line.total}  {line.memo}"
+            f"     line {line['LINE_NO']}: {line['ITEMID']:<13} qty {line['QUANTITY']:>3}  "
+            f"price {line['PRICE']:>8}  discount {line.get('DISCOUNT') or '0':>3}%  {line.get('MEMO') or ''}"
         )
-    counts = admin.counts()
-    calls = ", ".join(f"{name} x{count}" for name, count in sorted(counts["functions"].items()))
-    print(f"API calls         {counts['requests']} HTTP requests to Intacct: {calls}")
-    if len(orders) != 1 or len(lines) != 3:
-        raise SystemExit(f"unexpected result: {len(orders)} orders, {len(lines)} lines")
+    if len(lines) != len(DEAL_LINES):
+        raise DemoFailed(f"expected {len(DEAL_LINES)} order lines, found {len(lines)}")
+
+
+def show_write_back(rep: SalesRep, account_id: str, opportunity_id: str) -> None:
+    account = rep.read("Account", account_id)
+    opportunity = rep.read("Opportunity", opportunity_id)
+    print(
+        f"   Account      Intacct_Customer_Id__c={account['Intacct_Customer_Id__c']}  "
+        f"Intacct_Sync_Status__c={account['Intacct_Sync_Status__c']}"
+    )
+    print(
+        f"   Opportunity  Intacct_Order_Id__c={opportunity['Intacct_Order_Id__c']}  "
+        f"Intacct_Sync_Status__c={opportunity['Intacct_Sync_Status__c']}  "
+        f"Intacct_Synced_At__c={opportunity['Intacct_Synced_At__c']}"
+    )
+    if opportunity["Intacct_Sync_Status__c"] != "Synced":
+        raise DemoFailed(f"the Opportunity says {opportunity['Intacct_Sync_Status__c']}")
+
+
+def show_sync_log(stack: LocalStack, opportunity_id: str) -> None:
+    client = boto3.client("dynamodb", **_local_aws(stack))
+    for entry in SyncLog(client, stack.info["tables"]["SyncLogTable"]).history(opportunity_id):
+        print(
+            f"   {entry.at:%H:%M:%S}  {entry.status:<8} {entry.reason:<8} {entry.message}  ({entry.source})"
+        )
+
+
+def show_calls(
+    intacct: IntacctAdminClient,
+    intacct_before: dict[str, Any],
+    rep: SalesRep,
+    salesforce_before: dict[str, Any],
+    stack: LocalStack,
+) -> None:
+    intacct_after = intacct.counts()
+    functions = {
+        name: count - intacct_before["functions"].get(name, 0)
+        for name, count in intacct_after["functions"].items()
+        if count != intacct_before["functions"].get(name, 0)
+    }
+    print(
+        f"   Intacct      {intacct_after['requests'] - intacct_before['requests']} request(s): "
+        + ", ".join(f"{name} x{count}" for name, count in sorted(functions.items()))
+    )
+    salesforce_after = rep.admin.counts()["by_kind"]
+    kinds = {
+        kind: count - salesforce_before["by_kind"].get(kind, 0)
+        for kind, count in salesforce_after.items()
+        if count != salesforce_before["by_kind"].get(kind, 0)
+    }
+    print("   Salesforce   " + ", ".join(f"{kind} x{count}" for kind, count in sorted(kinds.items())))
+    for function, totals in stack.poller.stats().items():
+        print(f"   {function:<12} {totals}")
+
+
+def _local_aws(stack: LocalStack) -> dict[str, str]:
+    return {
+        "endpoint_url": stack.info["dynamodb_endpoint"],
+        "region_name": stack.info["region"],
+        "aws_access_key_id": "local",
+        "aws_secret_access_key": "local",
+    }
 
 
 def main() -> int:
+    # The functions log JSON lines and metrics like on Lambda; the demo prints its own story instead.
+    os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
+    logging.basicConfig(level=logging.WARNING)
     with tempfile.TemporaryDirectory(prefix="sfintacct-demo-") as state_dir:
-        print("Starting the local stack (DynamoDB Local, moto, Intacct sandbox)...", flush=True)
-        with start_local_stack(Path(state_dir), ephemeral=True) as stack:
-            run_demo(stack)
-        print("Local stack stopped.")
+        print(
+            "Starting the local stack (DynamoDB Local, moto, Salesforce and Intacct sandboxes, local API)..."
+        )
+        with start_local_stack(
+            Path(state_dir), ephemeral=True, queue_visibility_seconds=10, parameters={"LogLevel": "WARNING"}
+        ) as stack:
+            try:
+                run_demo(stack)
+            except DemoFailed as error:
+                print(f"\ndemo failed: {error}", file=sys.stderr)
+                return 1
+        print("\nLocal stack stopped.")
     return 0
 
 

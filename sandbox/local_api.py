@@ -20,6 +20,7 @@ import base64
 import importlib.util
 import json
 import logging
+import sys
 import threading
 import time
 import uuid
@@ -288,13 +289,39 @@ class _RequestHandler(BaseHTTPRequestHandler):
 
 def load_intake_handler(app_path: Path = INTAKE_APP_PATH) -> Handler:
     """Import functions/intake/app.py (not a package) and return its `lambda_handler`."""
-    spec = importlib.util.spec_from_file_location("sfintacct_intake_app", app_path)
-    if spec is None or spec.loader is None:
-        raise ImportError(f"cannot load {app_path}")
+    return load_handler(app_path.parent, f"{app_path.stem}.lambda_handler", "sfintacct_intake_app")
+
+
+def load_handler(code_dir: Path, handler: str, module_name: str) -> Handler:
+    """Load a function's handler as Lambda reads `Handler` ("module.function", module relative to code_dir).
+
+    The module is loaded from its file as `module_name` (and registered in sys.modules under that
+    name), so the app.py of two functions, or two loads of one, do not replace each other. code_dir is
+    first on sys.path while the module runs, so it can import modules next to it; those are cached
+    under their own names, which therefore must not repeat across functions.
+    """
+    module_path, _, function_name = handler.rpartition(".")
+    if not module_path or not function_name:
+        raise ImportError(f"handler {handler!r} is not module.function")
+    source = code_dir.joinpath(*module_path.split(".")).with_suffix(".py")
+    spec = importlib.util.spec_from_file_location(module_name, source)
+    if spec is None or spec.loader is None or not source.is_file():
+        raise ImportError(f"cannot load {source}")
     module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    handler: Handler = module.lambda_handler
-    return handler
+    sys.modules[module_name] = module
+    sys.path.insert(0, str(code_dir))
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        sys.modules.pop(module_name, None)
+        raise
+    finally:
+        sys.path.remove(str(code_dir))
+    function = getattr(module, function_name, None)
+    if not callable(function):
+        raise ImportError(f"{source} has no function {function_name}")
+    loaded: Handler = function
+    return loaded
 
 
 def main() -> None:

@@ -11,6 +11,9 @@ FunctionResponseTypes [ReportBatchItemFailures]:
 - it raises, runs past the function timeout, or returns an invalid response (not JSON-serialisable,
   an empty/missing itemIdentifier or one that is not in the batch): nothing is deleted.
 
+A mapping with report_batch_item_failures=False (no FunctionResponseTypes) ignores what the handler
+returns, as Lambda does: the batch is deleted unless the handler raises or times out.
+
 Redrive to the dead-letter queue after maxReceiveCount is the queue's own RedrivePolicy: SQS (and moto)
 move a message on the receive that would exceed maxReceiveCount, so the handler sees it exactly
 maxReceiveCount times. The poller does not move messages itself.
@@ -87,6 +90,7 @@ class EventSourceMapping:
     maximum_concurrency: int = 2
     function_timeout_seconds: int = 60
     memory_size_mb: int = DEFAULT_MEMORY_SIZE_MB
+    report_batch_item_failures: bool = True  # FunctionResponseTypes: [ReportBatchItemFailures]
 
     def __post_init__(self) -> None:
         if not 1 <= self.batch_size <= 10000:
@@ -503,7 +507,9 @@ class QueuePoller:
         try:
             response = mapping.handler(event, context)
             json.dumps(response)  # Lambda serialises the response; failing that fails the invocation
-            failed = failed_message_ids(response, message_ids)
+            failed = (
+                failed_message_ids(response, message_ids) if mapping.report_batch_item_failures else set()
+            )
         except BatchResponseError as error:
             logger.error(
                 "%s: invalid partial batch response, whole batch failed: %s", mapping.function_name, error

@@ -3,8 +3,11 @@
     python -m sandbox.stack            (make stack)   Ctrl-C stops everything it started
 
 Parts start in order and stop in reverse; each part publishes what it offers into the stack info,
-which is written to <state dir>/stack.json once everything is ready. New parts (Salesforce sandbox,
-local API, queue poller) are added in default_parts().
+which is written to <state dir>/stack.json once everything is ready. New parts are added in
+default_parts().
+
+The intake (behind the local API) and the SQS workers (driven by the queue poller) run in this
+process, so they share one os.environ: see StackContext.claim_process_environment.
 """
 
 from __future__ import annotations
@@ -39,6 +42,8 @@ from sandbox.aws_local import (
     start_moto_server,
 )
 from sandbox.dynamodb_local import DynamoDBLocal, start_dynamodb_local
+from sandbox.local_api import load_handler
+from sandbox.poller import EventSourceMapping, Handler, QueuePoller, start_queue_poller
 from sandbox.template_resources import TEMPLATE_PATH, ResourceValues, Template, TemplateError
 from sandbox.tls import create_local_tls
 
@@ -52,6 +57,13 @@ DEFAULT_STATE_DIR = REPO_ROOT / ".local"
 STATE_DIR_VARIABLE = "SFINTACCT_STATE_DIR"
 STACK_FILE_NAME = "stack.json"
 NAME_PREFIX = "sfintacct-local"
+MAX_VISIBILITY_TIMEOUT_SECONDS = 43200  # SQS's limit
+
+# Powertools settings that name the function (its service, its metrics): functions sharing this
+# process may differ in these, and the first function to claim one keeps its value.
+PER_FUNCTION_VARIABLES = frozenset(
+    {"POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_FUNCTION_NAME", "POWERTOOLS_METRICS_NAMESPACE"}
+)
 
 
 class StackStartError(Exception):
@@ -70,15 +82,20 @@ class StackContext:
         ephemeral: bool,
         region: str,
         name_prefix: str,
+        queue_visibility_seconds: int | None = None,
     ) -> None:
         self.state_dir = state_dir
         self.template = template
         self.region = region
         self.name_prefix = name_prefix
+        # None: the queues get the template's VisibilityTimeout; else every queue gets this one.
+        self.queue_visibility_seconds = queue_visibility_seconds
         self.tls = create_local_tls(state_dir / "tls")
         self.info: dict[str, Any] = {"region": region, "ca_file": str(self.tls.ca_file)}
         self.resources: dict[str, ResourceValues] = {}
         self.parameters: dict[str, str] = {}
+        # os.environ variables claimed by the functions run in this process: name -> (function, value).
+        self.process_environment: dict[str, tuple[str, str]] = {}
         self._ports = dict(ports)
         self._ephemeral = ephemeral
 
@@ -130,6 +147,31 @@ class StackContext:
         """
         template = self.template.with_parameters({**self.parameters, **(parameters or {})})
         return {**template.function_environment(logical_id, self.resources), **self.aws_environment()}
+
+    def claim_process_environment(self, environments: Mapping[str, Mapping[str, str]]) -> dict[str, str]:
+        """The variables to set in os.environ for functions (logical id -> environment) run in this process.
+
+        Every function of the stack that runs in this process shares its os.environ, so a variable that
+        two of them (these or those of an earlier part) set to different values is refused with
+        StackStartError, except PER_FUNCTION_VARIABLES, which stay with the first function.
+        """
+        claimed = dict(self.process_environment)
+        to_set: dict[str, str] = {}
+        for function, environment in environments.items():
+            for name, value in environment.items():
+                if name not in claimed:
+                    claimed[name] = (function, value)
+                    to_set[name] = value
+                    continue
+                owner, owner_value = claimed[name]
+                if owner_value != value and name not in PER_FUNCTION_VARIABLES:
+                    raise StackStartError(
+                        f"environment variable {name} is {owner_value!r} for {owner} but {value!r} for "
+                        f"{function}; the functions of the local stack share one process, so it must "
+                        "have one value"
+                    )
+        self.process_environment = claimed
+        return to_set
 
 
 class StackPart(Protocol):
@@ -202,8 +244,11 @@ class MotoPart:
         self._server = start_moto_server(
             context.port(self.name, self.default_port), log_path=context.log_path("moto-server")
         )
+        template = context.template
+        if context.queue_visibility_seconds is not None:
+            template = template.with_queue_properties({"VisibilityTimeout": context.queue_visibility_seconds})
         queues = create_queues(
-            sqs_client(self._server.endpoint, context.region), context.template, context.name_prefix
+            sqs_client(self._server.endpoint, context.region), template, context.name_prefix
         )
         context.resources.update(queues)
         self._queues = {logical_id: values.ref for logical_id, values in queues.items()}
@@ -379,7 +424,7 @@ class LocalApiPart:
     def __init__(self, salesforce: SalesforcePart) -> None:
         self._salesforce = salesforce
         self._api: LocalApi | None = None
-        self._replaced_environment: dict[str, str | None] = {}
+        self._environment = EnvironmentChanges()
 
     def start(self, context: StackContext) -> None:
         from sandbox.local_api import load_intake_handler, start_local_api  # noqa: PLC0415
@@ -389,8 +434,7 @@ class LocalApiPart:
         intake_environment = context.function_environment(
             "IntakeFunction", {"IntakeSecretArn": intake_secret_arn}
         )
-        self._replaced_environment = {name: os.environ.get(name) for name in intake_environment}
-        os.environ.update(intake_environment)
+        self._environment.apply(context.claim_process_environment({"IntakeFunction": intake_environment}))
         port = context.port(self.name, self.default_port)
         try:
             self._api = start_local_api(load_intake_handler(), port=port)
@@ -424,12 +468,7 @@ class LocalApiPart:
             self._api.stop()
             self._api = None
         # The intake ran in this process: give the process its own environment back.
-        for name, value in self._replaced_environment.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
-        self._replaced_environment = {}
+        self._environment.restore()
 
     def summary(self) -> list[str]:
         if self._api is None:
@@ -444,11 +483,179 @@ class LocalApiPart:
 ACCOUNT_OUTBOUND_FIELDS = ("Id", "Name", "LastModifiedDate")
 OPPORTUNITY_OUTBOUND_FIELDS = ("Id", "Name", "AccountId", "StageName", "IsWon", "LastModifiedDate")
 
+# Concurrency of an SQS event without ScalingConfig.MaximumConcurrency (Lambda would scale out further).
+DEFAULT_WORKER_CONCURRENCY = 2
+# Powertools metrics need a namespace; this one is used when the template gives none.
+LOCAL_METRICS_NAMESPACE = "SfIntacctLocal"
+
+
+class WorkersPart:
+    """The template's SQS-triggered functions, run in this process by the queue poller.
+
+    Each function with an SQS event gets what Lambda's event source mapping would give it: its queue
+    (Queue: !GetAtt X.Arn), BatchSize, MaximumBatchingWindowInSeconds, ScalingConfig.MaximumConcurrency,
+    FunctionResponseTypes, and the function's Timeout and MemorySize. The handler comes from CodeUri +
+    Handler. Like Lambda, which runs concurrent invocations in separate execution environments, each
+    concurrent slot loads the handler module for itself (as sfintacct_worker_<LogicalId>_<n>), so
+    module-level objects such as a Powertools BatchProcessor are not shared by concurrent invocations.
+
+    The functions' environments (template.yaml, resolved to the local resources) are applied to
+    os.environ before the handlers are loaded, plus INTACCT_CA_FILE and SALESFORCE_CA_FILE (the stack's
+    CA) and a metrics namespace where the template gives none. With a local queue visibility timeout,
+    a function's timeout is cut to it.
+    """
+
+    name = "workers"
+
+    def __init__(self) -> None:
+        self._poller: QueuePoller | None = None
+        self._workers: dict[str, dict[str, Any]] = {}
+        self._environment = EnvironmentChanges()
+
+    @property
+    def poller(self) -> QueuePoller:
+        if self._poller is None:
+            raise StackStartError("the workers part has not started")
+        return self._poller
+
+    def start(self, context: StackContext) -> None:
+        endpoint = context.info.get("sqs_endpoint")
+        if not endpoint:
+            raise StackStartError("workers: the moto part must start before the workers part")
+        try:
+            sources = context.template.sqs_event_sources(context.resources)
+            functions = {
+                source.function_logical_id: context.template.function_settings(source.function_logical_id)
+                for source in sources
+            }
+            if len(functions) < len(sources):
+                raise StackStartError("workers: a function with more than one SQS event cannot run locally")
+            dead_letter_queues = {
+                source.queue_logical_id: context.template.dead_letter_queue(
+                    source.queue_logical_id, context.resources
+                )
+                for source in sources
+            }
+            local_variables = {
+                "INTACCT_CA_FILE": str(context.tls.ca_file),
+                "SALESFORCE_CA_FILE": str(context.tls.ca_file),
+                "POWERTOOLS_METRICS_NAMESPACE": LOCAL_METRICS_NAMESPACE,
+            }
+            # With short local visibility timeouts, retries and claims must fit in them too.
+            short_timeouts = (
+                {
+                    "INTACCT_RETRY_BUDGET_SECONDS": str(max(1, context.queue_visibility_seconds // 3)),
+                    "ORDER_CLAIM_LEASE_SECONDS": str(context.queue_visibility_seconds),
+                }
+                if context.queue_visibility_seconds is not None
+                else {}
+            )
+            environments = {
+                function_id: {
+                    **local_variables,
+                    **context.function_environment(function_id),
+                    **short_timeouts,
+                }
+                for function_id in functions
+            }
+        except TemplateError as error:
+            raise StackStartError(f"workers: {error}") from error
+        # Before loading: handlers read the environment when they are imported.
+        self._environment.apply(context.claim_process_environment(environments))
+
+        mappings: list[EventSourceMapping] = []
+        for source in sources:
+            function = functions[source.function_logical_id]
+            timeout_seconds = function.timeout_seconds
+            if context.queue_visibility_seconds is not None:
+                timeout_seconds = min(timeout_seconds, context.queue_visibility_seconds)
+            concurrency = source.maximum_concurrency or DEFAULT_WORKER_CONCURRENCY
+            queue_url = context.resources[source.queue_logical_id].ref
+            # One mapping with one polling thread per execution environment, each with its own module.
+            for index in range(concurrency):
+                mappings.append(
+                    EventSourceMapping(
+                        function_name=function.logical_id,
+                        queue_url=queue_url,
+                        handler=_load_worker_handler(
+                            function.logical_id, function.code_dir, function.handler, index
+                        ),
+                        batch_size=source.batch_size,
+                        maximum_batching_window_seconds=source.maximum_batching_window_seconds,
+                        maximum_concurrency=1,
+                        function_timeout_seconds=timeout_seconds,
+                        memory_size_mb=function.memory_size_mb,
+                        report_batch_item_failures=source.report_batch_item_failures,
+                    )
+                )
+            dead_letter_queue = dead_letter_queues[source.queue_logical_id]
+            self._workers[function.logical_id] = {
+                "queue_url": queue_url,
+                "dead_letter_queue_url": (
+                    context.resources[dead_letter_queue].ref if dead_letter_queue is not None else None
+                ),
+                "batch_size": source.batch_size,
+                "maximum_batching_window_seconds": source.maximum_batching_window_seconds,
+                "maximum_concurrency": concurrency,
+                "timeout_seconds": timeout_seconds,
+            }
+        self._poller = start_queue_poller(sqs_client(endpoint, context.region), mappings, context.region)
+        context.info["workers"] = self._workers
+
+    def stop(self) -> None:
+        if self._poller is not None:
+            self._poller.stop()
+        # The workers ran in this process: give the process its own environment back.
+        self._environment.restore()
+
+    def summary(self) -> list[str]:
+        if self._poller is None:
+            return []
+        return [
+            f"Worker           {function_id} <- {worker['queue_url'].rsplit('/', 1)[-1]}   "
+            f"batch {worker['batch_size']}, concurrency {worker['maximum_concurrency']}, "
+            f"timeout {worker['timeout_seconds']} s"
+            for function_id, worker in self._workers.items()
+        ]
+
+    def pids(self) -> list[int]:
+        return []
+
+
+def _load_worker_handler(function_id: str, code_dir: Path, handler: str, index: int) -> Handler:
+    try:
+        return load_handler(code_dir, handler, f"sfintacct_worker_{function_id}_{index}")
+    except Exception as error:
+        raise StackStartError(
+            f"workers: cannot load {function_id}'s handler {handler} from {code_dir}: "
+            f"{type(error).__name__}: {error}"
+        ) from error
+
+
+class EnvironmentChanges:
+    """Variables set in os.environ for in-process functions; restore() puts the earlier values back."""
+
+    def __init__(self) -> None:
+        self._earlier: dict[str, str | None] = {}
+
+    def apply(self, variables: Mapping[str, str]) -> None:
+        for name, value in variables.items():
+            self._earlier.setdefault(name, os.environ.get(name))
+            os.environ[name] = value
+
+    def restore(self) -> None:
+        for name, value in self._earlier.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        self._earlier = {}
+
 
 def default_parts() -> list[StackPart]:
     """Every part of the local stack, in start order."""
     salesforce = SalesforcePart()
-    return [DynamoDBPart(), MotoPart(), IntacctPart(), salesforce, LocalApiPart(salesforce)]
+    return [DynamoDBPart(), MotoPart(), IntacctPart(), salesforce, LocalApiPart(salesforce), WorkersPart()]
 
 
 # ---------------------------------------------------------------------------- the running stack
@@ -474,6 +681,14 @@ class LocalStack:
     @property
     def ca_file(self) -> Path:
         return self._context.tls.ca_file
+
+    @property
+    def poller(self) -> QueuePoller:
+        """The queue poller that runs the workers: wait_until_idle(timeout), stats(), invocations()."""
+        for part in self.parts:
+            if isinstance(part, WorkersPart):
+                return part.poller
+        raise LookupError("this local stack runs no workers part")
 
     def part(self, name: str) -> StackPart:
         for part in self.parts:
@@ -529,12 +744,25 @@ def start_local_stack(
     template_path: Path = TEMPLATE_PATH,
     region: str = LOCAL_REGION,
     write_stack_file: bool = True,
+    queue_visibility_seconds: int | None = None,
+    parameters: Mapping[str, str] | None = None,
 ) -> LocalStack:
     """Start the local stack and return it running; on any failure everything started is stopped.
 
     `ports` maps part names ("dynamodb", "moto", "intacct", ...) to ports; `ephemeral=True` makes
     every other part pick a free port (tests). stack.json is written into `state_dir` when ready.
+    `queue_visibility_seconds` gives every queue that VisibilityTimeout instead of the template's (so
+    failed records come back within seconds) and cuts the workers' timeouts to it; None keeps the template's.
+    `parameters` overrides template parameters, e.g. {"LogLevel": "WARNING"}.
     """
+    if (
+        queue_visibility_seconds is not None
+        and not 1 <= queue_visibility_seconds <= MAX_VISIBILITY_TIMEOUT_SECONDS
+    ):
+        raise ValueError(
+            f"queue_visibility_seconds must be 1..{MAX_VISIBILITY_TIMEOUT_SECONDS}, "
+            f"not {queue_visibility_seconds}"
+        )
     state_dir = (state_dir or default_state_dir()).resolve()
     state_dir.mkdir(parents=True, exist_ok=True)
     try:
@@ -548,7 +776,9 @@ def start_local_stack(
         ephemeral=ephemeral,
         region=region,
         name_prefix=NAME_PREFIX,
+        queue_visibility_seconds=queue_visibility_seconds,
     )
+    context.parameters.update(parameters or {})
     chosen_parts = list(parts) if parts is not None else default_parts()
     started: list[StackPart] = []
     try:
@@ -630,6 +860,16 @@ def _signals_ignored() -> Iterator[None]:
             signal.signal(signum, handler)
 
 
+def _visibility_seconds(text: str) -> int:
+    try:
+        seconds = int(text)
+    except ValueError:
+        seconds = 0
+    if not 1 <= seconds <= MAX_VISIBILITY_TIMEOUT_SECONDS:
+        raise argparse.ArgumentTypeError(f"must be whole seconds, 1..{MAX_VISIBILITY_TIMEOUT_SECONDS}")
+    return seconds
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m sandbox.stack", description="Run the local stack in the foreground (Ctrl-C stops it)."
@@ -648,6 +888,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="override a part's port, e.g. --port dynamodb=8001 (0: any free port); repeatable",
     )
     parser.add_argument("--ephemeral", action="store_true", help="every part on a free port")
+    parser.add_argument(
+        "--visibility-timeout",
+        type=_visibility_seconds,
+        default=None,
+        metavar="SECONDS",
+        help="give every queue this visibility timeout instead of template.yaml's, so a failed record "
+        "comes back after SECONDS; the workers' timeouts are cut to it (default: the template's)",
+    )
     arguments = parser.parse_args(argv)
     try:
         ports = {name: int(port) for name, port in (item.split("=", 1) for item in arguments.port)}
@@ -664,7 +912,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         print("starting the local stack...", flush=True)
         started_at = time.monotonic()
-        stack = start_local_stack(arguments.state_dir, ports=ports, ephemeral=arguments.ephemeral)
+        stack = start_local_stack(
+            arguments.state_dir,
+            ports=ports,
+            ephemeral=arguments.ephemeral,
+            queue_visibility_seconds=arguments.visibility_timeout,
+        )
         print(f"local stack ready in {time.monotonic() - started_at:.1f} s\n{stack.summary()}", flush=True)
         print("Ctrl-C stops it.", flush=True)
         # Not signal.pause(): the kernel may deliver Ctrl-C to another thread, and pause() in the main

@@ -1,4 +1,4 @@
-"""Read the SAM/CloudFormation template: tables, queues and function settings for the local stack.
+"""Read the SAM/CloudFormation template: tables, queues, functions and their SQS events for the local stack.
 
 The local stack creates exactly what template.yaml declares (key schemas, indexes, TTL, redrive
 policies, timeouts), so nothing here copies a definition: it is all read and resolved from the template.
@@ -25,6 +25,11 @@ DEFAULT_STACK_NAME = "sfintacct-local"
 TABLE_TYPE = "AWS::DynamoDB::Table"
 QUEUE_TYPE = "AWS::SQS::Queue"
 FUNCTION_TYPE = "AWS::Serverless::Function"
+
+# What Lambda and SAM use when neither the function nor Globals say.
+DEFAULT_FUNCTION_TIMEOUT_SECONDS = 3
+DEFAULT_FUNCTION_MEMORY_SIZE_MB = 128
+DEFAULT_SQS_BATCH_SIZE = 10
 
 # CloudFormation property -> SQS queue attribute, for the attributes a local queue can honour.
 _SQS_ATTRIBUTES = (
@@ -146,6 +151,30 @@ class QueueDefinition:
         return f"{name}.fifo" if self.fifo else name
 
 
+@dataclass(frozen=True)
+class FunctionSettings:
+    """Where a function's code is and how it runs: its properties, else Globals, else Lambda's defaults."""
+
+    logical_id: str
+    code_dir: Path  # CodeUri, relative to the template's directory
+    handler: str  # "module.function", e.g. app.lambda_handler
+    timeout_seconds: int
+    memory_size_mb: int
+
+
+@dataclass(frozen=True)
+class SqsEventSource:
+    """An enabled SQS event of a function (Events[*].Type SQS), resolved against the created queues."""
+
+    function_logical_id: str
+    event_name: str
+    queue_logical_id: str  # the queue whose Arn the event's Queue gives
+    batch_size: int
+    maximum_batching_window_seconds: int
+    maximum_concurrency: int | None  # ScalingConfig.MaximumConcurrency; None: not set
+    report_batch_item_failures: bool  # FunctionResponseTypes has ReportBatchItemFailures
+
+
 class Template:
     """A loaded template with its parameter values, able to resolve intrinsic functions locally."""
 
@@ -157,11 +186,13 @@ class Template:
         region: str = DEFAULT_REGION,
         account_id: str = DEFAULT_ACCOUNT_ID,
         stack_name: str = DEFAULT_STACK_NAME,
+        base_dir: Path = TEMPLATE_PATH.parent,
     ) -> None:
         self.document = document
         self.region = region
         self.account_id = account_id
         self.stack_name = stack_name
+        self.base_dir = base_dir  # CodeUri paths are relative to it
         self._parameter_overrides = dict(parameter_overrides or {})
         self._condition_values: dict[str, bool] = {}
 
@@ -171,17 +202,33 @@ class Template:
             text = path.read_text(encoding="utf-8")
         except OSError as error:
             raise TemplateError(f"cannot read template {path}: {error}") from error
+        options.setdefault("base_dir", path.resolve().parent)
         return cls(parse_template(text), **options)
 
     def with_parameters(self, overrides: Mapping[str, Any]) -> Template:
         """The same template with more parameter values (e.g. the ARN of a local secret)."""
-        merged = {**self._parameter_overrides, **overrides}
+        return self._copy(self.document, {**self._parameter_overrides, **overrides})
+
+    def with_queue_properties(self, properties: Mapping[str, Any]) -> Template:
+        """The same template with `properties` set on every queue (e.g. a shorter local VisibilityTimeout)."""
+        resources = {
+            logical_id: (
+                {**resource, "Properties": {**resource.get("Properties", {}), **properties}}
+                if resource.get("Type") == QUEUE_TYPE
+                else resource
+            )
+            for logical_id, resource in self.resources.items()
+        }
+        return self._copy({**self.document, "Resources": resources}, self._parameter_overrides)
+
+    def _copy(self, document: Mapping[str, Any], parameter_overrides: Mapping[str, Any]) -> Template:
         return Template(
-            self.document,
-            parameter_overrides=merged,
+            document,
+            parameter_overrides=parameter_overrides,
             region=self.region,
             account_id=self.account_id,
             stack_name=self.stack_name,
+            base_dir=self.base_dir,
         )
 
     # ------------------------------------------------------------------ resources
@@ -275,9 +322,7 @@ class Template:
 
     def function_environment(self, logical_id: str, created: Mapping[str, ResourceValues]) -> dict[str, str]:
         """A function's environment variables (Globals first, then its own), resolved."""
-        resource = self.resources.get(logical_id)
-        if resource is None or resource.get("Type") != FUNCTION_TYPE:
-            raise TemplateError(f"{logical_id} is not a function of the template")
+        resource = self._function(logical_id)
         global_variables = (
             self.document.get("Globals", {}).get("Function", {}).get("Environment", {}).get("Variables", {})
         )
@@ -288,6 +333,95 @@ class Template:
             if resolved is not NO_VALUE:
                 environment[str(name)] = _scalar_text(resolved)
         return environment
+
+    def function_settings(self, logical_id: str) -> FunctionSettings:
+        """A function's CodeUri, Handler, Timeout and MemorySize (its own, else Globals, else defaults)."""
+        resource = self._function(logical_id)
+        code_uri = self._function_property(resource, "CodeUri", None)
+        handler = self._function_property(resource, "Handler", None)
+        if not isinstance(code_uri, str) or not code_uri:
+            raise TemplateError(
+                f"{logical_id}: CodeUri must be a local directory to run the function locally"
+            )
+        if not isinstance(handler, str) or "." not in handler:
+            raise TemplateError(f"{logical_id}: Handler must be module.function, not {handler!r}")
+        return FunctionSettings(
+            logical_id=logical_id,
+            code_dir=(self.base_dir / code_uri).resolve(),
+            handler=handler,
+            timeout_seconds=_whole_number(
+                self._function_property(resource, "Timeout", DEFAULT_FUNCTION_TIMEOUT_SECONDS),
+                f"{logical_id}.Timeout",
+            ),
+            memory_size_mb=_whole_number(
+                self._function_property(resource, "MemorySize", DEFAULT_FUNCTION_MEMORY_SIZE_MB),
+                f"{logical_id}.MemorySize",
+            ),
+        )
+
+    def sqs_event_sources(self, created: Mapping[str, ResourceValues]) -> list[SqsEventSource]:
+        """Every enabled SQS event of every function, in template order; Queue must be a created queue."""
+        sources: list[SqsEventSource] = []
+        for function_id, resource in self.resources_of_type(FUNCTION_TYPE).items():
+            for event_name, event in resource.get("Properties", {}).get("Events", {}).items():
+                if event.get("Type") != "SQS":
+                    continue
+                where = f"{function_id}.Events.{event_name}"
+                properties = self.resolve(event.get("Properties", {}), created)
+                if str(properties.get("Enabled", "true")).lower() == "false":
+                    continue
+                scaling = properties.get("ScalingConfig") or {}
+                concurrency = scaling.get("MaximumConcurrency")
+                sources.append(
+                    SqsEventSource(
+                        function_logical_id=function_id,
+                        event_name=event_name,
+                        queue_logical_id=_created_with_arn(
+                            properties.get("Queue"), created, f"{where}.Queue"
+                        ),
+                        batch_size=_whole_number(
+                            properties.get("BatchSize", DEFAULT_SQS_BATCH_SIZE), f"{where}.BatchSize"
+                        ),
+                        maximum_batching_window_seconds=_whole_number(
+                            properties.get("MaximumBatchingWindowInSeconds", 0),
+                            f"{where}.MaximumBatchingWindowInSeconds",
+                        ),
+                        maximum_concurrency=(
+                            None
+                            if concurrency is None
+                            else _whole_number(concurrency, f"{where}.ScalingConfig.MaximumConcurrency")
+                        ),
+                        report_batch_item_failures="ReportBatchItemFailures"
+                        in properties.get("FunctionResponseTypes", []),
+                    )
+                )
+        return sources
+
+    def dead_letter_queue(self, queue_logical_id: str, created: Mapping[str, ResourceValues]) -> str | None:
+        """The logical id of the queue a queue's RedrivePolicy moves messages to, or None without one."""
+        resource = self.resources.get(queue_logical_id)
+        if resource is None or resource.get("Type") != QUEUE_TYPE:
+            raise TemplateError(f"{queue_logical_id} is not a queue of the template")
+        redrive_policy = self.resolve(resource.get("Properties", {}).get("RedrivePolicy"), created)
+        if not isinstance(redrive_policy, dict):
+            return None
+        return _created_with_arn(
+            redrive_policy.get("deadLetterTargetArn"), created, f"{queue_logical_id}.RedrivePolicy"
+        )
+
+    def _function(self, logical_id: str) -> Mapping[str, Any]:
+        resource = self.resources.get(logical_id)
+        if resource is None or resource.get("Type") != FUNCTION_TYPE:
+            raise TemplateError(f"{logical_id} is not a function of the template")
+        return resource
+
+    def _function_property(self, resource: Mapping[str, Any], name: str, default: Any) -> Any:
+        """A function property, else the one of Globals.Function, else `default`; resolved."""
+        properties = resource.get("Properties", {})
+        if name in properties:
+            return self.resolve(properties[name])
+        global_properties = self.document.get("Globals", {}).get("Function", {})
+        return self.resolve(global_properties.get(name, default))
 
     # ------------------------------------------------------------------ parameters and conditions
 
@@ -452,6 +586,21 @@ def _referenced_resources(value: Any) -> set[str]:
             else:
                 found |= _referenced_resources(item)
     return found
+
+
+def _created_with_arn(arn: Any, created: Mapping[str, ResourceValues], where: str) -> str:
+    """The logical id of the created resource whose Arn is `arn` (e.g. what !GetAtt Queue.Arn gives)."""
+    for logical_id, values in created.items():
+        if arn and values.attributes.get("Arn") == arn:
+            return logical_id
+    raise TemplateError(f"{where}: {arn!r} is not the ARN of a resource created locally")
+
+
+def _whole_number(value: Any, where: str) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError) as error:
+        raise TemplateError(f"{where}: {value!r} is not a whole number") from error
 
 
 def _with_int_values(value: Any) -> Any:

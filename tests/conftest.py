@@ -89,9 +89,16 @@ def crosswalk_table(dynamodb: DynamoDBClient) -> Iterator[str]:
         delete_tables(dynamodb, tables)
 
 
+# The session's stack gives its queues this visibility timeout (template.yaml: 360/720 s), so a record a
+# worker fails comes back within seconds; the workers' timeouts are cut to it.
+LOCAL_STACK_VISIBILITY_SECONDS = 10
+
+
 @pytest.fixture(scope="session")
 def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
     """The whole local stack on free ports in a temporary state dir, for the session."""
     state_dir: Path = tmp_path_factory.mktemp("local-stack")
-    with start_local_stack(state_dir, ephemeral=True) as stack:
+    with start_local_stack(
+        state_dir, ephemeral=True, queue_visibility_seconds=LOCAL_STACK_VISIBILITY_SECONDS
+    ) as stack:
         yield stack

@@ -7,59 +7,43 @@ SyncRequest per notification on the queue of its job (moto SQS). Nothing here is
 
 from __future__ import annotations
 
-import ssl
 import time
 from collections.abc import Iterator
 from typing import Any
 
 import boto3
-import httpx
 import pytest
 
-from sandbox.salesforce.admin_client import SalesforceAdminClient
-from sandbox.stack import LocalStack
+from sandbox.sales_rep import SalesRep
+from sandbox.stack import (
+    DynamoDBPart,
+    IntacctPart,
+    LocalApiPart,
+    LocalStack,
+    MotoPart,
+    SalesforcePart,
+    start_local_stack,
+)
 from sfintacct.sync_request import SyncRequest
 
 pytestmark = pytest.mark.e2e
 
 
-class Rep:
-    """The seeded sales rep, calling the sandbox's REST API as a browser session would."""
-
-    def __init__(self, stack: LocalStack) -> None:
-        salesforce = stack.info["salesforce"]
-        self.admin = SalesforceAdminClient(salesforce["admin_url"], salesforce["ca_file"])
-        rep = next(user for user in self.admin.users() if user["username"].startswith("sales.rep@"))
-        token = self.admin.log_in(rep["username"])["access_token"]
-        base = f"{salesforce['instance_url']}/services/data/v{salesforce['api_version']}"
-        self.http = httpx.Client(
-            base_url=base,
-            headers={"Authorization": f"Bearer {token}"},
-            verify=ssl.create_default_context(cafile=salesforce["ca_file"]),
-        )
-
-    def create(self, object_type: str, fields: dict[str, Any]) -> str:
-        response = self.http.post(f"/sobjects/{object_type}", json=fields)
-        assert response.status_code == 201, response.text
-        record_id: str = response.json()["id"]
-        return record_id
-
-    def update(self, object_type: str, record_id: str, fields: dict[str, Any]) -> None:
-        response = self.http.patch(f"/sobjects/{object_type}/{record_id}", json=fields)
-        assert response.status_code == 204, response.text
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
+    """A stack without the workers, so the tests read what the intake put on the queues themselves."""
+    salesforce = SalesforcePart()
+    parts = [DynamoDBPart(), MotoPart(), IntacctPart(), salesforce, LocalApiPart(salesforce)]
+    with start_local_stack(tmp_path_factory.mktemp("queues-only"), ephemeral=True, parts=parts) as stack:
+        yield stack
 
 
 @pytest.fixture
-def stack(local_stack: LocalStack) -> LocalStack:
-    return local_stack
-
-
-@pytest.fixture
-def rep(stack: LocalStack) -> Iterator[Rep]:
-    rep = Rep(stack)  # no admin reset: it would drop the stack's Outbound Message definitions
+def rep(stack: LocalStack) -> Iterator[SalesRep]:
+    rep = SalesRep(stack.info["salesforce"])  # no admin reset: it would drop the Outbound Message definitions
     drain_all(stack)
     yield rep
-    rep.http.close()
+    rep.close()
 
 
 def sqs(stack: LocalStack) -> Any:
@@ -113,7 +97,7 @@ def queue_depth(stack: LocalStack, queue: str) -> int:
 
 
 def test_closing_an_opportunity_as_won_puts_exactly_one_request_on_the_order_queue(
-    stack: LocalStack, rep: Rep
+    stack: LocalStack, rep: SalesRep
 ) -> None:
     account_id = rep.create("Account", {"Name": "Contoso Ltd", "BillingCity": "Seattle"})
     opportunity_id = rep.create(
@@ -148,7 +132,7 @@ def test_closing_an_opportunity_as_won_puts_exactly_one_request_on_the_order_que
     assert receive_all(stack, "OpportunityToOrderQueue", expect=0, timeout=3) == []
 
 
-def test_updating_an_account_puts_one_request_on_the_customer_queue(stack: LocalStack, rep: Rep) -> None:
+def test_updating_an_account_puts_one_request_on_the_customer_queue(stack: LocalStack, rep: SalesRep) -> None:
     account_id = rep.create("Account", {"Name": "Fabrikam"})
     rep.admin.flush_outbound()
     created = receive_all(stack, "CustomerUpsertQueue", expect=1)

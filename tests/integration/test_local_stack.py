@@ -1,4 +1,4 @@
-"""The local stack: what stack.json promises is reachable, and stopping it leaves no process behind."""
+"""The local stack: what stack.json promises is reachable, the workers run, stopping leaves nothing behind."""
 
 from __future__ import annotations
 
@@ -10,10 +10,11 @@ import socket
 import ssl
 import subprocess
 import sys
+import textwrap
 import time
 import uuid
 import xml.etree.ElementTree as ET
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -30,9 +31,13 @@ from sandbox.stack import (
     MotoPart,
     StackContext,
     StackPart,
+    StackStartError,
+    WorkersPart,
+    main,
     start_local_stack,
 )
 from sandbox.template_resources import load_template
+from tests.conftest import LOCAL_STACK_VISIBILITY_SECONDS
 
 pytestmark = pytest.mark.integration
 
@@ -226,8 +231,19 @@ def test_sqs_has_the_template_queues_with_their_redrive_policy(local_stack: Loca
         redrive = json.loads(attributes["RedrivePolicy"])
         assert redrive["deadLetterTargetArn"] == dead_letter_arn
         assert int(redrive["maxReceiveCount"]) == TEMPLATE.parameter("MaxReceiveCount")
-        declared = TEMPLATE.resources[queue_id]["Properties"]["VisibilityTimeout"]
-        assert int(attributes["VisibilityTimeout"]) == int(declared)
+        # The session's stack shortens the visibility timeout (see the template's below).
+        assert int(attributes["VisibilityTimeout"]) == LOCAL_STACK_VISIBILITY_SECONDS
+
+
+def test_without_a_local_visibility_timeout_the_queues_keep_the_templates(tmp_path: Path) -> None:
+    with start_local_stack(tmp_path, ephemeral=True, parts=[MotoPart()]) as stack:
+        client = sqs_client(stack.info["sqs_endpoint"])
+        for queue_id in ("CustomerUpsertQueue", "OpportunityToOrderQueue"):
+            attributes = client.get_queue_attributes(
+                QueueUrl=stack.info["queues"][queue_id], AttributeNames=["VisibilityTimeout"]
+            )["Attributes"]
+            declared = TEMPLATE.resources[queue_id]["Properties"]["VisibilityTimeout"]
+            assert int(attributes["VisibilityTimeout"]) == int(declared)
 
 
 def test_the_intacct_secret_reads_back(local_stack: LocalStack) -> None:
@@ -278,6 +294,47 @@ def test_function_environment_points_the_workers_at_the_local_resources(local_st
     assert environment["AWS_ENDPOINT_URL_DYNAMODB"] == info["dynamodb_endpoint"]
     assert environment["AWS_ENDPOINT_URL_SQS"] == info["sqs_endpoint"]
     assert environment["AWS_ENDPOINT_URL_SECRETS_MANAGER"] == info["secretsmanager_endpoint"]
+
+
+def test_the_stack_runs_the_template_workers_on_their_queues(local_stack: LocalStack) -> None:
+    info = local_stack.info
+    assert info["workers"] == {
+        "CustomerUpsertFunction": {
+            "queue_url": info["queues"]["CustomerUpsertQueue"],
+            "dead_letter_queue_url": info["queues"]["CustomerUpsertDeadLetterQueue"],
+            "batch_size": 10,
+            "maximum_batching_window_seconds": 0,
+            "maximum_concurrency": TEMPLATE.parameter("WorkerMaximumConcurrency"),
+            "timeout_seconds": LOCAL_STACK_VISIBILITY_SECONDS,
+        },
+        "OpportunityToOrderFunction": {
+            "queue_url": info["queues"]["OpportunityToOrderQueue"],
+            "dead_letter_queue_url": info["queues"]["OpportunityToOrderDeadLetterQueue"],
+            "batch_size": 5,
+            "maximum_batching_window_seconds": 0,
+            "maximum_concurrency": TEMPLATE.parameter("WorkerMaximumConcurrency"),
+            "timeout_seconds": LOCAL_STACK_VISIBILITY_SECONDS,
+        },
+    }
+    assert local_stack.poller.is_running
+    assert "Worker           CustomerUpsertFunction <- sfintacct-local-CustomerUpsertQueue" in (
+        local_stack.summary()
+    )
+
+    # Whatever the handler makes of this body, the poller must hand it over: count the invocation only.
+    client = sqs_client(info["sqs_endpoint"])
+    queue_url = info["queues"]["CustomerUpsertQueue"]
+    client.send_message(QueueUrl=queue_url, MessageBody=json.dumps({"stack-test": str(uuid.uuid4())}))
+    try:
+        assert wait_until(
+            lambda: any(
+                invocation.function_name == "CustomerUpsertFunction"
+                for invocation in local_stack.poller.invocations()
+            ),
+            timeout=20,
+        )
+    finally:
+        client.purge_queue(QueueUrl=queue_url)  # nothing left behind for the other tests of the session
 
 
 # ---------------------------------------------------------------------------- start and stop
@@ -358,6 +415,334 @@ def test_children_end_even_when_the_command_is_killed(tmp_path: Path) -> None:
     command.communicate(timeout=PROCESS_EXIT_SECONDS)
 
     assert wait_until(lambda: all(process_gone(pid) for pid in pids.values())), pids
+
+
+# ---------------------------------------------------------------------------- workers on a stub template
+
+STUB_HANDLER = """
+import json
+import os
+from pathlib import Path
+
+CODE = "@CODE@"
+RECORDS = Path(os.environ["STUB_RECORDS_DIR"]) / "invocations.jsonl"  # the environment is set before import
+SHOWN_VARIABLES = (
+    "SHARED_SETTING",
+    "POWERTOOLS_SERVICE_NAME",
+    "POWERTOOLS_METRICS_NAMESPACE",
+    "INTACCT_CA_FILE",
+    "SALESFORCE_CA_FILE",
+    "WORK_QUEUE_URL",
+    "AWS_ENDPOINT_URL_SQS",
+)
+
+
+def lambda_handler(event, context):
+    invocation = {
+        "code": CODE,
+        "module": __name__,
+        "function_name": context.function_name,
+        "memory_limit_in_mb": context.memory_limit_in_mb,
+        "remaining_millis": context.get_remaining_time_in_millis(),
+        "records": [
+            {
+                "body": record["body"],
+                "eventSourceARN": record["eventSourceARN"],
+                "receive_count": int(record["attributes"]["ApproximateReceiveCount"]),
+            }
+            for record in event["Records"]
+        ],
+        "environment": {name: os.environ.get(name) for name in SHOWN_VARIABLES},
+    }
+    with RECORDS.open("a", encoding="utf-8") as handle:
+        handle.write(json.dumps(invocation) + "\\n")
+    failed = [record["messageId"] for record in event["Records"] if record["body"].startswith("fail")]
+    return {"batchItemFailures": [{"itemIdentifier": message_id} for message_id in failed]}
+"""
+
+STUB_TEMPLATE = """
+AWSTemplateFormatVersion: "2010-09-09"
+Transform: AWS::Serverless-2016-10-31
+Parameters:
+  MaxReceiveCount: {Type: Number, Default: 3}
+  WorkerMaximumConcurrency: {Type: Number, Default: 3}
+Globals:
+  Function:
+    Timeout: 30
+    MemorySize: 256
+    Environment:
+      Variables:
+        POWERTOOLS_SERVICE_NAME: stub
+        SHARED_SETTING: same-everywhere
+        STUB_RECORDS_DIR: "@RECORDS_DIR@"
+Resources:
+  FirstFunction:
+    Type: AWS::Serverless::Function
+    Properties:
+      CodeUri: first/
+      Handler: app.lambda_handler
+      Timeout: 60
+      Environment:
+        Variables:
+          POWERTOOLS_SERVICE_NAME: first
+          WORK_QUEUE_URL: !Ref FirstQueue
+      Events:
+        FirstQueueEvent:
+          Type: SQS
+          Properties:
+            Queue: !GetAtt FirstQueue.Arn
+            BatchSize: 4
+            FunctionResponseTypes: [ReportBatchItemFailures]
+            ScalingConfig:
+              MaximumConcurrency: !Ref WorkerMaximumConcurrency
+  SecondFunction:
+    Type: AWS::Serverless::Function
+    Properties:
+      CodeUri: second/
+      Handler: "@SECOND_HANDLER@"
+      MemorySize: 1024
+      Environment:
+        Variables:
+          POWERTOOLS_SERVICE_NAME: second
+          SHARED_SETTING: "@SECOND_SHARED_SETTING@"
+      Events:
+        SecondQueueEvent:
+          Type: SQS
+          Properties:
+            Queue: !GetAtt SecondQueue.Arn
+            BatchSize: 2
+            MaximumBatchingWindowInSeconds: 1
+            FunctionResponseTypes: [ReportBatchItemFailures]
+  FirstQueue:
+    Type: AWS::SQS::Queue
+    Properties:
+      VisibilityTimeout: 300
+      RedrivePolicy:
+        deadLetterTargetArn: !GetAtt FirstDeadLetterQueue.Arn
+        maxReceiveCount: !Ref MaxReceiveCount
+  FirstDeadLetterQueue:
+    Type: AWS::SQS::Queue
+  SecondQueue:
+    Type: AWS::SQS::Queue
+    Properties:
+      VisibilityTimeout: 600
+"""
+STUB_VISIBILITY_SECONDS = 2
+IDLE_TIMEOUT_SECONDS = 30.0
+
+
+def write_stub_app(
+    directory: Path,
+    *,
+    second_shared_setting: str = "same-everywhere",
+    second_handler: str = "app.lambda_handler",
+) -> Path:
+    """A template with two SQS workers whose handlers (both app.py) log every invocation; its path."""
+    records_dir = directory / "records"
+    records_dir.mkdir()
+    for code in ("first", "second"):
+        (directory / code).mkdir()
+        (directory / code / "app.py").write_text(textwrap.dedent(STUB_HANDLER).replace("@CODE@", code))
+    template = (
+        STUB_TEMPLATE.replace("@RECORDS_DIR@", str(records_dir))
+        .replace("@SECOND_SHARED_SETTING@", second_shared_setting)
+        .replace("@SECOND_HANDLER@", second_handler)
+    )
+    path = directory / "template.yaml"
+    path.write_text(template)
+    return path
+
+
+def start_stub_stack(directory: Path, template_path: Path) -> LocalStack:
+    return start_local_stack(
+        directory / "state",
+        ephemeral=True,
+        parts=[MotoPart(), WorkersPart()],
+        template_path=template_path,
+        queue_visibility_seconds=STUB_VISIBILITY_SECONDS,
+    )
+
+
+@pytest.fixture
+def stub_stack(tmp_path: Path) -> Iterator[LocalStack]:
+    with start_stub_stack(tmp_path, write_stub_app(tmp_path)) as stack:
+        yield stack
+
+
+def stub_invocations(stack: LocalStack) -> list[dict[str, Any]]:
+    path = Path(stack.function_environment("FirstFunction")["STUB_RECORDS_DIR"]) / "invocations.jsonl"
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+def queue_arn(stack: LocalStack, queue_id: str) -> str:
+    client = sqs_client(stack.info["sqs_endpoint"])
+    attributes = client.get_queue_attributes(
+        QueueUrl=stack.info["queues"][queue_id], AttributeNames=["QueueArn"]
+    )
+    return attributes["Attributes"]["QueueArn"]
+
+
+def test_each_queue_is_driven_into_its_own_functions_handler(stub_stack: LocalStack) -> None:
+    client = sqs_client(stub_stack.info["sqs_endpoint"])
+    client.send_message(QueueUrl=stub_stack.info["queues"]["FirstQueue"], MessageBody="to-first")
+    client.send_message(QueueUrl=stub_stack.info["queues"]["SecondQueue"], MessageBody="to-second")
+
+    assert stub_stack.poller.wait_until_idle(IDLE_TIMEOUT_SECONDS)
+
+    invocations = {invocation["code"]: invocation for invocation in stub_invocations(stub_stack)}
+    assert set(invocations) == {"first", "second"}  # two app.py modules, neither replaced the other
+    first, second = invocations["first"], invocations["second"]
+    assert first["records"] == [
+        {"body": "to-first", "eventSourceARN": queue_arn(stub_stack, "FirstQueue"), "receive_count": 1}
+    ]
+    assert second["records"] == [
+        {"body": "to-second", "eventSourceARN": queue_arn(stub_stack, "SecondQueue"), "receive_count": 1}
+    ]
+    assert first["function_name"] == "FirstFunction"
+    assert second["function_name"] == "SecondFunction"
+    assert first["module"].startswith("sfintacct_worker_FirstFunction_")
+    assert (first["memory_limit_in_mb"], second["memory_limit_in_mb"]) == (256, 1024)  # Globals, own
+    # Timeouts of 60 s and 30 s (Globals), cut to the local visibility timeout.
+    assert 0 < first["remaining_millis"] <= STUB_VISIBILITY_SECONDS * 1000
+    assert 0 < second["remaining_millis"] <= STUB_VISIBILITY_SECONDS * 1000
+    for invocation in (first, second):
+        assert invocation["environment"] == {
+            "SHARED_SETTING": "same-everywhere",
+            "POWERTOOLS_SERVICE_NAME": "first",  # a per-function name: the first function keeps it
+            "POWERTOOLS_METRICS_NAMESPACE": "SfIntacctLocal",  # the template gives none
+            "INTACCT_CA_FILE": str(stub_stack.ca_file),
+            "SALESFORCE_CA_FILE": str(stub_stack.ca_file),
+            "WORK_QUEUE_URL": stub_stack.info["queues"]["FirstQueue"],
+            "AWS_ENDPOINT_URL_SQS": stub_stack.info["sqs_endpoint"],
+        }
+    stats = stub_stack.poller.stats()
+    assert stats["FirstFunction"]["records"] == 1
+    assert stats["SecondFunction"]["records"] == 1
+    assert stats["FirstFunction"]["outcomes"] == {"success": 1}
+
+
+def test_concurrent_invocations_of_a_function_do_not_share_its_module(stub_stack: LocalStack) -> None:
+    modules = {f"sfintacct_worker_FirstFunction_{index}" for index in range(3)}  # MaximumConcurrency 3
+    assert modules <= set(sys.modules)
+    handlers = {sys.modules[name].lambda_handler for name in modules}
+    assert len(handlers) == 3
+
+
+def test_the_stack_file_and_the_summary_list_the_workers(stub_stack: LocalStack) -> None:
+    queues = stub_stack.info["queues"]
+    stack_file = json.loads((stub_stack.state_dir / STACK_FILE_NAME).read_text(encoding="utf-8"))
+
+    assert stack_file["workers"] == {
+        "FirstFunction": {
+            "queue_url": queues["FirstQueue"],
+            "dead_letter_queue_url": queues["FirstDeadLetterQueue"],
+            "batch_size": 4,
+            "maximum_batching_window_seconds": 0,
+            "maximum_concurrency": 3,
+            "timeout_seconds": STUB_VISIBILITY_SECONDS,
+        },
+        "SecondFunction": {
+            "queue_url": queues["SecondQueue"],
+            "dead_letter_queue_url": None,
+            "batch_size": 2,
+            "maximum_batching_window_seconds": 1,
+            "maximum_concurrency": 2,  # no ScalingConfig
+            "timeout_seconds": STUB_VISIBILITY_SECONDS,
+        },
+    }
+    summary = stub_stack.summary()
+    assert "FirstFunction <- sfintacct-local-FirstQueue   batch 4, concurrency 3, timeout 2 s" in summary
+    assert "SecondFunction <- sfintacct-local-SecondQueue   batch 2, concurrency 2, timeout 2 s" in summary
+
+
+def test_the_local_visibility_timeout_brings_failed_records_back_within_seconds(
+    stub_stack: LocalStack,
+) -> None:
+    client = sqs_client(stub_stack.info["sqs_endpoint"])
+    queues = stub_stack.info["queues"]
+    for queue_id in ("FirstQueue", "FirstDeadLetterQueue", "SecondQueue"):
+        attributes = client.get_queue_attributes(QueueUrl=queues[queue_id], AttributeNames=["All"])[
+            "Attributes"
+        ]
+        assert int(attributes["VisibilityTimeout"]) == STUB_VISIBILITY_SECONDS  # the template says 300, 600
+    redrive = json.loads(
+        client.get_queue_attributes(QueueUrl=queues["FirstQueue"], AttributeNames=["RedrivePolicy"])[
+            "Attributes"
+        ]["RedrivePolicy"]
+    )
+    assert int(redrive["maxReceiveCount"]) == 3  # as the template says
+    assert redrive["deadLetterTargetArn"] == queue_arn(stub_stack, "FirstDeadLetterQueue")
+
+    client.send_message(QueueUrl=queues["FirstQueue"], MessageBody="fail-always")
+    started = time.monotonic()
+    assert stub_stack.poller.wait_until_idle(IDLE_TIMEOUT_SECONDS)
+
+    receive_counts = [
+        record["receive_count"]
+        for invocation in stub_invocations(stub_stack)
+        for record in invocation["records"]
+        if record["body"] == "fail-always"
+    ]
+    assert receive_counts == [1, 2, 3]
+    assert time.monotonic() - started < 3 * STUB_VISIBILITY_SECONDS + 5
+    dead_letters = client.receive_message(QueueUrl=queues["FirstDeadLetterQueue"], WaitTimeSeconds=1)
+    assert [message["Body"] for message in dead_letters.get("Messages", [])] == ["fail-always"]
+
+
+def test_workers_with_conflicting_environment_values_are_refused(tmp_path: Path) -> None:
+    template_path = write_stub_app(tmp_path, second_shared_setting="something-else")
+    before = dict(os.environ)
+
+    with pytest.raises(StackStartError, match="SHARED_SETTING") as refused:
+        start_stub_stack(tmp_path, template_path)
+
+    assert "FirstFunction" in str(refused.value)
+    assert "SecondFunction" in str(refused.value)
+    assert dict(os.environ) == before
+    assert not (tmp_path / "state" / STACK_FILE_NAME).exists()
+
+
+def test_the_environment_is_given_back_when_the_stack_stops(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SHARED_SETTING", "the process's own")
+    monkeypatch.delenv("WORK_QUEUE_URL", raising=False)
+    before = dict(os.environ)
+    stack = start_stub_stack(tmp_path, write_stub_app(tmp_path))
+    assert os.environ["SHARED_SETTING"] == "same-everywhere"
+    assert os.environ["WORK_QUEUE_URL"] == stack.info["queues"]["FirstQueue"]
+    assert os.environ["INTACCT_CA_FILE"] == str(stack.ca_file)
+
+    started = time.monotonic()
+    stack.stop()
+
+    assert time.monotonic() - started < 5
+    assert not stack.poller.is_running
+    assert dict(os.environ) == before
+
+
+def test_a_handler_that_cannot_be_loaded_is_reported_clearly(tmp_path: Path) -> None:
+    template_path = write_stub_app(tmp_path, second_handler="missing.lambda_handler")
+    before = dict(os.environ)
+
+    with pytest.raises(
+        StackStartError, match=r"cannot load SecondFunction's handler missing\.lambda_handler"
+    ):
+        start_stub_stack(tmp_path, template_path)
+
+    assert dict(os.environ) == before
+
+
+def test_the_command_refuses_a_visibility_timeout_sqs_would_refuse(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["--visibility-timeout", "0"])
+
+    assert exited.value.code == 2
+    assert "--visibility-timeout" in capsys.readouterr().err
 
 
 # ---------------------------------------------------------------------------- clear errors

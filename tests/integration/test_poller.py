@@ -280,6 +280,23 @@ def test_a_record_that_always_fails_ends_in_the_dlq_after_max_receive_count(
     assert queue_depth(sqs, queue.url) == 0
 
 
+def test_without_report_batch_item_failures_the_response_is_ignored(sqs: SQSClient, queue: QueuePair) -> None:
+    send_bodies(sqs, queue.url, ["ok", "reported-as-failed"])
+    handler = RecordingHandler(fail_bodies={"reported-as-failed"})
+    mapping = EventSourceMapping(
+        function_name="worker", queue_url=queue.url, handler=handler, report_batch_item_failures=False
+    )
+
+    with start_queue_poller(sqs, [mapping]) as poller:
+        assert poller.wait_until_idle(IDLE_TIMEOUT_SECONDS)
+
+    # As on Lambda without FunctionResponseTypes: a normal return deletes the whole batch.
+    assert handler.receive_counts("reported-as-failed") == [1]
+    assert queue_depth(sqs, queue.url) == 0
+    assert dlq_bodies(sqs, queue.dlq_url) == []
+    assert poller.stats()["worker"]["failed_records"] == 0
+
+
 def test_a_handler_that_raises_gets_the_whole_batch_again(
     sqs: SQSClient, queue: QueuePair, caplog: pytest.LogCaptureFixture
 ) -> None:

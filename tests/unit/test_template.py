@@ -14,7 +14,7 @@ WORK_QUEUES = {
     "OpportunityToOrderQueue": "OpportunityToOrderDeadLetterQueue",
 }
 WORKERS = ("CustomerUpsertFunction", "OpportunityToOrderFunction")
-TABLES = ("CrosswalkTable", "IdempotencyTable")
+TABLES = ("CrosswalkTable", "IdempotencyTable", "SyncLogTable")
 DLQ_RETENTION_SECONDS = 14 * 24 * 3600
 SECRET_LIKE_NAME = re.compile(r"secret|password|token|key|credential", re.IGNORECASE)
 
@@ -185,7 +185,7 @@ def test_idempotency_table_expires_records(resources: dict[str, Any]) -> None:
     assert props["TimeToLiveSpecification"] == {"AttributeName": "expiration", "Enabled": True}
 
 
-def test_workers_use_both_tables_with_idempotency_on(resources: dict[str, Any]) -> None:
+def test_workers_use_every_table_with_idempotency_on(resources: dict[str, Any]) -> None:
     for function_id in WORKERS:
         props = properties(resources, function_id)
         env = props["Environment"]["Variables"]
@@ -195,6 +195,8 @@ def test_workers_use_both_tables_with_idempotency_on(resources: dict[str, Any]) 
 
         assert env["CROSSWALK_TABLE"] == {"Ref": "CrosswalkTable"}
         assert env["IDEMPOTENCY_TABLE"] == {"Ref": "IdempotencyTable"}
+        assert env["SYNC_LOG_TABLE"] == {"Ref": "SyncLogTable"}
+        assert env["MAX_RECEIVE_COUNT"] == {"Ref": "MaxReceiveCount"}
         assert env.get("POWERTOOLS_IDEMPOTENCY_DISABLED", "false") == "false"
         assert sorted(t["Ref"] for t in crud_tables) == sorted(TABLES)
 
@@ -309,3 +311,19 @@ def test_outputs_give_the_webhook_url(template: dict[str, Any]) -> None:
         "Fn::Sub": "https://${WebhookApi}.execute-api.${AWS::Region}.${AWS::URLSuffix}/${Stage}/salesforce/outbound"
     }
     assert outputs["EventsUrl"]["Value"]["Fn::Sub"].endswith("/${Stage}/salesforce/events")
+
+
+def test_sync_log_is_read_by_salesforce_id_and_expires(resources: dict[str, Any]) -> None:
+    props = properties(resources, "SyncLogTable")
+
+    assert props["KeySchema"] == [
+        {"AttributeName": "sf_id", "KeyType": "HASH"},
+        {"AttributeName": "at", "KeyType": "RANGE"},
+    ]
+    assert props["TimeToLiveSpecification"] == {"AttributeName": "expires_at", "Enabled": True}
+
+
+def test_an_order_claim_outlives_the_attempt_that_took_it(resources: dict[str, Any]) -> None:
+    props = properties(resources, "OpportunityToOrderFunction")
+
+    assert int(props["Environment"]["Variables"]["ORDER_CLAIM_LEASE_SECONDS"]) >= props["Timeout"]

@@ -188,6 +188,35 @@ class IntacctClient:
             raise IntacctProtocolError("create_sotransaction succeeded but returned no <key>")
         return result.key
 
+    def write_customer_and_order(
+        self,
+        customer: NewCustomer | CustomerUpdate | None,
+        order: SalesTransaction,
+        *,
+        customer_control_id: str,
+        order_control_id: str,
+    ) -> tuple[CustomerRef | None, str]:
+        """Create or update the customer (optional) and create the order in ONE request.
+
+        With a customer write the request is one transaction: both are written or neither is. Returns
+        the customer reference (None without a customer write) and the order's DOCID key.
+        """
+        functions: list[IntacctFunction] = []
+        if isinstance(customer, NewCustomer):
+            functions.append(
+                builders.create([new_customer_element(customer)], control_id=customer_control_id)
+            )
+        elif isinstance(customer, CustomerUpdate):
+            functions.append(
+                builders.update([customer_update_element(customer)], control_id=customer_control_id)
+            )
+        functions.append(builders.write_function(sotransaction_element(order), order_control_id))
+        results = self.execute_checked(functions, transaction=len(functions) > 1)
+        order_key = results[-1].key
+        if not order_key:
+            raise IntacctProtocolError("create_sotransaction succeeded but returned no <key>")
+        return (_customer_ref(results[0]) if customer is not None else None), order_key
+
     def find_sales_documents(
         self,
         *,

@@ -1,0 +1,59 @@
+"""What became of one sync request: the outcome the workers log, count and answer with."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from enum import StrEnum
+from typing import Any
+
+
+class OutcomeStatus(StrEnum):
+    SYNCED = "synced"  # the Intacct object was created or updated now
+    ALREADY_SYNCED = "already_synced"  # nothing to do: it exists and is up to date
+    SKIPPED = "skipped"  # deliberately not synced (not won, older change, record gone)
+    FAILED = "failed"  # a permanent failure: recorded, written back, not retried
+    RETRYING = "retrying"  # a transient failure: the message goes back to the queue
+    DEAD_LETTERED = "dead_lettered"  # a transient failure on the last receive: the message goes to the DLQ
+
+
+class Reason(StrEnum):
+    """Why, in a word that metrics can carry as a dimension."""
+
+    CREATED = "created"
+    UPDATED = "updated"
+    ADOPTED = "adopted"
+    UP_TO_DATE = "up_to_date"
+    ORDER_EXISTS = "order_exists"
+    RECOVERED = "recovered"
+    NOT_WON = "not_won"
+    OLDER_CHANGE = "older_change"
+    NOT_FOUND = "not_found"
+    INTACCT_REJECTED = "intacct_rejected"
+    BAD_RECORD = "bad_record"
+    BAD_MAPPING = "bad_mapping"
+    SALESFORCE_REJECTED = "salesforce_rejected"
+    TRANSIENT = "transient"
+
+
+@dataclass(frozen=True)
+class SyncOutcome:
+    """One request's result, with the ids on both sides so the sync log can be read by either."""
+
+    status: OutcomeStatus
+    reason: Reason
+    object_type: str
+    salesforce_id: str
+    message: str = ""
+    intacct_customer_id: str | None = None
+    intacct_order_id: str | None = None
+    account_id: str | None = None
+
+    @property
+    def retried(self) -> bool:
+        """True when the message must go back to the queue (the worker raises)."""
+        return self.status in (OutcomeStatus.RETRYING, OutcomeStatus.DEAD_LETTERED)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            key: str(value) if isinstance(value, StrEnum) else value for key, value in asdict(self).items()
+        }

@@ -1,0 +1,77 @@
+"""Building the sync service from the Lambda environment (the workers cache the result per container)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+
+import boto3
+
+from sfintacct.crosswalk import CrosswalkStore
+from sfintacct.intacct import IntacctClient, load_intacct_settings
+from sfintacct.mapping import load_mapping
+from sfintacct.salesforce.client import SalesforceClient
+from sfintacct.salesforce.models import OpportunityQueryFields
+from sfintacct.salesforce.settings import load_salesforce_settings
+from sfintacct.sync.service import SyncService
+from sfintacct.sync.sync_log import DEFAULT_RETENTION_DAYS, SyncLog
+
+DEFAULT_TRANSACTION_TYPE = "Sales Order"
+DEFAULT_CLAIM_LEASE_SECONDS = 120
+DEFAULT_MAX_RECEIVE_COUNT = 5
+
+
+class WorkerSettingsError(Exception):
+    """A worker setting is missing or invalid (a deployment problem: the message names the variable)."""
+
+
+def sync_service_from_environment(environ: Mapping[str, str] | None = None) -> SyncService:
+    """The service with real clients: Intacct and Salesforce from their secrets, DynamoDB through boto3."""
+    environment = os.environ if environ is None else environ
+    mapping = load_mapping()
+    query_fields = OpportunityQueryFields.from_environment(environment)
+    mapped_fields = mapping.query_fields()
+    salesforce = SalesforceClient(
+        load_salesforce_settings(environment),
+        query_fields=query_fields.with_extra(
+            opportunity_fields=mapped_fields.opportunity_fields,
+            account_fields=mapped_fields.account_fields,
+            line_fields=mapped_fields.line_fields,
+        ),
+    )
+    dynamodb = boto3.client("dynamodb")
+    return SyncService(
+        intacct=IntacctClient(load_intacct_settings(environment)),
+        salesforce=salesforce,
+        crosswalk=CrosswalkStore(dynamodb, _required(environment, "CROSSWALK_TABLE")),
+        sync_log=SyncLog(
+            dynamodb,
+            _required(environment, "SYNC_LOG_TABLE"),
+            retention_days=_number(environment, "SYNC_LOG_RETENTION_DAYS", DEFAULT_RETENTION_DAYS),
+        ),
+        mapping=mapping,
+        transaction_type=environment.get("INTACCT_TRANSACTION_TYPE") or DEFAULT_TRANSACTION_TYPE,
+        claim_lease_seconds=_number(environment, "ORDER_CLAIM_LEASE_SECONDS", DEFAULT_CLAIM_LEASE_SECONDS),
+    )
+
+
+def max_receive_count(environ: Mapping[str, str] | None = None) -> int:
+    """How many receives a message gets before the queue moves it to the dead-letter queue."""
+    environment = os.environ if environ is None else environ
+    return _number(environment, "MAX_RECEIVE_COUNT", DEFAULT_MAX_RECEIVE_COUNT)
+
+
+def _required(environment: Mapping[str, str], name: str) -> str:
+    value = environment.get(name, "").strip()
+    if not value:
+        raise WorkerSettingsError(f"{name} is not set; the template sets it for every worker")
+    return value
+
+
+def _number(environment: Mapping[str, str], name: str, default: int) -> int:
+    text = environment.get(name, "").strip()
+    if not text:
+        return default
+    if not text.isdigit() or int(text) < 1:
+        raise WorkerSettingsError(f"{name} must be a positive whole number, not {text!r}")
+    return int(text)

@@ -1,0 +1,447 @@
+"""The sync itself: an Account becomes an Intacct customer, a closed-won Opportunity an Intacct order.
+
+`SyncService.handle(request)` runs one SyncRequest to an outcome, logs it in the sync log, and
+returns it; when the failure is transient it raises instead, so the queue delivers the message again
+(and, after the last receive, keeps it in the dead-letter queue; the record says so).
+
+Exactly once, whatever happens (ARCHITECTURE §2):
+- the crosswalk tells whether the order exists (COMPLETE) or someone is creating it (CLAIMED);
+- a worker claims the Opportunity before it writes to Intacct; the claim is held per message
+  (producer id), so the same message delivered again takes its own claim back at once;
+- an Opportunity found CLAIMED (an earlier attempt stopped half-way) is first looked up in Intacct by
+  its reference (PONUMBER = Opportunity id) before anything is sent again;
+- Intacct control ids are derived from the record id and its LastModifiedDate and sent with
+  uniqueid=true, so a repeated request is refused by Intacct rather than applied twice.
+
+`checkpoint(step)` is called between the steps; it does nothing unless a test makes it crash there.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import UTC, datetime
+from typing import Any
+
+from sfintacct.crosswalk import (
+    AlreadyClaimed,
+    CrosswalkEntry,
+    CrosswalkKind,
+    CrosswalkPermanentError,
+    CrosswalkStore,
+)
+from sfintacct.intacct.errors import AlreadyApplied, DuplicateRecord, OutcomeUnknown, PermanentIntacctError
+from sfintacct.intacct.models import NewCustomer, SalesDocument
+from sfintacct.mapping import MappingError, RecordDataError, SyncMapping
+from sfintacct.salesforce.errors import PermanentSalesforceError
+from sfintacct.salesforce.errors import RecordNotFound as SalesforceRecordNotFound
+from sfintacct.salesforce.models import OpportunitySnapshot, RecordUpdate
+from sfintacct.sync import write_back
+from sfintacct.sync.customers import (
+    CustomerAction,
+    CustomerPlan,
+    find_customer_id,
+    plan_customer,
+    record_customer,
+)
+from sfintacct.sync.errors import PermanentSyncError, TransientSyncError, describe
+from sfintacct.sync.outcome import OutcomeStatus, Reason, SyncOutcome
+from sfintacct.sync.ports import IntacctPort, SalesforcePort
+from sfintacct.sync.salesforce_values import change_stamp, is_won, modified_at
+from sfintacct.sync.sync_log import SyncLog
+from sfintacct.sync_request import SyncRequest
+
+logger = logging.getLogger(__name__)
+
+CHECKPOINTS = (
+    "before_intacct_write",
+    "after_intacct_write",
+    "before_crosswalk_write",
+    "after_crosswalk_write",
+)
+
+PERMANENT_ERRORS: tuple[type[Exception], ...] = (
+    PermanentSyncError,
+    PermanentIntacctError,
+    PermanentSalesforceError,
+    CrosswalkPermanentError,
+    MappingError,
+    RecordDataError,
+)
+
+
+def _no_checkpoint(step: str) -> None:
+    """Production: nothing happens between steps."""
+
+
+class SyncService:
+    def __init__(
+        self,
+        *,
+        intacct: IntacctPort,
+        salesforce: SalesforcePort,
+        crosswalk: CrosswalkStore,
+        sync_log: SyncLog,
+        mapping: SyncMapping,
+        transaction_type: str,
+        claim_lease_seconds: float,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.intacct = intacct
+        self.salesforce = salesforce
+        self.crosswalk = crosswalk
+        self.sync_log = sync_log
+        self.mapping = mapping
+        self.transaction_type = transaction_type
+        self.claim_lease_seconds = claim_lease_seconds
+        self.clock = clock
+        self.checkpoint: Callable[[str], None] = _no_checkpoint
+
+    # ------------------------------------------------------------------ one request
+
+    def handle(self, request: SyncRequest, *, final_attempt: bool = False) -> SyncOutcome:
+        """Sync one record; log and return the outcome, or raise a transient error to have it retried."""
+        try:
+            if request.object_type == "Account":
+                outcome = self.sync_account(request)
+            else:
+                outcome = self.sync_opportunity(request)
+        except Exception as error:
+            outcome = self._failure(request, error, final_attempt=final_attempt)
+            self.sync_log.record(outcome, producer_id=request.producer_id, source=request.source)
+            if outcome.retried:
+                raise
+            return outcome
+        self.sync_log.record(outcome, producer_id=request.producer_id, source=request.source)
+        return outcome
+
+    # ------------------------------------------------------------------ Account -> customer
+
+    def sync_account(self, request: SyncRequest) -> SyncOutcome:
+        account_id = request.record_id
+        known = self.crosswalk.get(account_id, CrosswalkKind.CUSTOMER)
+        applied = known.source_modified_at if known else None
+        if (
+            known
+            and known.intacct_id
+            and applied
+            and request.last_modified
+            and request.last_modified <= applied
+        ):
+            status = (
+                OutcomeStatus.SKIPPED if request.last_modified < applied else OutcomeStatus.ALREADY_SYNCED
+            )
+            reason = Reason.OLDER_CHANGE if request.last_modified < applied else Reason.UP_TO_DATE
+            return self._account_outcome(
+                status,
+                reason,
+                account_id,
+                known.intacct_id,
+                f"change of {request.last_modified.isoformat()} is not newer than the one applied "
+                f"({applied.isoformat()})",
+            )
+        try:
+            account = self.salesforce.fetch_account(account_id)
+        except SalesforceRecordNotFound as error:
+            return self._account_outcome(
+                OutcomeStatus.SKIPPED, Reason.NOT_FOUND, account_id, None, str(error)
+            )
+        plan = plan_customer(account, known, mapping=self.mapping, intacct=self.intacct)
+        customer_id = self._apply_customer_alone(plan)
+        if plan.write is not None or account.get("Intacct_Customer_Id__c") != customer_id:
+            self.salesforce.write_back([write_back.account_synced(account_id, customer_id, self.clock())])
+        if plan.action is CustomerAction.UP_TO_DATE:
+            return self._account_outcome(
+                OutcomeStatus.ALREADY_SYNCED,
+                Reason.UP_TO_DATE,
+                account_id,
+                customer_id,
+                "customer is up to date",
+            )
+        reason = {
+            CustomerAction.CREATE: Reason.CREATED,
+            CustomerAction.ADOPT: Reason.ADOPTED,
+            CustomerAction.UPDATE: Reason.UPDATED,
+        }[plan.action]
+        return self._account_outcome(
+            OutcomeStatus.SYNCED, reason, account_id, customer_id, f"customer {reason}"
+        )
+
+    def _apply_customer_alone(self, plan: CustomerPlan) -> str:
+        """Send the plan's customer write in its own request and record it; returns the CUSTOMERID."""
+        if plan.write is None:
+            assert plan.customer_id is not None
+            return plan.customer_id
+        self.checkpoint("before_intacct_write")
+        customer_id = self._write_customer(plan)
+        self.checkpoint("after_intacct_write")
+        self.checkpoint("before_crosswalk_write")
+        record_customer(plan, customer_id, self.crosswalk)
+        self.checkpoint("after_crosswalk_write")
+        return customer_id
+
+    def _write_customer(self, plan: CustomerPlan) -> str:
+        try:
+            if isinstance(plan.write, NewCustomer):
+                reference = self.intacct.create_customer(plan.write, control_id=plan.control_id)
+            else:
+                assert plan.write is not None
+                reference = self.intacct.update_customer(plan.write, control_id=plan.control_id)
+        except (AlreadyApplied, OutcomeUnknown, DuplicateRecord) as error:
+            # Sent before, or the outcome is unknown, or created meanwhile: find what Intacct holds.
+            found = find_customer_id(plan.account_id, mapping=self.mapping, intacct=self.intacct)
+            if found is not None:
+                return found
+            if isinstance(error, OutcomeUnknown):
+                raise
+            raise TransientSyncError(
+                f"Intacct answered {type(error).__name__} for Account {plan.account_id} but no customer "
+                f"carries {self.mapping.salesforce_id_field}={plan.account_id}: {error}"
+            ) from error
+        return reference.customer_id
+
+    # ------------------------------------------------------------------ Opportunity -> order
+
+    def sync_opportunity(self, request: SyncRequest) -> SyncOutcome:
+        opportunity_id = request.record_id
+        try:
+            snapshot = self.salesforce.fetch_opportunity(opportunity_id)
+        except SalesforceRecordNotFound as error:
+            return self._order_outcome(OutcomeStatus.SKIPPED, Reason.NOT_FOUND, opportunity_id, str(error))
+        opportunity = snapshot.opportunity
+        known = self.crosswalk.get(opportunity_id, CrosswalkKind.ORDER)
+        if known is not None and known.is_complete:
+            return self._already_synced(snapshot, known)
+        if not is_won(opportunity):
+            stage = opportunity.get("StageName")
+            return self._order_outcome(
+                OutcomeStatus.SKIPPED,
+                Reason.NOT_WON,
+                opportunity_id,
+                f"Opportunity is not won (stage {stage!r}); nothing is sent to Intacct",
+                account_id=snapshot.account_id,
+            )
+        if snapshot.account is None:
+            raise PermanentSyncError(f"Opportunity {opportunity_id} has no Account, so there is no customer")
+        try:
+            claim = self.crosswalk.claim(
+                opportunity_id, CrosswalkKind.ORDER, request.producer_id, self.claim_lease_seconds
+            )
+        except AlreadyClaimed as error:
+            raise TransientSyncError(f"another worker is creating the order of {opportunity_id}") from error
+        if claim.is_complete:
+            return self._already_synced(snapshot, claim)
+        try:
+            return self._create_order(
+                snapshot, snapshot.account, request.producer_id, recovering=known is not None
+            )
+        except PERMANENT_ERRORS:
+            # Intacct refused (nothing was written): free the Opportunity so a corrected one syncs at once.
+            self.crosswalk.release(opportunity_id, CrosswalkKind.ORDER, request.producer_id)
+            raise
+
+    def _create_order(
+        self, snapshot: OpportunitySnapshot, account: dict[str, Any], owner: str, *, recovering: bool
+    ) -> SyncOutcome:
+        opportunity_id = snapshot.opportunity_id
+        account_id = str(account["Id"])
+        if recovering:
+            existing = self._find_order(opportunity_id)
+            if existing is not None:
+                record_customer(
+                    CustomerPlan(account_id, None, CustomerAction.ADOPT, existing.customer_id, None, "", ""),
+                    existing.customer_id,
+                    self.crosswalk,
+                )
+                return self._finish_order(
+                    snapshot,
+                    account,
+                    doc_id=existing.doc_id,
+                    customer_id=existing.customer_id,
+                    owner=owner,
+                    reason=Reason.RECOVERED,
+                )
+        plan = plan_customer(
+            account,
+            self.crosswalk.get(account_id, CrosswalkKind.CUSTOMER),
+            mapping=self.mapping,
+            intacct=self.intacct,
+        )
+        if plan.customer_id is None:
+            # Intacct numbers new customers here: create it first, then the order can name it.
+            plan = replace(plan, customer_id=self._apply_customer_alone(plan), write=None)
+        assert plan.customer_id is not None
+        order = self.mapping.sales_transaction(
+            snapshot, customer_id=plan.customer_id, transaction_type=self.transaction_type
+        )
+        order_control_id = f"order-{opportunity_id}-{change_stamp(modified_at(snapshot.opportunity))}"
+        self.checkpoint("before_intacct_write")
+        try:
+            _, doc_id = self.intacct.write_customer_and_order(
+                plan.write, order, customer_control_id=plan.control_id, order_control_id=order_control_id
+            )
+        except (AlreadyApplied, OutcomeUnknown) as error:
+            existing = self._find_order(opportunity_id)
+            if existing is None:
+                if isinstance(error, OutcomeUnknown):
+                    raise
+                raise TransientSyncError(
+                    f"Intacct says the order of {opportunity_id} was sent before, but no order has reference "
+                    f"{opportunity_id} yet: {error}"
+                ) from error
+            doc_id = existing.doc_id
+        except DuplicateRecord as error:
+            raise TransientSyncError(
+                f"Intacct customer {plan.customer_id} already exists but does not carry "
+                f"{self.mapping.salesforce_id_field}={account_id}; set that field on it to adopt it: {error}"
+            ) from error
+        self.checkpoint("after_intacct_write")
+        self.checkpoint("before_crosswalk_write")
+        if plan.write is not None:
+            record_customer(plan, plan.customer_id, self.crosswalk)
+        return self._finish_order(
+            snapshot, account, doc_id=doc_id, customer_id=plan.customer_id, owner=owner, reason=Reason.CREATED
+        )
+
+    def _finish_order(
+        self,
+        snapshot: OpportunitySnapshot,
+        account: dict[str, Any],
+        *,
+        doc_id: str,
+        customer_id: str,
+        owner: str,
+        reason: Reason,
+    ) -> SyncOutcome:
+        opportunity_id = snapshot.opportunity_id
+        self.crosswalk.complete(
+            opportunity_id,
+            CrosswalkKind.ORDER,
+            doc_id,
+            owner,
+            modified_at(snapshot.opportunity),
+            attributes={"customer_id": customer_id},
+        )
+        self.checkpoint("after_crosswalk_write")
+        now = self.clock()
+        updates = [write_back.opportunity_synced(opportunity_id, doc_id, now)]
+        if account.get("Intacct_Customer_Id__c") != customer_id:
+            updates.append(write_back.account_synced(str(account["Id"]), customer_id, now))
+        self.salesforce.write_back(updates)
+        return self._order_outcome(
+            OutcomeStatus.SYNCED,
+            reason,
+            opportunity_id,
+            f"{self.transaction_type} {doc_id} for customer {customer_id}",
+            account_id=str(account["Id"]),
+            customer_id=customer_id,
+            order_id=doc_id,
+        )
+
+    def _already_synced(self, snapshot: OpportunitySnapshot, known: CrosswalkEntry) -> SyncOutcome:
+        """The order exists: never a second one. Repair the write-back if an earlier one did not land."""
+        opportunity_id = snapshot.opportunity_id
+        order_id = known.intacct_id or ""
+        customer_id = known.attributes.get("customer_id")
+        if snapshot.opportunity.get("Intacct_Order_Id__c") != order_id:
+            self.salesforce.write_back(
+                [write_back.opportunity_synced(opportunity_id, order_id, self.clock())]
+            )
+        logger.info("Opportunity %s already synced as %s", opportunity_id, order_id)
+        return self._order_outcome(
+            OutcomeStatus.ALREADY_SYNCED,
+            Reason.ORDER_EXISTS,
+            opportunity_id,
+            f"already synced as {order_id}; no second order is created",
+            account_id=snapshot.account_id,
+            customer_id=customer_id,
+            order_id=order_id,
+        )
+
+    def _find_order(self, opportunity_id: str) -> SalesDocument | None:
+        found = self.intacct.find_sales_documents(
+            reference_no=opportunity_id, transaction_type=self.transaction_type
+        )
+        if len(found) > 1:
+            logger.error(
+                "Opportunity %s has %d orders in Intacct: %s",
+                opportunity_id,
+                len(found),
+                ", ".join(document.doc_id for document in found),
+            )
+        return found[0] if found else None
+
+    # ------------------------------------------------------------------ failures and outcomes
+
+    def _failure(self, request: SyncRequest, error: Exception, *, final_attempt: bool) -> SyncOutcome:
+        message = describe(error)
+        if isinstance(error, PERMANENT_ERRORS):
+            status, reason = OutcomeStatus.FAILED, _permanent_reason(error)
+        elif final_attempt:
+            status, reason = OutcomeStatus.DEAD_LETTERED, Reason.TRANSIENT
+            message = (
+                f"{message} (last attempt failed; the request is kept in the dead-letter queue for replay)"
+            )
+        else:
+            logger.warning("%s %s will be retried: %s", request.object_type, request.record_id, message)
+            return SyncOutcome(
+                OutcomeStatus.RETRYING, Reason.TRANSIENT, request.object_type, request.record_id, message
+            )
+        logger.error("%s %s failed: %s", request.object_type, request.record_id, message)
+        self._write_back_failure(write_back.failed(request.object_type, request.record_id, message))
+        return SyncOutcome(status, reason, request.object_type, request.record_id, message)
+
+    def _write_back_failure(self, update: RecordUpdate) -> None:
+        """Best effort: the failure is in the sync log and the queue whether or not Salesforce takes it."""
+        try:
+            self.salesforce.write_back([update])
+        except Exception:
+            logger.exception(
+                "could not write the failure back to %s %s", update.object_type, update.record_id
+            )
+
+    def _account_outcome(
+        self, status: OutcomeStatus, reason: Reason, account_id: str, customer_id: str | None, message: str
+    ) -> SyncOutcome:
+        return SyncOutcome(
+            status,
+            reason,
+            "Account",
+            account_id,
+            message,
+            intacct_customer_id=customer_id,
+            account_id=account_id,
+        )
+
+    def _order_outcome(
+        self,
+        status: OutcomeStatus,
+        reason: Reason,
+        opportunity_id: str,
+        message: str,
+        *,
+        account_id: str | None = None,
+        customer_id: str | None = None,
+        order_id: str | None = None,
+    ) -> SyncOutcome:
+        return SyncOutcome(
+            status,
+            reason,
+            "Opportunity",
+            opportunity_id,
+            message,
+            intacct_customer_id=customer_id,
+            intacct_order_id=order_id,
+            account_id=account_id,
+        )
+
+
+def _permanent_reason(error: Exception) -> Reason:
+    if isinstance(error, PermanentIntacctError):
+        return Reason.INTACCT_REJECTED
+    if isinstance(error, PermanentSalesforceError):
+        return Reason.SALESFORCE_REJECTED
+    if isinstance(error, MappingError):
+        return Reason.BAD_MAPPING
+    return Reason.BAD_RECORD

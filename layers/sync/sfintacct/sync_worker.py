@@ -1,0 +1,132 @@
+"""The SQS side of the two workers: batch, idempotency, log keys and metrics around SyncService.
+
+Each worker's handler module builds one SyncWorker at import (Powertools objects and the
+idempotency table are per container) and hands it every SQS batch:
+
+- every record is one SyncRequest (the queue body the intake wrote); a body that is not one, or is
+  for the other worker's object type, fails alone (it is retried, then kept in the dead-letter queue);
+- each record runs at most once per producer id (Powertools idempotency on `producer_id`): the same
+  notification delivered again returns the first result without touching Intacct or Salesforce;
+- transient failures are reported as batch item failures, so only those records come back;
+- on the last receive (ApproximateReceiveCount = MAX_RECEIVE_COUNT) a transient failure is written to
+  the record as Failed before the message moves to the dead-letter queue.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Callable
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit, single_metric
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools.utilities.idempotency import (
+    DynamoDBPersistenceLayer,
+    IdempotencyConfig,
+    idempotent_function,
+)
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from sfintacct.sync.outcome import SyncOutcome
+from sfintacct.sync.service import SyncService
+from sfintacct.sync_request import SyncObjectType, SyncRequest
+
+DEFAULT_IDEMPOTENCY_SECONDS = 172800
+
+
+class UnexpectedRecord(Exception):
+    """A queue message that is not a SyncRequest for this worker (kept for inspection in the DLQ)."""
+
+
+class SyncWorker:
+    def __init__(
+        self,
+        *,
+        object_type: SyncObjectType,
+        logger: Logger,
+        metrics: Metrics,
+        service_factory: Callable[[], SyncService],
+        max_receive_count: int,
+        idempotency_table: str | None = None,
+    ) -> None:
+        self.object_type = object_type
+        self.logger = logger
+        self.metrics = metrics
+        self._service_factory = functools.cache(service_factory)
+        self.max_receive_count = max_receive_count
+        self.processor = BatchProcessor(event_type=EventType.SQS)
+        self.idempotency = IdempotencyConfig(
+            event_key_jmespath="producer_id",
+            raise_on_no_idempotency_key=True,
+            expires_after_seconds=int(
+                os.environ.get("IDEMPOTENCY_EXPIRES_AFTER_SECONDS", DEFAULT_IDEMPOTENCY_SECONDS)
+            ),
+        )
+        persistence = DynamoDBPersistenceLayer(
+            table_name=idempotency_table or os.environ["IDEMPOTENCY_TABLE"]
+        )
+        self._sync_once: Callable[..., dict[str, Any]] = idempotent_function(
+            self._sync,
+            data_keyword_argument="request",
+            persistence_store=persistence,
+            config=self.idempotency,
+            key_prefix=f"sync-{object_type.lower()}",
+        )
+
+    @property
+    def service(self) -> SyncService:
+        """The sync service, built on first use and kept for the container's life (cached clients)."""
+        return self._service_factory()
+
+    def handle_batch(self, event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
+        self.idempotency.register_lambda_context(context)
+        return process_partial_response(
+            event=event, record_handler=self.handle_record, processor=self.processor, context=context
+        )
+
+    def handle_record(self, record: SQSRecord) -> dict[str, Any]:
+        try:
+            request = SyncRequest.model_validate_json(record.body)
+        except ValueError as error:
+            self.logger.error("queue message is not a SyncRequest", extra={"message_id": record.message_id})
+            raise UnexpectedRecord(f"message {record.message_id} is not a SyncRequest: {error}") from error
+        if request.object_type != self.object_type:
+            raise UnexpectedRecord(
+                f"message {record.message_id} is for {request.object_type}; "
+                f"this worker syncs {self.object_type}"
+            )
+        self.logger.append_keys(
+            salesforce_id=request.record_id, producer_id=request.producer_id, source=request.source
+        )
+        try:
+            final_attempt = int(record.attributes.approximate_receive_count) >= self.max_receive_count
+            return self._sync_once(request=request, final_attempt=final_attempt)
+        finally:
+            self.logger.remove_keys(["salesforce_id", "producer_id", "source"])
+
+    def _sync(self, request: SyncRequest, final_attempt: bool) -> dict[str, Any]:
+        try:
+            outcome = self.service.handle(request, final_attempt=final_attempt)
+        except Exception:
+            self._count("retrying" if not final_attempt else "dead_lettered", "transient")
+            raise
+        self._count(outcome.status.value, outcome.reason.value)
+        self._log(outcome)
+        return outcome.as_dict()
+
+    def _count(self, status: str, reason: str) -> None:
+        with single_metric(
+            name=f"{self.object_type}{status.title().replace('_', '')}", unit=MetricUnit.Count, value=1
+        ) as metric:
+            metric.add_dimension(name="reason", value=reason)
+
+    def _log(self, outcome: SyncOutcome) -> None:
+        details = {"outcome": {key: value for key, value in outcome.as_dict().items() if value}}
+        if outcome.status.value == "failed":
+            self.logger.error(f"sync failed: {outcome.message}", extra=details)
+        else:
+            self.logger.info(f"sync {outcome.status.value}: {outcome.message}", extra=details)

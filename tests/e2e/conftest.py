@@ -1,0 +1,123 @@
+"""End-to-end fixtures: the whole local stack, a sales rep in Salesforce, and views of what Intacct holds."""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable, Iterator
+from decimal import Decimal
+from typing import Any
+
+import boto3
+import pytest
+
+from sandbox.intacct.admin_client import IntacctAdminClient
+from sandbox.sales_rep import Line, SalesRep
+from sandbox.stack import LocalStack
+from sfintacct.sync.service import SyncService
+from sfintacct.sync.sync_log import SyncLog, SyncLogEntry
+
+SETTLE_SECONDS = 60.0
+
+PRODUCTS = {
+    "SUB-PLATFORM": ("Platform subscription", Decimal(12000)),
+    "SVC-ONBOARD": ("Onboarding", Decimal(2500)),
+    "SVC-TRAINING": ("Training add-on", Decimal(800)),
+}
+THREE_LINES = (
+    Line("SUB-PLATFORM", Decimal(1), Decimal(12000), discount=Decimal(10)),
+    Line("SVC-ONBOARD", Decimal(1), Decimal(2500), service_date="2027-01-04"),
+    Line("SVC-TRAINING", Decimal(2), Decimal(0), description="Free add-on promised in the contract"),
+)
+
+
+@pytest.fixture
+def stack(local_stack: LocalStack) -> LocalStack:
+    return local_stack
+
+
+@pytest.fixture
+def rep(stack: LocalStack) -> Iterator[SalesRep]:
+    rep = SalesRep(stack.info["salesforce"])
+    for code, (name, price) in PRODUCTS.items():
+        rep.product(code, name, price)
+    yield rep
+    rep.close()
+
+
+@pytest.fixture
+def intacct(stack: LocalStack) -> Iterator[IntacctAdminClient]:
+    intacct = IntacctAdminClient(stack.info["intacct"]["admin_url"], stack.info["intacct"]["ca_file"])
+    yield intacct
+    intacct.clear_faults()
+
+
+@pytest.fixture
+def sync_log(stack: LocalStack) -> SyncLog:
+    client = boto3.client(
+        "dynamodb",
+        endpoint_url=stack.info["dynamodb_endpoint"],
+        region_name=stack.info["region"],
+        aws_access_key_id="local",
+        aws_secret_access_key="local",
+    )
+    return SyncLog(client, stack.info["tables"]["SyncLogTable"])
+
+
+@pytest.fixture
+def order_services(stack: LocalStack) -> Iterator[list[SyncService]]:
+    """The sync services the opportunity-to-order worker runs, one per concurrent slot (checkpoints reset)."""
+    services = worker_services(stack, "Opportunity")
+    yield services
+    for service in services:
+        service.checkpoint = lambda step: None
+
+
+def worker_services(stack: LocalStack, object_type: str) -> list[SyncService]:
+    """The live SyncService inside each loaded copy of the stack's worker handler for `object_type`."""
+    assert stack.poller is not None
+    services: list[SyncService] = [
+        module.worker.service
+        for name, module in list(sys.modules.items())
+        if name.startswith("sfintacct_worker_")
+        and getattr(getattr(module, "worker", None), "object_type", "") == object_type
+    ]
+    assert services, f"no worker for {object_type} is loaded"
+    return services
+
+
+def settle(stack: LocalStack, rep: SalesRep, timeout: float = SETTLE_SECONDS) -> None:
+    """Wait until Salesforce has sent every Outbound Message and the workers have nothing left to do."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        rep.admin.flush_outbound()
+        if stack.poller.wait_until_idle(timeout=max(0.1, deadline - time.monotonic())) and not pending(rep):
+            time.sleep(0.3)  # a write-back may fire one more Outbound Message: look again
+            if stack.poller.wait_until_idle(timeout=5) and not pending(rep):
+                return
+    raise AssertionError("the local stack did not settle")
+
+
+def pending(rep: SalesRep) -> bool:
+    return any(delivery["status"] == "pending" for delivery in rep.admin.outbound())
+
+
+def customers_of(intacct: IntacctAdminClient, account_id: str) -> list[dict[str, Any]]:
+    return [record for record in intacct.records("CUSTOMER") if record.get("SALESFORCE_ID") == account_id]
+
+
+def orders_of(intacct: IntacctAdminClient, opportunity_id: str) -> list[dict[str, Any]]:
+    return [record for record in intacct.records("SODOCUMENT") if record.get("PONUMBER") == opportunity_id]
+
+
+def wait_for(condition: Callable[[], bool], timeout: float = SETTLE_SECONDS) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.2)
+    return condition()
+
+
+def history(sync_log: SyncLog, sf_id: str) -> list[SyncLogEntry]:
+    return sync_log.history(sf_id)
