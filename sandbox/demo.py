@@ -76,6 +76,7 @@ def run_demo(stack: LocalStack) -> None:
         rep.close_won(opportunity_id)
         wait_until_settled(stack, rep)
         print(f"   ...synced in {time.monotonic() - started:.1f} s")
+        calls = api_calls(intacct, intacct_before, rep, salesforce_before, stack)
 
         print("\n3. Intacct now holds")
         show_intacct(intacct, account_id, opportunity_id)
@@ -84,7 +85,7 @@ def run_demo(stack: LocalStack) -> None:
         print("\n5. The sync log")
         show_sync_log(stack, opportunity_id)
         print("\n6. API calls for the closed deal")
-        show_calls(intacct, intacct_before, rep, salesforce_before, stack)
+        print("\n".join(calls))
     finally:
         rep.close()
 
@@ -114,9 +115,9 @@ def show_intacct(intacct: IntacctAdminClient, account_id: str, opportunity_id: s
         (line for line in intacct.records("SODOCUMENTENTRY") if line.get("DOCHDRID") == order["DOCID"]),
         key=lambda line: int(line["LINE_NO"]),
     )
-    for line in lines:
+    for number, line in enumerate(lines, start=1):
         print(
-            f"     line {line['LINE_NO']}: {line['ITEMID']:<13} qty {line['QUANTITY']:>3}  "
+            f"     line {number}: {line['ITEMID']:<13} qty {line['QUANTITY']:>3}  "
             f"price {line['PRICE']:>8}  discount {line.get('DISCOUNT') or '0':>3}%  {line.get('MEMO') or ''}"
         )
     if len(lines) != len(DEAL_LINES):
@@ -147,32 +148,33 @@ def show_sync_log(stack: LocalStack, opportunity_id: str) -> None:
         )
 
 
-def show_calls(
+def api_calls(
     intacct: IntacctAdminClient,
     intacct_before: dict[str, Any],
     rep: SalesRep,
     salesforce_before: dict[str, Any],
     stack: LocalStack,
-) -> None:
+) -> list[str]:
+    """What closing the deal cost, from the sandboxes' request counters and the poller's timings."""
     intacct_after = intacct.counts()
-    functions = {
-        name: count - intacct_before["functions"].get(name, 0)
-        for name, count in intacct_after["functions"].items()
-        if count != intacct_before["functions"].get(name, 0)
-    }
-    print(
+    functions = _increase(intacct_before["functions"], intacct_after["functions"])
+    salesforce = _increase(salesforce_before["by_kind"], rep.admin.counts()["by_kind"])
+    salesforce["sobject_write"] = salesforce.get("sobject_write", 0) - 1  # the rep's own "Closed Won" update
+    worker = stack.poller.stats()["OpportunityToOrderFunction"]
+    return [
         f"   Intacct      {intacct_after['requests'] - intacct_before['requests']} request(s): "
-        + ", ".join(f"{name} x{count}" for name, count in sorted(functions.items()))
-    )
-    salesforce_after = rep.admin.counts()["by_kind"]
-    kinds = {
-        kind: count - salesforce_before["by_kind"].get(kind, 0)
-        for kind, count in salesforce_after.items()
-        if count != salesforce_before["by_kind"].get(kind, 0)
+        + ", ".join(f"{name} x{count}" for name, count in sorted(functions.items())),
+        "   Salesforce   "
+        + ", ".join(f"{kind} x{count}" for kind, count in sorted(salesforce.items()) if count)
+        + "  (by the worker; the rep's update that closed the deal not counted)",
+        f"   Worker       {worker['invocations']} invocation(s), {worker['cpu_seconds'] * 1000:.0f} ms CPU",
+    ]
+
+
+def _increase(before: dict[str, int], after: dict[str, int]) -> dict[str, int]:
+    return {
+        name: count - before.get(name, 0) for name, count in after.items() if count != before.get(name, 0)
     }
-    print("   Salesforce   " + ", ".join(f"{kind} x{count}" for kind, count in sorted(kinds.items())))
-    for function, totals in stack.poller.stats().items():
-        print(f"   {function:<12} {totals}")
 
 
 def _local_aws(stack: LocalStack) -> dict[str, str]:

@@ -21,6 +21,7 @@ from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
+from aws_lambda_powertools.metrics.functions import is_metrics_disabled
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
@@ -119,6 +120,9 @@ class SyncWorker:
         return outcome.as_dict()
 
     def _count(self, status: str, reason: str) -> None:
+        """One metric per outcome with its reason as a dimension (single_metric: its own EMF line)."""
+        if is_metrics_disabled():  # single_metric does not check POWERTOOLS_METRICS_DISABLED itself
+            return
         with single_metric(
             name=f"{self.object_type}{status.title().replace('_', '')}", unit=MetricUnit.Count, value=1
         ) as metric:
