@@ -183,6 +183,25 @@ def test_five_copies_of_the_outbound_message_and_an_event_bridge_event_make_one_
     assert set(statuses_logged) <= {"synced", "already_synced", "retrying"}
 
 
+def test_a_later_change_to_a_synced_opportunity_never_makes_a_second_order(
+    stack: LocalStack, rep: SalesRep, intacct: IntacctAdminClient, sync_log: SyncLog
+) -> None:
+    account_id = new_account(rep, "Alpine Ski House")
+    opportunity_id = rep.deal(account_id, "Alpine season", THREE_LINES[:1])
+    rep.close_won(opportunity_id)
+    settle(stack, rep)
+    orders_sent = function_count(intacct, "create_sotransaction")
+
+    rep.update("Opportunity", opportunity_id, {"Description": "Signed copy filed"})
+    send_to_queue(stack, "OpportunityToOrderQueue", opportunity_request(stack, opportunity_id, "change-1"))
+    settle(stack, rep)
+
+    assert_one_customer_and_one_order(intacct, account_id, opportunity_id)
+    assert function_count(intacct, "create_sotransaction") == orders_sent
+    last = sync_log.history(opportunity_id)[-1]
+    assert (last.status, last.reason) == ("already_synced", "order_exists")
+
+
 @pytest.mark.parametrize("step", CHECKPOINTS)
 def test_a_crash_between_any_two_steps_still_makes_exactly_one_order(
     step: str,
