@@ -15,7 +15,7 @@ from sandbox.intacct.admin_client import IntacctAdminClient
 from sandbox.sales_rep import Line, SalesRep
 from sandbox.stack import LocalStack
 from sfintacct.sync.service import SyncService
-from sfintacct.sync.sync_log import SyncLog, SyncLogEntry
+from sfintacct.sync.sync_log import SyncLog
 
 SETTLE_SECONDS = 60.0
 
@@ -119,5 +119,21 @@ def wait_for(condition: Callable[[], bool], timeout: float = SETTLE_SECONDS) -> 
     return condition()
 
 
-def history(sync_log: SyncLog, sf_id: str) -> list[SyncLogEntry]:
-    return sync_log.history(sf_id)
+def sqs(stack: LocalStack) -> Any:
+    return boto3.client(
+        "sqs",
+        endpoint_url=stack.info["sqs_endpoint"],
+        region_name=stack.info["region"],
+        aws_access_key_id="local",
+        aws_secret_access_key="local",
+    )
+
+
+def queue_depth(stack: LocalStack, queue: str) -> int:
+    attributes = sqs(stack).get_queue_attributes(
+        QueueUrl=stack.info["queues"][queue],
+        AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+    )["Attributes"]
+    return int(attributes["ApproximateNumberOfMessages"]) + int(
+        attributes["ApproximateNumberOfMessagesNotVisible"]
+    )

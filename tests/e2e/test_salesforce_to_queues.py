@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from typing import Any
 
-import boto3
 import pytest
 
 from sandbox.sales_rep import SalesRep
@@ -25,6 +23,7 @@ from sandbox.stack import (
     start_local_stack,
 )
 from sfintacct.sync_request import SyncRequest
+from tests.e2e.conftest import queue_depth, sqs
 
 pytestmark = pytest.mark.e2e
 
@@ -44,16 +43,6 @@ def rep(stack: LocalStack) -> Iterator[SalesRep]:
     drain_all(stack)
     yield rep
     rep.close()
-
-
-def sqs(stack: LocalStack) -> Any:
-    return boto3.client(
-        "sqs",
-        endpoint_url=stack.info["sqs_endpoint"],
-        region_name=stack.info["region"],
-        aws_access_key_id="local",
-        aws_secret_access_key="local",
-    )
 
 
 def drain_all(stack: LocalStack) -> None:
@@ -84,16 +73,6 @@ def receive_all(stack: LocalStack, queue: str, *, expect: int, timeout: float = 
         if quiet_until is not None and time.monotonic() >= quiet_until:
             break
     return received
-
-
-def queue_depth(stack: LocalStack, queue: str) -> int:
-    attributes = sqs(stack).get_queue_attributes(
-        QueueUrl=stack.info["queues"][queue],
-        AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
-    )["Attributes"]
-    return int(attributes["ApproximateNumberOfMessages"]) + int(
-        attributes["ApproximateNumberOfMessagesNotVisible"]
-    )
 
 
 def test_closing_an_opportunity_as_won_puts_exactly_one_request_on_the_order_queue(

@@ -15,7 +15,6 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import boto3
 import httpx
 import pytest
 
@@ -26,7 +25,7 @@ from sandbox.stack import LocalStack
 from sfintacct.sync.service import CHECKPOINTS, SyncService
 from sfintacct.sync.sync_log import SyncLog
 from sfintacct.sync_request import SyncRequest
-from tests.e2e.conftest import THREE_LINES, customers_of, orders_of, settle, wait_for
+from tests.e2e.conftest import THREE_LINES, customers_of, orders_of, queue_depth, settle, sqs, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -343,26 +342,6 @@ def test_two_account_updates_delivered_newest_first_leave_the_newest_data_in_int
 
 
 # ---------------------------------------------------------------------------- helpers
-
-
-def sqs(stack: LocalStack) -> Any:
-    return boto3.client(
-        "sqs",
-        endpoint_url=stack.info["sqs_endpoint"],
-        region_name=stack.info["region"],
-        aws_access_key_id="local",
-        aws_secret_access_key="local",
-    )
-
-
-def queue_depth(stack: LocalStack, queue: str) -> int:
-    attributes = sqs(stack).get_queue_attributes(
-        QueueUrl=stack.info["queues"][queue],
-        AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
-    )["Attributes"]
-    return int(attributes["ApproximateNumberOfMessages"]) + int(
-        attributes["ApproximateNumberOfMessagesNotVisible"]
-    )
 
 
 def send_to_queue(stack: LocalStack, queue: str, request: SyncRequest) -> None:
