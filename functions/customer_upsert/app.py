@@ -1,34 +1,29 @@
 """Lambda handler for the customer-upsert queue: each record a Salesforce Account to sync
 as an Intacct customer.
 
-Thin on purpose: the batch, idempotency and metrics plumbing is sfintacct.sync_worker, the sync itself
-sfintacct.sync.service.
+Thin on purpose: the batch, idempotency, log keys and per-outcome metrics are
+sfintacct.sync_worker, the sync itself is sfintacct.sync.service.
 """
 
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics
-from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
+from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from sfintacct.sync.runtime import max_receive_count, sync_service_from_environment
 from sfintacct.sync_worker import SyncWorker
 
-logger = Logger()
-metrics = Metrics()
-copy_config_to_registered_loggers(source_logger=logger, include={"sfintacct"})
+logger = Logger()  # service "sfintacct": the core's loggers (sfintacct.*) log through it
 worker = SyncWorker(
     object_type="Account",
     logger=logger,
-    metrics=metrics,
     service_factory=sync_service_from_environment,
     max_receive_count=max_receive_count(),
 )
 
 
 @logger.inject_lambda_context(clear_state=True)
-@metrics.log_metrics(raise_on_empty_metrics=False)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
     """Sync every record of an SQS batch; report the ones to retry."""
     return worker.handle_batch(event, context)

@@ -19,7 +19,7 @@ import os
 from collections.abc import Callable
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools import Logger
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from aws_lambda_powertools.metrics.functions import is_metrics_disabled
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
@@ -49,14 +49,12 @@ class SyncWorker:
         *,
         object_type: SyncObjectType,
         logger: Logger,
-        metrics: Metrics,
         service_factory: Callable[[], SyncService],
         max_receive_count: int,
         idempotency_table: str | None = None,
     ) -> None:
         self.object_type = object_type
         self.logger = logger
-        self.metrics = metrics
         self._service_factory = functools.cache(service_factory)
         self.max_receive_count = max_receive_count
         self.processor = BatchProcessor(event_type=EventType.SQS)

@@ -249,11 +249,7 @@ class SyncService:
         if recovering:
             existing = self._find_order(opportunity_id)
             if existing is not None:
-                record_customer(
-                    CustomerPlan(account_id, None, CustomerAction.ADOPT, existing.customer_id, None, "", ""),
-                    existing.customer_id,
-                    self.crosswalk,
-                )
+                # The customer's crosswalk entry may be missing too: the next Account sync adopts it.
                 return self._finish_order(
                     snapshot,
                     account,
