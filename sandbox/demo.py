@@ -14,28 +14,16 @@ import os
 import sys
 import tempfile
 import time
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import boto3
-
+from sandbox.aws_local import dynamodb_client
 from sandbox.intacct.admin_client import IntacctAdminClient
-from sandbox.sales_rep import Line, SalesRep
+from sandbox.sales_rep import THREE_LINES, SalesRep
 from sandbox.stack import LocalStack, start_local_stack
 from sfintacct.sync.sync_log import SyncLog
 
 WAIT_SECONDS = 60.0
-PRODUCTS = (
-    ("SUB-PLATFORM", "Platform subscription (annual)", Decimal(12000)),
-    ("SVC-ONBOARD", "Onboarding service", Decimal(2500)),
-    ("SVC-TRAINING", "Training add-on", Decimal(800)),
-)
-DEAL_LINES = (
-    Line("SUB-PLATFORM", Decimal(1), Decimal(12000), discount=Decimal(10)),
-    Line("SVC-ONBOARD", Decimal(1), Decimal(2500), service_date="2027-01-04"),
-    Line("SVC-TRAINING", Decimal(2), Decimal(0), description="Free add-on promised in the contract"),
-)
 
 
 class DemoFailed(Exception):
@@ -62,9 +50,8 @@ def run_demo(stack: LocalStack) -> None:
             },
         )
         print(f"   Account      {account_id}  Northwind Traders")
-        for code, name, price in PRODUCTS:
-            rep.product(code, name, price)
-        opportunity_id = rep.deal(account_id, "Northwind platform deal", DEAL_LINES)
+        rep.products()
+        opportunity_id = rep.deal(account_id, "Northwind platform deal", THREE_LINES)
         print(f"   Opportunity  {opportunity_id}  Northwind platform deal, 3 lines")
         wait_until_settled(stack, rep)
         intacct_before = intacct.counts()
@@ -120,8 +107,8 @@ def show_intacct(intacct: IntacctAdminClient, account_id: str, opportunity_id: s
             f"     line {number}: {line['ITEMID']:<13} qty {line['QUANTITY']:>3}  "
             f"price {line['PRICE']:>8}  discount {line.get('DISCOUNT') or '0':>3}%  {line.get('MEMO') or ''}"
         )
-    if len(lines) != len(DEAL_LINES):
-        raise DemoFailed(f"expected {len(DEAL_LINES)} order lines, found {len(lines)}")
+    if len(lines) != len(THREE_LINES):
+        raise DemoFailed(f"expected {len(THREE_LINES)} order lines, found {len(lines)}")
 
 
 def show_write_back(rep: SalesRep, account_id: str, opportunity_id: str) -> None:
@@ -141,7 +128,7 @@ def show_write_back(rep: SalesRep, account_id: str, opportunity_id: str) -> None
 
 
 def show_sync_log(stack: LocalStack, opportunity_id: str) -> None:
-    client = boto3.client("dynamodb", **_local_aws(stack))
+    client = dynamodb_client(stack.info["dynamodb_endpoint"], stack.info["region"])
     for entry in SyncLog(client, stack.info["tables"]["SyncLogTable"]).history(opportunity_id):
         print(
             f"   {entry.at:%H:%M:%S}  {entry.status:<8} {entry.reason:<8} {entry.message}  ({entry.source})"
@@ -174,15 +161,6 @@ def api_calls(
 def _increase(before: dict[str, int], after: dict[str, int]) -> dict[str, int]:
     return {
         name: count - before.get(name, 0) for name, count in after.items() if count != before.get(name, 0)
-    }
-
-
-def _local_aws(stack: LocalStack) -> dict[str, str]:
-    return {
-        "endpoint_url": stack.info["dynamodb_endpoint"],
-        "region_name": stack.info["region"],
-        "aws_access_key_id": "local",
-        "aws_secret_access_key": "local",
     }
 
 

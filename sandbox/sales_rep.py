@@ -31,6 +31,20 @@ class Line:
     service_date: str | None = None
 
 
+# What the demo, the benchmark and the end-to-end tests sell: products that exist as Intacct sandbox
+# items (ProductCode = ITEMID), and a three-line deal with a free add-on at price 0.
+PRODUCTS: tuple[tuple[str, str, Decimal], ...] = (
+    ("SUB-PLATFORM", "Platform subscription (annual)", Decimal(12000)),
+    ("SVC-ONBOARD", "Onboarding service", Decimal(2500)),
+    ("SVC-TRAINING", "Training add-on", Decimal(800)),
+)
+THREE_LINES: tuple[Line, ...] = (
+    Line("SUB-PLATFORM", Decimal(1), Decimal(12000), discount=Decimal(10)),
+    Line("SVC-ONBOARD", Decimal(1), Decimal(2500), service_date="2027-01-04"),
+    Line("SVC-TRAINING", Decimal(2), Decimal(0), description="Free add-on promised in the contract"),
+)
+
+
 class SalesRep:
     """The seeded sales rep by default; `username` acts as another seeded user (e.g. the integration user)."""
 
@@ -105,6 +119,11 @@ class SalesRep:
                 },
             )
         return self._price_book_entries[product_code]
+
+    def products(self) -> None:
+        """Every product of PRODUCTS, with its standard price."""
+        for code, name, price in PRODUCTS:
+            self.product(code, name, price)
 
     def deal(
         self, account_id: str, name: str, lines: Sequence[Line], *, close_date: str = "2026-12-15"

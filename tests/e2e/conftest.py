@@ -5,30 +5,21 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Callable, Iterator
-from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import boto3
 import pytest
 
+from sandbox.aws_local import dynamodb_client, sqs_client
 from sandbox.intacct.admin_client import IntacctAdminClient
-from sandbox.sales_rep import Line, SalesRep
+from sandbox.sales_rep import SalesRep
 from sandbox.stack import LocalStack
 from sfintacct.sync.service import SyncService
 from sfintacct.sync.sync_log import SyncLog
 
-SETTLE_SECONDS = 60.0
+if TYPE_CHECKING:
+    from mypy_boto3_sqs import SQSClient
 
-PRODUCTS = {
-    "SUB-PLATFORM": ("Platform subscription", Decimal(12000)),
-    "SVC-ONBOARD": ("Onboarding", Decimal(2500)),
-    "SVC-TRAINING": ("Training add-on", Decimal(800)),
-}
-THREE_LINES = (
-    Line("SUB-PLATFORM", Decimal(1), Decimal(12000), discount=Decimal(10)),
-    Line("SVC-ONBOARD", Decimal(1), Decimal(2500), service_date="2027-01-04"),
-    Line("SVC-TRAINING", Decimal(2), Decimal(0), description="Free add-on promised in the contract"),
-)
+SETTLE_SECONDS = 60.0
 
 
 @pytest.fixture
@@ -39,8 +30,7 @@ def stack(local_stack: LocalStack) -> LocalStack:
 @pytest.fixture
 def rep(stack: LocalStack) -> Iterator[SalesRep]:
     rep = SalesRep(stack.info["salesforce"])
-    for code, (name, price) in PRODUCTS.items():
-        rep.product(code, name, price)
+    rep.products()
     yield rep
     rep.close()
 
@@ -54,13 +44,7 @@ def intacct(stack: LocalStack) -> Iterator[IntacctAdminClient]:
 
 @pytest.fixture
 def sync_log(stack: LocalStack) -> SyncLog:
-    client = boto3.client(
-        "dynamodb",
-        endpoint_url=stack.info["dynamodb_endpoint"],
-        region_name=stack.info["region"],
-        aws_access_key_id="local",
-        aws_secret_access_key="local",
-    )
+    client = dynamodb_client(stack.info["dynamodb_endpoint"], stack.info["region"])
     return SyncLog(client, stack.info["tables"]["SyncLogTable"])
 
 
@@ -119,14 +103,8 @@ def wait_for(condition: Callable[[], bool], timeout: float = SETTLE_SECONDS) -> 
     return condition()
 
 
-def sqs(stack: LocalStack) -> Any:
-    return boto3.client(
-        "sqs",
-        endpoint_url=stack.info["sqs_endpoint"],
-        region_name=stack.info["region"],
-        aws_access_key_id="local",
-        aws_secret_access_key="local",
-    )
+def sqs(stack: LocalStack) -> SQSClient:
+    return sqs_client(stack.info["sqs_endpoint"], stack.info["region"])
 
 
 def queue_depth(stack: LocalStack, queue: str) -> int:

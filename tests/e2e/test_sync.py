@@ -20,12 +20,12 @@ import pytest
 
 from sandbox.intacct.admin_client import IntacctAdminClient
 from sandbox.local_api import LocalLambdaContext, load_intake_handler
-from sandbox.sales_rep import Line, SalesRep
+from sandbox.sales_rep import THREE_LINES, Line, SalesRep
 from sandbox.stack import LocalStack
 from sfintacct.sync.service import CHECKPOINTS, SyncService
 from sfintacct.sync.sync_log import SyncLog
 from sfintacct.sync_request import SyncRequest
-from tests.e2e.conftest import THREE_LINES, customers_of, orders_of, queue_depth, settle, sqs, wait_for
+from tests.e2e.conftest import customers_of, orders_of, queue_depth, settle, sqs, wait_for
 
 pytestmark = pytest.mark.e2e
 
