@@ -327,3 +327,12 @@ def test_an_order_claim_outlives_the_attempt_that_took_it(resources: dict[str, A
     props = properties(resources, "OpportunityToOrderFunction")
 
     assert int(props["Environment"]["Variables"]["ORDER_CLAIM_LEASE_SECONDS"]) >= props["Timeout"]
+
+
+def test_intacct_retries_end_before_the_worker_times_out(resources: dict[str, Any]) -> None:
+    for function_id in WORKERS:
+        props = properties(resources, function_id)
+        env = props["Environment"]["Variables"]
+
+        worst_case = int(env["INTACCT_RETRY_BUDGET_SECONDS"]) + int(env["INTACCT_TIMEOUT_SECONDS"])
+        assert worst_case < props["Timeout"], function_id
