@@ -57,7 +57,8 @@ class SyncWorker:
         self.logger = logger
         self._service_factory = functools.cache(service_factory)
         self.max_receive_count = max_receive_count
-        self.processor = BatchProcessor(event_type=EventType.SQS)
+        # A batch whose records all failed is reported like any other, not raised (same retry, less noise).
+        self.processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
         self.idempotency = IdempotencyConfig(
             event_key_jmespath="producer_id",
             raise_on_no_idempotency_key=True,
