@@ -413,20 +413,8 @@ class Bench:
         return [c for c in self.intacct.records("CUSTOMER") if c.get("SALESFORCE_ID") == account_id]
 
     def settle(self) -> None:
-        """Wait until Salesforce has sent every Outbound Message and the workers have nothing left to do
-        (as tests/e2e/conftest.py settle does)."""
-        poller = self.stack.poller
-        deadline = time.monotonic() + SETTLE_SECONDS
-        while time.monotonic() < deadline:
-            self.rep.admin.flush_outbound()
-            if poller.wait_until_idle(timeout=max(0.1, deadline - time.monotonic())) and not self.pending():
-                time.sleep(0.3)  # a write-back may fire one more Outbound Message: look again
-                if poller.wait_until_idle(timeout=5) and not self.pending():
-                    return
-        raise BenchFailed(f"the local stack did not settle within {SETTLE_SECONDS:.0f} s")
-
-    def pending(self) -> bool:
-        return any(delivery["status"] == "pending" for delivery in self.rep.admin.outbound())
+        if not self.stack.wait_until_settled(SETTLE_SECONDS):
+            raise BenchFailed(f"the local stack did not settle within {SETTLE_SECONDS:.0f} s")
 
 
 def _difference(after: Mapping[str, int], before: Mapping[str, int]) -> dict[str, int]:

@@ -53,7 +53,7 @@ def run_demo(stack: LocalStack) -> None:
         rep.products()
         opportunity_id = rep.deal(account_id, "Northwind platform deal", THREE_LINES)
         print(f"   Opportunity  {opportunity_id}  Northwind platform deal, 3 lines")
-        wait_until_settled(stack, rep)
+        wait_until_settled(stack)
         intacct_before = intacct.counts()
         salesforce_before = rep.admin.counts()
         stack.poller.reset_stats()
@@ -61,7 +61,7 @@ def run_demo(stack: LocalStack) -> None:
         print("\n2. The rep closes the deal as won")
         started = time.monotonic()
         rep.close_won(opportunity_id)
-        wait_until_settled(stack, rep)
+        wait_until_settled(stack)
         print(f"   ...synced in {time.monotonic() - started:.1f} s")
         calls = api_calls(intacct, intacct_before, rep, salesforce_before, stack)
 
@@ -77,14 +77,9 @@ def run_demo(stack: LocalStack) -> None:
         rep.close()
 
 
-def wait_until_settled(stack: LocalStack, rep: SalesRep) -> None:
-    deadline = time.monotonic() + WAIT_SECONDS
-    while time.monotonic() < deadline:
-        rep.admin.flush_outbound()
-        pending = any(delivery["status"] == "pending" for delivery in rep.admin.outbound())
-        if stack.poller.wait_until_idle(timeout=max(0.1, deadline - time.monotonic())) and not pending:
-            return
-    raise DemoFailed(f"the workers did not finish within {WAIT_SECONDS:.0f} s")
+def wait_until_settled(stack: LocalStack) -> None:
+    if not stack.wait_until_settled(WAIT_SECONDS):
+        raise DemoFailed(f"the workers did not finish within {WAIT_SECONDS:.0f} s")
 
 
 def show_intacct(intacct: IntacctAdminClient, account_id: str, opportunity_id: str) -> None:

@@ -58,6 +58,7 @@ STATE_DIR_VARIABLE = "SFINTACCT_STATE_DIR"
 STACK_FILE_NAME = "stack.json"
 NAME_PREFIX = "sfintacct-local"
 MAX_VISIBILITY_TIMEOUT_SECONDS = 43200  # SQS's limit
+SETTLE_SECONDS = 60.0  # how long wait_until_settled waits by default
 
 # Powertools settings that name the function (its service, its metrics): functions sharing this
 # process may differ in these, and the first function to claim one keeps its value.
@@ -689,6 +690,30 @@ class LocalStack:
             if isinstance(part, WorkersPart):
                 return part.poller
         raise LookupError("this local stack runs no workers part")
+
+    def wait_until_settled(self, timeout: float = SETTLE_SECONDS) -> bool:
+        """True once Salesforce has sent every Outbound Message and the workers have nothing left to do.
+
+        Pending Outbound Messages are sent at once (not on their retry schedule); a write-back may make
+        one more, so a quiet moment is checked twice.
+        """
+        from sandbox.salesforce.admin_client import SalesforceAdminClient  # noqa: PLC0415
+
+        salesforce = self.info["salesforce"]
+        admin = SalesforceAdminClient(salesforce["admin_url"], salesforce["ca_file"])
+
+        def quiet(wait: float) -> bool:
+            admin.flush_outbound()
+            idle = self.poller.wait_until_idle(timeout=wait)
+            return idle and not any(delivery["status"] == "pending" for delivery in admin.outbound())
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if quiet(max(0.1, deadline - time.monotonic())):
+                time.sleep(0.3)
+                if quiet(5.0):
+                    return True
+        return False
 
     def part(self, name: str) -> StackPart:
         for part in self.parts:

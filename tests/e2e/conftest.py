@@ -70,20 +70,9 @@ def worker_services(stack: LocalStack, object_type: str) -> list[SyncService]:
     return services
 
 
-def settle(stack: LocalStack, rep: SalesRep, timeout: float = SETTLE_SECONDS) -> None:
+def settle(stack: LocalStack, timeout: float = SETTLE_SECONDS) -> None:
     """Wait until Salesforce has sent every Outbound Message and the workers have nothing left to do."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        rep.admin.flush_outbound()
-        if stack.poller.wait_until_idle(timeout=max(0.1, deadline - time.monotonic())) and not pending(rep):
-            time.sleep(0.3)  # a write-back may fire one more Outbound Message: look again
-            if stack.poller.wait_until_idle(timeout=5) and not pending(rep):
-                return
-    raise AssertionError("the local stack did not settle")
-
-
-def pending(rep: SalesRep) -> bool:
-    return any(delivery["status"] == "pending" for delivery in rep.admin.outbound())
+    assert stack.wait_until_settled(timeout), "the local stack did not settle"
 
 
 def customers_of(intacct: IntacctAdminClient, account_id: str) -> list[dict[str, Any]]:

@@ -73,13 +73,13 @@ def test_a_closed_won_deal_becomes_the_customer_and_a_sales_order_with_every_lin
     stack: LocalStack, rep: SalesRep, intacct: IntacctAdminClient, sync_log: SyncLog
 ) -> None:
     account_id = new_account(rep, "Northwind Traders")
-    settle(stack, rep)  # the Account's own Outbound Message makes the customer first
+    settle(stack)  # the Account's own Outbound Message makes the customer first
     assert len(customers_of(intacct, account_id)) == 1
     opportunity_id = rep.deal(account_id, "Northwind platform", THREE_LINES)
     before = requests_besides_log_in(intacct)
 
     rep.close_won(opportunity_id)
-    settle(stack, rep)
+    settle(stack)
 
     doc_id = assert_one_customer_and_one_order(intacct, account_id, opportunity_id)
     order = orders_of(intacct, opportunity_id)[0]
@@ -116,13 +116,13 @@ def test_an_account_not_yet_in_intacct_becomes_a_customer_with_its_first_order(
         account_id = new_account(integration, "Fabrikam")
     finally:
         integration.close()
-    settle(stack, rep)
+    settle(stack)
     assert customers_of(intacct, account_id) == []
     opportunity_id = rep.deal(account_id, "Fabrikam starter", THREE_LINES[:1])
     before = requests_besides_log_in(intacct)
 
     rep.close_won(opportunity_id)
-    settle(stack, rep)
+    settle(stack)
 
     assert_one_customer_and_one_order(intacct, account_id, opportunity_id)
     customer = customers_of(intacct, account_id)[0]
@@ -138,10 +138,10 @@ def test_an_opportunity_that_is_not_won_is_skipped_with_its_reason(
 ) -> None:
     account_id = new_account(rep, "Litware")
     opportunity_id = rep.deal(account_id, "Litware pilot", THREE_LINES[:1])
-    settle(stack, rep)
+    settle(stack)
 
     send_to_queue(stack, "OpportunityToOrderQueue", opportunity_request(stack, opportunity_id, "manual-1"))
-    settle(stack, rep)
+    settle(stack)
 
     assert orders_of(intacct, opportunity_id) == []
     entries = sync_log.history(opportunity_id)
@@ -157,7 +157,7 @@ def test_five_copies_of_the_outbound_message_and_an_event_bridge_event_make_one_
 ) -> None:
     account_id = new_account(rep, "Adventure Works")
     opportunity_id = rep.deal(account_id, "Adventure Works rollout", THREE_LINES)
-    settle(stack, rep)
+    settle(stack)
     rep.close_won(opportunity_id)
     body = outbound_message_body(stack, opportunity_id)
 
@@ -174,7 +174,7 @@ def test_five_copies_of_the_outbound_message_and_an_event_bridge_event_make_one_
         statuses = list(pool.map(deliver, range(5)))
         assert relayed.result()["accepted"] == 1
     assert statuses == [200] * 5
-    settle(stack, rep)
+    settle(stack)
 
     assert_one_customer_and_one_order(intacct, account_id, opportunity_id)
     statuses_logged = [entry.status for entry in sync_log.history(opportunity_id)]
@@ -188,12 +188,12 @@ def test_a_later_change_to_a_synced_opportunity_never_makes_a_second_order(
     account_id = new_account(rep, "Alpine Ski House")
     opportunity_id = rep.deal(account_id, "Alpine season", THREE_LINES[:1])
     rep.close_won(opportunity_id)
-    settle(stack, rep)
+    settle(stack)
     orders_sent = function_count(intacct, "create_sotransaction")
 
     rep.update("Opportunity", opportunity_id, {"Description": "Signed copy filed"})
     send_to_queue(stack, "OpportunityToOrderQueue", opportunity_request(stack, opportunity_id, "change-1"))
-    settle(stack, rep)
+    settle(stack)
 
     assert_one_customer_and_one_order(intacct, account_id, opportunity_id)
     assert function_count(intacct, "create_sotransaction") == orders_sent
@@ -211,7 +211,7 @@ def test_a_crash_between_any_two_steps_still_makes_exactly_one_order(
 ) -> None:
     account_id = rep.create("Account", {"Name": f"Crash at {step}"})
     opportunity_id = rep.deal(account_id, f"Crash test {step}", THREE_LINES[:2])
-    settle(stack, rep)
+    settle(stack)
     crashed = threading.Event()
 
     def crash_once(reached: str) -> None:
@@ -222,7 +222,7 @@ def test_a_crash_between_any_two_steps_still_makes_exactly_one_order(
     for service in order_services:
         service.checkpoint = crash_once
     rep.close_won(opportunity_id)
-    settle(stack, rep)
+    settle(stack)
 
     assert crashed.is_set()
     doc_id = assert_one_customer_and_one_order(intacct, account_id, opportunity_id)
@@ -234,12 +234,12 @@ def test_an_order_whose_answer_is_lost_after_commit_is_not_made_twice(
 ) -> None:
     account_id = new_account(rep, "Tailspin Toys")
     opportunity_id = rep.deal(account_id, "Tailspin fleet", THREE_LINES)
-    settle(stack, rep)
+    settle(stack)
     orders_sent = function_count(intacct, "create_sotransaction")
     intacct.set_faults(timeout_after_commit_next={"count": 1, "function": "create_sotransaction"})
 
     rep.close_won(opportunity_id)
-    settle(stack, rep)
+    settle(stack)
 
     doc_id = assert_one_customer_and_one_order(intacct, account_id, opportunity_id)
     assert function_count(intacct, "create_sotransaction") - orders_sent == 1  # found again, not re-sent
@@ -251,18 +251,18 @@ def test_intacct_off_line_for_a_while_is_retried_and_synced_once_it_is_back(
 ) -> None:
     account_id = new_account(rep, "Wingtip Toys")
     opportunity_id = rep.deal(account_id, "Wingtip stores", THREE_LINES[:1])
-    settle(stack, rep)
+    settle(stack)
     intacct.set_faults(offline=True)
     back_online = threading.Timer(4.0, lambda: intacct.set_faults(offline=False))
     back_online.start()
     try:
         rep.close_won(opportunity_id)
         assert wait_for(lambda: any(e.status == "retrying" for e in sync_log.history(opportunity_id)))
-        settle(stack, rep)
+        settle(stack)
     finally:
         back_online.cancel()
         intacct.set_faults(offline=False)
-    settle(stack, rep)
+    settle(stack)
 
     doc_id = assert_one_customer_and_one_order(intacct, account_id, opportunity_id)
     assert rep.read("Opportunity", opportunity_id)["Intacct_Order_Id__c"] == doc_id
@@ -276,13 +276,13 @@ def test_an_expired_salesforce_token_is_renewed_in_the_middle_of_the_work(
     first = rep.deal(account_id, "Proseware one", THREE_LINES[:1])
     second = rep.deal(account_id, "Proseware two", THREE_LINES[1:2])
     rep.close_won(first)
-    settle(stack, rep)
+    settle(stack)
     tokens_before = rep.admin.counts()["by_kind"]["token"]
 
     rep.admin.set_faults(expire_tokens=True)
     rep.log_in()  # the rep signs in again; the worker still holds its expired token
     rep.close_won(second)
-    settle(stack, rep)
+    settle(stack)
 
     assert rep.admin.counts()["by_kind"]["token"] > tokens_before
     for opportunity_id in (first, second):
@@ -301,11 +301,11 @@ def test_an_unknown_product_fails_with_intaccts_message_and_is_not_retried(
     opportunity_id = rep.deal(
         account_id, "Blue Yonder odd item", [Line("NO-SUCH-ITEM", Decimal(1), Decimal(99))]
     )
-    settle(stack, rep)
+    settle(stack)
     orders_tried = function_count(intacct, "create_sotransaction")
 
     rep.close_won(opportunity_id)
-    settle(stack, rep)
+    settle(stack)
 
     assert orders_of(intacct, opportunity_id) == []
     assert function_count(intacct, "create_sotransaction") - orders_tried == 1  # tried once, no storm
@@ -322,18 +322,18 @@ def test_two_account_updates_delivered_newest_first_leave_the_newest_data_in_int
     stack: LocalStack, rep: SalesRep, intacct: IntacctAdminClient, sync_log: SyncLog
 ) -> None:
     account_id = new_account(rep, "Coho Winery")
-    settle(stack, rep)
+    settle(stack)
     now = datetime.now(UTC)
     rep.update("Account", account_id, {"Name": "Coho Winery Ltd"})
     older = account_request(stack, account_id, "older", now)
     rep.update("Account", account_id, {"Name": "Coho Vineyard & Winery"})
     newer = account_request(stack, account_id, "newer", now + timedelta(seconds=1))
-    settle(stack, rep)  # the real notifications of both updates
+    settle(stack)  # the real notifications of both updates
 
     send_to_queue(stack, "CustomerUpsertQueue", newer)
-    settle(stack, rep)
+    settle(stack)
     send_to_queue(stack, "CustomerUpsertQueue", older)
-    settle(stack, rep)
+    settle(stack)
 
     customers = customers_of(intacct, account_id)
     assert len(customers) == 1
