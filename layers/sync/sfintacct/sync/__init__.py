@@ -6,5 +6,7 @@ customers          the customer path both flows share (plan, write, record)
 write_back         the Salesforce fields that show the result on the record
 sync_log           every outcome, queryable by Salesforce id (DynamoDB)
 ports              what the logic needs from the Intacct and Salesforce clients
+errors             the sync's own error types and the text a person reads
+salesforce_values  LastModifiedDate, IsWon and control-id stamps from Salesforce values
 runtime            building the service from the Lambda environment
 """
