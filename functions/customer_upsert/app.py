@@ -11,7 +11,7 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from sfintacct.sync.runtime import max_receive_count, sync_service_from_environment
+from sfintacct.sync.runtime import queue_settings, sync_service_from_environment
 from sfintacct.sync_worker import SyncWorker
 
 logger = Logger()  # service "sfintacct": the core's loggers (sfintacct.*) log through it
@@ -19,7 +19,7 @@ worker = SyncWorker(
     object_type="Account",
     logger=logger,
     service_factory=sync_service_from_environment,
-    max_receive_count=max_receive_count(),
+    settings=queue_settings(),
 )
 
 

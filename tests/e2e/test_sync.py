@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -323,11 +324,14 @@ def test_two_account_updates_delivered_newest_first_leave_the_newest_data_in_int
 ) -> None:
     account_id = new_account(rep, "Coho Winery")
     settle(stack)
-    now = datetime.now(UTC)
     rep.update("Account", account_id, {"Name": "Coho Winery Ltd"})
-    older = account_request(stack, account_id, "older", now)
+    older = account_request(stack, account_id, "older", last_modified(rep, account_id))
+    time.sleep(0.01)  # LastModifiedDate has millisecond precision
     rep.update("Account", account_id, {"Name": "Coho Vineyard & Winery"})
-    newer = account_request(stack, account_id, "newer", now + timedelta(seconds=1))
+    newer = account_request(stack, account_id, "newer", last_modified(rep, account_id))
+    assert older.last_modified is not None
+    assert newer.last_modified is not None
+    assert older.last_modified < newer.last_modified
     settle(stack)  # the real notifications of both updates
 
     send_to_queue(stack, "CustomerUpsertQueue", newer)
@@ -338,10 +342,15 @@ def test_two_account_updates_delivered_newest_first_leave_the_newest_data_in_int
     customers = customers_of(intacct, account_id)
     assert len(customers) == 1
     assert customers[0]["NAME"] == "Coho Vineyard & Winery"
-    assert sync_log.history(account_id)[-1].reason in ("older_change", "up_to_date")
+    last = sync_log.history(account_id)[-1]
+    assert (last.producer_id, last.status, last.reason) == (older.producer_id, "skipped", "older_change")
 
 
 # ---------------------------------------------------------------------------- helpers
+
+
+def last_modified(rep: SalesRep, record_id: str) -> datetime:
+    return datetime.fromisoformat(rep.read("Account", record_id)["LastModifiedDate"])
 
 
 def send_to_queue(stack: LocalStack, queue: str, request: SyncRequest) -> None:

@@ -288,6 +288,26 @@ def test_an_open_opportunity_is_skipped_and_nothing_is_written(world: World) -> 
     assert world.salesforce.written == []
 
 
+def test_an_already_synced_opportunity_gets_its_lost_write_back_again_and_no_second_order(
+    world: World,
+) -> None:
+    _, opportunity_id = won_deal(world)
+    first = world.service.handle(request("Opportunity", opportunity_id, "first"))
+    world.salesforce.written.clear()  # as if it never reached Salesforce: the snapshot has no order id
+
+    again = world.service.handle(request("Opportunity", opportunity_id, "second"))
+
+    assert (again.status, again.reason) == ("already_synced", "order_exists")
+    assert len(world.intacct.orders) == 1
+    [update] = world.salesforce.written
+    assert update.record_id == opportunity_id
+    assert update.fields["Intacct_Order_Id__c"] == first.intacct_order_id
+    world.salesforce.opportunities[opportunity_id].opportunity["Intacct_Order_Id__c"] = first.intacct_order_id
+    world.salesforce.written.clear()
+    assert world.service.handle(request("Opportunity", opportunity_id, "third")).status == "already_synced"
+    assert world.salesforce.written == []  # nothing to repair once Salesforce shows the order
+
+
 # ---------------------------------------------------------------------------- customers
 
 

@@ -10,6 +10,8 @@ import pytest
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
+from sfintacct.sync.outcome import OutcomeStatus, Reason, SyncOutcome
+from sfintacct.sync.runtime import QueueSettings
 from sfintacct.sync.service import SyncService
 from sfintacct.sync_request import SyncRequest
 from sfintacct.sync_worker import SyncWorker
@@ -37,8 +39,9 @@ def worker() -> SyncWorker:
         object_type="Opportunity",
         logger=Logger(service="test"),
         service_factory=never_built,
-        max_receive_count=5,
-        idempotency_table="no-table-needed",
+        settings=QueueSettings(
+            max_receive_count=5, idempotency_table="no-table-needed", idempotency_expires_after_seconds=60
+        ),
     )
 
 
@@ -64,6 +67,18 @@ def sqs_event(*bodies: str) -> dict[str, Any]:
             for index, body in enumerate(bodies)
         ]
     }
+
+
+def opportunity_request() -> str:
+    return SyncRequest(
+        source="outbound_message",
+        org_id="00D5g000004ZxYtEAK",
+        object_type="Opportunity",
+        record_id=OPPORTUNITY_ID,
+        producer_id="n-2",
+        fields={},
+        received_at=datetime.now(UTC),
+    ).model_dump_json()
 
 
 def account_request() -> str:
@@ -97,3 +112,43 @@ def test_the_refusal_says_what_is_wrong(worker: SyncWorker) -> None:
         worker.handle_record(not_json)
     with pytest.raises(Exception, match="is for Account; this worker syncs Opportunity"):
         worker.handle_record(wrong_object)
+
+
+class OutcomeStub:
+    """A sync that answers with a fixed outcome (the worker's own plumbing is what is tested)."""
+
+    def __init__(self, outcome: SyncOutcome) -> None:
+        self.outcome = outcome
+
+    def handle(self, request: SyncRequest, *, final_attempt: bool = False) -> SyncOutcome:
+        return self.outcome
+
+
+def test_each_outcome_is_a_metric_with_its_reason_as_a_dimension(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("POWERTOOLS_IDEMPOTENCY_DISABLED", "true")  # no table here; idempotency is e2e-tested
+    monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "SfIntacct")
+    outcome = SyncOutcome(
+        OutcomeStatus.ALREADY_SYNCED, Reason.ORDER_EXISTS, "Opportunity", OPPORTUNITY_ID, "already synced"
+    )
+    worker = SyncWorker(
+        object_type="Opportunity",
+        logger=Logger(service="test"),
+        service_factory=lambda: OutcomeStub(outcome),  # type: ignore[arg-type,return-value]
+        settings=QueueSettings(
+            max_receive_count=5, idempotency_table="no-table-needed", idempotency_expires_after_seconds=60
+        ),
+    )
+
+    response = worker.handle_batch(sqs_event(opportunity_request()), LambdaContextStub())  # type: ignore[arg-type]
+
+    assert response == {"batchItemFailures": []}
+    metrics = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
+    assert len(metrics) == 1
+    definition = metrics[0]["_aws"]["CloudWatchMetrics"][0]
+    assert definition["Namespace"] == "SfIntacct"
+    assert definition["Metrics"] == [{"Name": "OpportunityAlreadySynced", "Unit": "Count"}]
+    assert "reason" in definition["Dimensions"][0]
+    assert metrics[0]["reason"] == "order_exists"
+    assert metrics[0]["OpportunityAlreadySynced"] == [1.0]

@@ -15,7 +15,6 @@ idempotency table are per container) and hands it every SQS batch:
 from __future__ import annotations
 
 import functools
-import os
 from collections.abc import Callable
 from typing import Any
 
@@ -33,10 +32,9 @@ from aws_lambda_powertools.utilities.idempotency import (
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from sfintacct.sync.outcome import SyncOutcome
+from sfintacct.sync.runtime import QueueSettings
 from sfintacct.sync.service import SyncService
 from sfintacct.sync_request import SyncObjectType, SyncRequest
-
-DEFAULT_IDEMPOTENCY_SECONDS = 172800
 
 
 class UnexpectedRecord(Exception):
@@ -50,25 +48,20 @@ class SyncWorker:
         object_type: SyncObjectType,
         logger: Logger,
         service_factory: Callable[[], SyncService],
-        max_receive_count: int,
-        idempotency_table: str | None = None,
+        settings: QueueSettings,
     ) -> None:
         self.object_type = object_type
         self.logger = logger
         self._service_factory = functools.cache(service_factory)
-        self.max_receive_count = max_receive_count
+        self.max_receive_count = settings.max_receive_count
         # A batch whose records all failed is reported like any other, not raised (same retry, less noise).
         self.processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
         self.idempotency = IdempotencyConfig(
             event_key_jmespath="producer_id",
             raise_on_no_idempotency_key=True,
-            expires_after_seconds=int(
-                os.environ.get("IDEMPOTENCY_EXPIRES_AFTER_SECONDS", DEFAULT_IDEMPOTENCY_SECONDS)
-            ),
+            expires_after_seconds=settings.idempotency_expires_after_seconds,
         )
-        persistence = DynamoDBPersistenceLayer(
-            table_name=idempotency_table or os.environ["IDEMPOTENCY_TABLE"]
-        )
+        persistence = DynamoDBPersistenceLayer(table_name=settings.idempotency_table)
         self._sync_once: Callable[..., dict[str, Any]] = idempotent_function(
             self._sync,
             data_keyword_argument="request",

@@ -183,10 +183,7 @@ class IntacctClient:
     def create_sotransaction(self, transaction: SalesTransaction, *, control_id: str) -> str:
         """Create an Order Entry transaction (Sales Order by default); returns its DOCID key."""
         function = builders.write_function(sotransaction_element(transaction), control_id)
-        result = self.run(function)
-        if not result.key:
-            raise IntacctProtocolError("create_sotransaction succeeded but returned no <key>")
-        return result.key
+        return _document_key(self.run(function))
 
     def write_customer_and_order(
         self,
@@ -212,10 +209,7 @@ class IntacctClient:
             )
         functions.append(builders.write_function(sotransaction_element(order), order_control_id))
         results = self.execute_checked(functions, transaction=len(functions) > 1)
-        order_key = results[-1].key
-        if not order_key:
-            raise IntacctProtocolError("create_sotransaction succeeded but returned no <key>")
-        return (_customer_ref(results[0]) if customer is not None else None), order_key
+        return (_customer_ref(results[0]) if customer is not None else None), _document_key(results[-1])
 
     def find_sales_documents(
         self,
@@ -330,6 +324,13 @@ def _customer_ref(result: FunctionResult) -> CustomerRef:
         record_no=str(record.get("RECORDNO", "")).strip(),
         customer_id=str(record.get("CUSTOMERID", "")).strip(),
     )
+
+
+def _document_key(result: FunctionResult) -> str:
+    """The DOCID key a successful create_sotransaction answers with."""
+    if not result.key:
+        raise IntacctProtocolError("create_sotransaction succeeded but returned no <key>")
+    return result.key
 
 
 def _unique(names: Iterable[str]) -> list[str]:

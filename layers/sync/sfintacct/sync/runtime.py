@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 import boto3
 
@@ -19,6 +20,7 @@ from sfintacct.sync.sync_log import DEFAULT_RETENTION_DAYS, SyncLog
 DEFAULT_TRANSACTION_TYPE = "Sales Order"
 DEFAULT_CLAIM_LEASE_SECONDS = 120
 DEFAULT_MAX_RECEIVE_COUNT = 5
+DEFAULT_IDEMPOTENCY_SECONDS = 172800
 
 
 class WorkerSettingsError(Exception):
@@ -55,10 +57,24 @@ def sync_service_from_environment(environ: Mapping[str, str] | None = None) -> S
     )
 
 
-def max_receive_count(environ: Mapping[str, str] | None = None) -> int:
-    """How many receives a message gets before the queue moves it to the dead-letter queue."""
+@dataclass(frozen=True)
+class QueueSettings:
+    """How the worker treats its queue's messages."""
+
+    max_receive_count: int  # receives before the queue moves a message to the dead-letter queue
+    idempotency_table: str
+    idempotency_expires_after_seconds: int  # how long a producer id is remembered
+
+
+def queue_settings(environ: Mapping[str, str] | None = None) -> QueueSettings:
     environment = os.environ if environ is None else environ
-    return _number(environment, "MAX_RECEIVE_COUNT", DEFAULT_MAX_RECEIVE_COUNT)
+    return QueueSettings(
+        max_receive_count=_number(environment, "MAX_RECEIVE_COUNT", DEFAULT_MAX_RECEIVE_COUNT),
+        idempotency_table=_required(environment, "IDEMPOTENCY_TABLE"),
+        idempotency_expires_after_seconds=_number(
+            environment, "IDEMPOTENCY_EXPIRES_AFTER_SECONDS", DEFAULT_IDEMPOTENCY_SECONDS
+        ),
+    )
 
 
 def _required(environment: Mapping[str, str], name: str) -> str:

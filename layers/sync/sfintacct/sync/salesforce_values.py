@@ -6,13 +6,13 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
+from sfintacct.intake.field_values import parse_salesforce_timestamp
+
 
 def modified_at(record: Mapping[str, Any]) -> datetime | None:
-    """LastModifiedDate as an aware datetime ("2026-11-28T10:00:00.000+0000"), None if absent."""
+    """LastModifiedDate as an aware UTC datetime ("2026-11-28T10:00:00.000+0000"), None if absent."""
     value = record.get("LastModifiedDate")
-    if not value:
-        return None
-    return datetime.fromisoformat(str(value))
+    return parse_salesforce_timestamp(value) if value else None
 
 
 def is_won(opportunity: Mapping[str, Any]) -> bool:

@@ -22,14 +22,6 @@ def account_synced(account_id: str, customer_id: str, now: datetime) -> RecordUp
     )
 
 
-def account_failed(account_id: str, message: str) -> RecordUpdate:
-    return RecordUpdate(
-        object_type="Account",
-        record_id=account_id,
-        fields={"Intacct_Sync_Status__c": "Failed", "Intacct_Sync_Error__c": _error_text(message)},
-    )
-
-
 def opportunity_synced(opportunity_id: str, order_id: str, now: datetime) -> RecordUpdate:
     return RecordUpdate(
         object_type="Opportunity",
@@ -43,18 +35,13 @@ def opportunity_synced(opportunity_id: str, order_id: str, now: datetime) -> Rec
     )
 
 
-def opportunity_failed(opportunity_id: str, message: str) -> RecordUpdate:
+def failed(object_type: str, record_id: str, message: str) -> RecordUpdate:
+    """Account and Opportunity carry the same two failure fields."""
     return RecordUpdate(
-        object_type="Opportunity",
-        record_id=opportunity_id,
+        object_type=object_type,
+        record_id=record_id,
         fields={"Intacct_Sync_Status__c": "Failed", "Intacct_Sync_Error__c": _error_text(message)},
     )
-
-
-def failed(object_type: str, record_id: str, message: str) -> RecordUpdate:
-    if object_type == "Account":
-        return account_failed(record_id, message)
-    return opportunity_failed(record_id, message)
 
 
 def _error_text(message: str) -> str:
