@@ -54,7 +54,7 @@ def order_services(stack: LocalStack) -> Iterator[list[SyncService]]:
     services = worker_services(stack, "Opportunity")
     yield services
     for service in services:
-        service.checkpoint = lambda step: None
+        service.checkpoint = lambda step, record_id: None  # type: ignore[method-assign]
 
 
 def worker_services(stack: LocalStack, object_type: str) -> list[SyncService]:

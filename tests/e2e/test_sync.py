@@ -215,13 +215,13 @@ def test_a_crash_between_any_two_steps_still_makes_exactly_one_order(
     settle(stack)
     crashed = threading.Event()
 
-    def crash_once(reached: str) -> None:
-        if reached == step and not crashed.is_set():
+    def crash_once(reached: str, record_id: str) -> None:
+        if reached == step and record_id == opportunity_id and not crashed.is_set():
             crashed.set()
             raise SimulatedCrash(f"worker died {step}")
 
     for service in order_services:
-        service.checkpoint = crash_once
+        service.checkpoint = crash_once  # type: ignore[method-assign]
     rep.close_won(opportunity_id)
     settle(stack)
 

@@ -13,7 +13,9 @@ Exactly once, whatever happens (ARCHITECTURE §2):
 - Intacct control ids are derived from the record id and its LastModifiedDate and sent with
   uniqueid=true, so a repeated request is refused by Intacct rather than applied twice.
 
-`checkpoint(step)` is called between the steps; it does nothing unless a test makes it crash there.
+`SyncService.checkpoint(step, record_id)` is called between the steps. It does nothing; the local
+stack's worker processes replace it to kill themselves there (crash tests), so it is a method that a
+test harness can patch on the class, never a setting of the product.
 """
 
 from __future__ import annotations
@@ -59,6 +61,8 @@ CHECKPOINTS = (
     "after_intacct_write",
     "before_crosswalk_write",
     "after_crosswalk_write",
+    "before_write_back",
+    "after_write_back",
 )
 
 PERMANENT_ERRORS: tuple[type[Exception], ...] = (
@@ -69,10 +73,6 @@ PERMANENT_ERRORS: tuple[type[Exception], ...] = (
     MappingError,
     RecordDataError,
 )
-
-
-def _no_checkpoint(step: str) -> None:
-    """Production: nothing happens between steps."""
 
 
 class SyncService:
@@ -96,7 +96,9 @@ class SyncService:
         self.transaction_type = transaction_type
         self.claim_lease_seconds = claim_lease_seconds
         self.clock = clock
-        self.checkpoint: Callable[[str], None] = _no_checkpoint
+
+    def checkpoint(self, step: str, record_id: str) -> None:
+        """Between two steps of the work on `record_id` (one of CHECKPOINTS): nothing happens here."""
 
     # ------------------------------------------------------------------ one request
 
@@ -150,7 +152,9 @@ class SyncService:
         plan = plan_customer(account, known, mapping=self.mapping, intacct=self.intacct)
         customer_id = self._apply_customer_alone(plan)
         if plan.write is not None or account.get("Intacct_Customer_Id__c") != customer_id:
+            self.checkpoint("before_write_back", account_id)
             self.salesforce.write_back([write_back.account_synced(account_id, customer_id, self.clock())])
+            self.checkpoint("after_write_back", account_id)
         if plan.action is CustomerAction.UP_TO_DATE:
             return self._account_outcome(
                 OutcomeStatus.ALREADY_SYNCED,
@@ -173,12 +177,12 @@ class SyncService:
         if plan.write is None:
             assert plan.customer_id is not None
             return plan.customer_id
-        self.checkpoint("before_intacct_write")
+        self.checkpoint("before_intacct_write", plan.account_id)
         customer_id = self._write_customer(plan)
-        self.checkpoint("after_intacct_write")
-        self.checkpoint("before_crosswalk_write")
+        self.checkpoint("after_intacct_write", plan.account_id)
+        self.checkpoint("before_crosswalk_write", plan.account_id)
         record_customer(plan, customer_id, self.crosswalk)
-        self.checkpoint("after_crosswalk_write")
+        self.checkpoint("after_crosswalk_write", plan.account_id)
         return customer_id
 
     def _write_customer(self, plan: CustomerPlan) -> str:
@@ -272,7 +276,7 @@ class SyncService:
             snapshot, customer_id=plan.customer_id, transaction_type=self.transaction_type
         )
         order_control_id = f"order-{opportunity_id}-{change_stamp(modified_at(snapshot.opportunity))}"
-        self.checkpoint("before_intacct_write")
+        self.checkpoint("before_intacct_write", opportunity_id)
         try:
             _, doc_id = self.intacct.write_customer_and_order(
                 plan.write, order, customer_control_id=plan.control_id, order_control_id=order_control_id
@@ -292,8 +296,8 @@ class SyncService:
                 f"Intacct customer {plan.customer_id} already exists but does not carry "
                 f"{self.mapping.salesforce_id_field}={account_id}; set that field on it to adopt it: {error}"
             ) from error
-        self.checkpoint("after_intacct_write")
-        self.checkpoint("before_crosswalk_write")
+        self.checkpoint("after_intacct_write", opportunity_id)
+        self.checkpoint("before_crosswalk_write", opportunity_id)
         if plan.write is not None:
             record_customer(plan, plan.customer_id, self.crosswalk)
         return self._finish_order(
@@ -319,12 +323,14 @@ class SyncService:
             modified_at(snapshot.opportunity),
             attributes={"customer_id": customer_id},
         )
-        self.checkpoint("after_crosswalk_write")
+        self.checkpoint("after_crosswalk_write", opportunity_id)
         now = self.clock()
         updates = [write_back.opportunity_synced(opportunity_id, doc_id, now)]
         if account.get("Intacct_Customer_Id__c") != customer_id:
             updates.append(write_back.account_synced(str(account["Id"]), customer_id, now))
+        self.checkpoint("before_write_back", opportunity_id)
         self.salesforce.write_back(updates)
+        self.checkpoint("after_write_back", opportunity_id)
         return self._order_outcome(
             OutcomeStatus.SYNCED,
             reason,
