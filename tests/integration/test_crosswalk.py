@@ -1,4 +1,9 @@
-"""The crosswalk store against DynamoDB Local, on a table created from template.yaml."""
+"""The crosswalk store against DynamoDB Local, on a table created from template.yaml.
+
+The tests that take the `store` fixture run twice: against CrosswalkStore on DynamoDB Local and against
+the in-memory crosswalk the unit tests use (tests/fakes/stores.py), so the fake cannot be more lenient
+than the store it stands for.
+"""
 
 from __future__ import annotations
 
@@ -26,6 +31,7 @@ from sfintacct.crosswalk import (
     StaleUpdate,
     is_transient_client_error,
 )
+from tests.fakes.stores import InMemoryCrosswalk
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -41,8 +47,10 @@ def new_sf_id(prefix: str = "006") -> str:
     return (prefix + uuid.uuid4().hex)[:18]
 
 
-@pytest.fixture
-def store(dynamodb: DynamoDBClient, crosswalk_table: str) -> CrosswalkStore:
+@pytest.fixture(params=["dynamodb", "in-memory"])
+def store(request: pytest.FixtureRequest, dynamodb: DynamoDBClient, crosswalk_table: str) -> CrosswalkStore:
+    if request.param == "in-memory":
+        return InMemoryCrosswalk()  # type: ignore[return-value]  # the same operations, checked here
     return CrosswalkStore(dynamodb, crosswalk_table)
 
 
@@ -186,6 +194,26 @@ def test_released_claim_can_be_taken_at_once(store: CrosswalkStore) -> None:
     assert taken.claim_owner == "worker-b"
 
 
+def test_the_attempt_number_survives_claims_and_goes_up_only_when_a_claim_is_released(
+    store: CrosswalkStore,
+) -> None:
+    sf_id = new_sf_id()
+    assert store.claim(sf_id, CrosswalkKind.ORDER, "worker-a", LEASE_SECONDS, now=T0).attempt == 0
+    later = T0 + timedelta(seconds=LEASE_SECONDS + 1)
+    assert store.claim(sf_id, CrosswalkKind.ORDER, "worker-b", LEASE_SECONDS, now=later).attempt == 0
+
+    assert store.release(sf_id, CrosswalkKind.ORDER, "worker-b", now=later)
+    again = store.claim(sf_id, CrosswalkKind.ORDER, "worker-c", LEASE_SECONDS, now=later)
+    assert again.attempt == 1
+    assert store.release(sf_id, CrosswalkKind.ORDER, "worker-c", now=later)
+    third = store.claim(sf_id, CrosswalkKind.ORDER, "worker-c", LEASE_SECONDS, now=later)
+    assert third.attempt == 2
+
+    done = store.complete(sf_id, CrosswalkKind.ORDER, "Sales Order-SO0001", "worker-c", now=later)
+    assert done.attempt == 2
+    assert store.get(sf_id, CrosswalkKind.ORDER) == done
+
+
 def test_an_older_change_never_overwrites_a_newer_mapping(store: CrosswalkStore) -> None:
     sf_id = new_sf_id("001")
     newer = datetime(2026, 11, 28, 16, 5, tzinfo=UTC)
@@ -233,7 +261,10 @@ def test_a_record_is_never_remapped_to_another_intacct_object(store: CrosswalkSt
     assert conflict.value.current.intacct_id == "C-00003"
 
 
-def test_reverse_lookup_finds_the_salesforce_record_of_an_intacct_object(store: CrosswalkStore) -> None:
+def test_reverse_lookup_finds_the_salesforce_record_of_an_intacct_object(
+    dynamodb: DynamoDBClient, crosswalk_table: str
+) -> None:
+    store = CrosswalkStore(dynamodb, crosswalk_table)  # the reverse index is DynamoDB's own
     account_id, opportunity_id = new_sf_id("001"), new_sf_id("006")
     store.put_mapping(account_id, CrosswalkKind.CUSTOMER, "C-10001", T0)
     store.claim(opportunity_id, CrosswalkKind.ORDER, "worker-a", LEASE_SECONDS)

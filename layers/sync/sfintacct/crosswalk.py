@@ -9,6 +9,9 @@ One DynamoDB item per (Salesforce record, Intacct object kind):
     claim_owner         who holds the claim (CLAIMED only)
     lease_expires_at    epoch seconds after which another worker may take the claim over (CLAIMED only)
     source_modified_at  Salesforce LastModifiedDate applied last (ISO 8601, UTC)
+    attempt             how many times Intacct refused the record's create and its claim was released; part
+                        of the Intacct control id, so the control id stays the same for as long as an
+                        earlier attempt might still commit, and changes only after a refusal
     updated_at          time of the last write (ISO 8601, UTC)
     attributes          free string attributes (a map)
 
@@ -79,6 +82,7 @@ class CrosswalkEntry:
     claim_owner: str | None = None
     lease_expires_at: datetime | None = None
     source_modified_at: datetime | None = None
+    attempt: int = 0
     attributes: Mapping[str, str] = field(default_factory=dict)
 
     @property
@@ -179,9 +183,10 @@ class CrosswalkStore:
         """Claim the right to create the Intacct object of a record.
 
         Succeeds only if there is no entry or the entry is CLAIMED with an expired lease (or held by
-        `owner` already: the lease is renewed); returns the CLAIMED entry held by `owner`. If the record
-        is already COMPLETE, returns that entry unchanged (check `entry.is_complete`: the work is done).
-        Raises AlreadyClaimed while another owner's lease runs.
+        `owner` already: the lease is renewed); returns the CLAIMED entry held by `owner`, with the
+        record's `attempt` number kept. If the record is already COMPLETE, returns that entry unchanged
+        (check `entry.is_complete`: the work is done). Raises AlreadyClaimed while another owner's lease
+        runs.
         """
         if lease_seconds <= 0:
             raise ValueError("lease_seconds must be positive")
@@ -189,15 +194,13 @@ class CrosswalkStore:
         lease_expires_at = now.timestamp() + lease_seconds
         try:
             with _translated_errors():
-                self._client.put_item(
+                response = self._client.update_item(
                     TableName=self._table_name,
-                    Item={
-                        **_key(sf_id, kind),
-                        "status": {"S": CrosswalkStatus.CLAIMED.value},
-                        "claim_owner": {"S": owner},
-                        "lease_expires_at": {"N": _epoch_text(lease_expires_at)},
-                        "updated_at": {"S": _iso(now)},
-                    },
+                    Key=_key(sf_id, kind),
+                    UpdateExpression=(
+                        "SET #status = :claimed, claim_owner = :owner, lease_expires_at = :lease,"
+                        " updated_at = :updated_at"
+                    ),
                     ConditionExpression=(
                         "attribute_not_exists(pk)"
                         " OR (#status = :claimed AND (lease_expires_at < :now OR claim_owner = :owner))"
@@ -207,7 +210,10 @@ class CrosswalkStore:
                         ":claimed": {"S": CrosswalkStatus.CLAIMED.value},
                         ":now": {"N": _epoch_text(now.timestamp())},
                         ":owner": {"S": owner},
+                        ":lease": {"N": _epoch_text(lease_expires_at)},
+                        ":updated_at": {"S": _iso(now)},
                     },
+                    ReturnValues="ALL_NEW",
                     ReturnValuesOnConditionCheckFailure="ALL_OLD",
                 )
         except _ConditionFailed as refused:
@@ -216,14 +222,7 @@ class CrosswalkStore:
                 return current
             holder = current.claim_owner if current else None
             raise AlreadyClaimed(f"SF#{sf_id}/{kind}: claimed by {holder}", current) from None
-        return CrosswalkEntry(
-            sf_id=sf_id,
-            kind=kind,
-            status=CrosswalkStatus.CLAIMED,
-            updated_at=_from_iso(_iso(now)),
-            claim_owner=owner,
-            lease_expires_at=_from_epoch(_epoch_text(lease_expires_at)),
-        )
+        return _entry_from_item(response["Attributes"])
 
     def complete(
         self,
@@ -321,18 +320,26 @@ class CrosswalkStore:
         return _entry_from_item(response["Attributes"])
 
     def release(self, sf_id: str, kind: CrosswalkKind, owner: str, now: datetime | None = None) -> bool:
-        """Give up a claim so another worker can take it at once; False if `owner` did not hold it."""
+        """Give up a claim after Intacct refused the create, so a corrected record can be sent at once.
+
+        The record's `attempt` goes up by one: the next create carries a new control id (Intacct may
+        remember the refused one). False if `owner` did not hold the claim.
+        """
         now = _aware(now or self._clock(), "now")
         try:
             with _translated_errors():
                 self._client.update_item(
                     TableName=self._table_name,
                     Key=_key(sf_id, kind),
-                    UpdateExpression="SET lease_expires_at = :expired, updated_at = :now REMOVE claim_owner",
+                    UpdateExpression=(
+                        "SET lease_expires_at = :expired, updated_at = :now"
+                        " REMOVE claim_owner ADD attempt :one"
+                    ),
                     ConditionExpression="#status = :claimed AND claim_owner = :owner",
                     ExpressionAttributeNames={"#status": "status"},
                     ExpressionAttributeValues={
                         ":expired": {"N": "0"},
+                        ":one": {"N": "1"},
                         ":now": {"S": _iso(now)},
                         ":claimed": {"S": CrosswalkStatus.CLAIMED.value},
                         ":owner": {"S": owner},
@@ -459,6 +466,7 @@ def _entry_from_item(item: Mapping[str, Any]) -> CrosswalkEntry:
         return str(value["S"]) if value and "S" in value else None
 
     lease = item.get("lease_expires_at")
+    attempt = item.get("attempt")
     source_modified_at = text("source_modified_at")
     attributes = item.get("attributes", {}).get("M", {})
     return CrosswalkEntry(
@@ -470,6 +478,7 @@ def _entry_from_item(item: Mapping[str, Any]) -> CrosswalkEntry:
         claim_owner=text("claim_owner"),
         lease_expires_at=_from_epoch(str(lease["N"])) if lease and "N" in lease else None,
         source_modified_at=_from_iso(source_modified_at) if source_modified_at else None,
+        attempt=int(attempt["N"]) if attempt and "N" in attempt else 0,
         attributes={str(name): str(value.get("S", "")) for name, value in attributes.items()},
     )
 

@@ -5,8 +5,10 @@ idempotency table are per container) and hands it every SQS batch:
 
 - every record is one SyncRequest (the queue body the intake wrote); a body that is not one, or is
   for the other worker's object type, fails alone (it is retried, then kept in the dead-letter queue);
-- each record runs at most once per producer id (Powertools idempotency on `producer_id`): the same
-  notification delivered again returns the first result without touching Intacct or Salesforce;
+- each piece of work runs at most once (Powertools idempotency keyed on what the work is: object type,
+  record id and producer id): the same notification delivered again returns the first result without
+  touching Intacct or Salesforce, while a repeated or forged envelope id on another record is other
+  work and is done;
 - transient failures are reported as batch item failures, so only those records come back;
 - on the last receive (ApproximateReceiveCount = MAX_RECEIVE_COUNT) a transient failure is written to
   the record as Failed before the message moves to the dead-letter queue.
@@ -36,6 +38,9 @@ from sfintacct.sync.runtime import QueueSettings
 from sfintacct.sync.service import SyncService
 from sfintacct.sync_request import SyncObjectType, SyncRequest
 
+# What identifies one piece of work: never the envelope's id alone (ARCHITECTURE §2, invariant 6).
+IDEMPOTENCY_KEY = "[object_type, record_id, producer_id]"
+
 
 class UnexpectedRecord(Exception):
     """A queue message that is not a SyncRequest for this worker (kept for inspection in the DLQ)."""
@@ -57,7 +62,7 @@ class SyncWorker:
         # A batch whose records all failed is reported like any other, not raised (same retry, less noise).
         self.processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
         self.idempotency = IdempotencyConfig(
-            event_key_jmespath="producer_id",
+            event_key_jmespath=IDEMPOTENCY_KEY,
             raise_on_no_idempotency_key=True,
             expires_after_seconds=settings.idempotency_expires_after_seconds,
         )

@@ -9,8 +9,11 @@ The one path both workers use ("ensure the customer"):
   it up to date). Not found: create it. With the "salesforce_id" id strategy the CUSTOMERID is the
   Account id, so the create can share a request with the order.
 
-Control ids are derived from the Account id and its LastModifiedDate: a redelivery of the same
-change sends the same ids (Intacct refuses the repeat under uniqueid=true), a later change new ones.
+Control ids: an update's is the Account id and its LastModifiedDate (a redelivery of the same change
+sends the same id and Intacct refuses the repeat under uniqueid=true; a later change gets a new one).
+A create's is the Account id and a digest of the customer's data, not the LastModifiedDate: an edit
+that does not touch the customer's data (our own write-back, a field we do not map) cannot give a
+create that may still be running a second, accepted control id; corrected data after a refusal can.
 """
 
 from __future__ import annotations
@@ -21,11 +24,11 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sfintacct.crosswalk import CrosswalkEntry, CrosswalkKind, CrosswalkStore, MappingConflict, StaleUpdate
+from sfintacct.crosswalk import CrosswalkEntry, CrosswalkKind, MappingConflict, StaleUpdate
 from sfintacct.intacct.models import CustomerUpdate, NewCustomer
 from sfintacct.mapping import SyncMapping
 from sfintacct.sync.errors import PermanentSyncError
-from sfintacct.sync.ports import IntacctPort
+from sfintacct.sync.ports import CrosswalkPort, IntacctPort
 from sfintacct.sync.salesforce_values import change_stamp, modified_at
 
 DIGEST_ATTRIBUTE = "digest"
@@ -102,7 +105,7 @@ def plan_customer(
         CustomerAction.CREATE,
         new_customer_id,
         mapping.new_customer(account, new_customer_id),
-        f"customer-create-{account_id}-{stamp}",
+        f"customer-create-{account_id}-{digest[:16]}",
         digest,
     )
 
@@ -113,7 +116,7 @@ def find_customer_id(account_id: str, *, mapping: SyncMapping, intacct: IntacctP
     return found[0].customer_id if len(found) == 1 else None
 
 
-def record_customer(plan: CustomerPlan, customer_id: str, crosswalk: CrosswalkStore) -> None:
+def record_customer(plan: CustomerPlan, customer_id: str, crosswalk: CrosswalkPort) -> None:
     """Remember which customer the Account is and which change was applied (older ones are ignored)."""
     try:
         crosswalk.put_mapping(

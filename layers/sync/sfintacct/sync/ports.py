@@ -1,10 +1,17 @@
-"""What the sync logic needs from Intacct and Salesforce: the clients satisfy these, tests may fake them."""
+"""What the sync logic needs from Intacct, Salesforce and its two tables.
+
+The clients (IntacctClient, SalesforceClient) and the DynamoDB stores (CrosswalkStore, SyncLog) satisfy
+these; unit tests use in-memory fakes, and the same rules run against the real stores in the
+integration tests.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from datetime import datetime
 from typing import Any, Protocol
 
+from sfintacct.crosswalk import CrosswalkEntry, CrosswalkKind
 from sfintacct.intacct.models import (
     Customer,
     CustomerRef,
@@ -14,6 +21,7 @@ from sfintacct.intacct.models import (
     SalesTransaction,
 )
 from sfintacct.salesforce.models import OpportunitySnapshot, RecordUpdate
+from sfintacct.sync.outcome import SyncOutcome
 
 
 class IntacctPort(Protocol):
@@ -52,3 +60,44 @@ class SalesforcePort(Protocol):
     def fetch_account(self, account_id: str) -> dict[str, Any]: ...
 
     def write_back(self, updates: Sequence[RecordUpdate]) -> None: ...
+
+
+class CrosswalkPort(Protocol):
+    """Which Intacct object a Salesforce record is, and who is creating it (see sfintacct.crosswalk)."""
+
+    def get(self, sf_id: str, kind: CrosswalkKind) -> CrosswalkEntry | None: ...
+
+    def claim(
+        self, sf_id: str, kind: CrosswalkKind, owner: str, lease_seconds: float, now: datetime | None = None
+    ) -> CrosswalkEntry: ...
+
+    def complete(
+        self,
+        sf_id: str,
+        kind: CrosswalkKind,
+        intacct_id: str,
+        owner: str,
+        source_modified_at: datetime | None = None,
+        *,
+        attributes: Mapping[str, str] | None = None,
+        now: datetime | None = None,
+    ) -> CrosswalkEntry: ...
+
+    def put_mapping(
+        self,
+        sf_id: str,
+        kind: CrosswalkKind,
+        intacct_id: str,
+        source_modified_at: datetime | None,
+        *,
+        attributes: Mapping[str, str] | None = None,
+        now: datetime | None = None,
+    ) -> CrosswalkEntry: ...
+
+    def release(self, sf_id: str, kind: CrosswalkKind, owner: str, now: datetime | None = None) -> bool: ...
+
+
+class SyncLogPort(Protocol):
+    """Where every outcome is appended (see sfintacct.sync.sync_log)."""
+
+    def record(self, outcome: SyncOutcome, *, producer_id: str, source: str) -> None: ...

@@ -7,11 +7,16 @@ returns it; when the failure is transient it raises instead, so the queue delive
 Exactly once, whatever happens (ARCHITECTURE §2):
 - the crosswalk tells whether the order exists (COMPLETE) or someone is creating it (CLAIMED);
 - a worker claims the Opportunity before it writes to Intacct; the claim is held per message
-  (producer id), so the same message delivered again takes its own claim back at once;
+  (producer id), so the same message delivered again takes its own claim back at once, and its lease
+  outlasts the longest attempt (worker timeout + Intacct timeout: a template test checks it);
 - an Opportunity found CLAIMED (an earlier attempt stopped half-way) is first looked up in Intacct by
   its reference (PONUMBER = Opportunity id) before anything is sent again;
-- Intacct control ids are derived from the record id and its LastModifiedDate and sent with
-  uniqueid=true, so a repeated request is refused by Intacct rather than applied twice.
+- the order's Intacct control id is the Opportunity id and the claim's attempt number, sent with
+  uniqueid=true: it stays the same however the Opportunity is edited meanwhile, so a create repeated
+  while an earlier one may still commit is refused by Intacct rather than applied twice; it changes
+  only after Intacct refused the create and the claim was released;
+- a record is done only when both sides know: each delivery checks that Salesforce shows the Intacct
+  ids and the Synced status, and writes them again where an earlier write-back did not land.
 
 `SyncService.checkpoint(step, record_id)` is called between the steps. It does nothing; the local
 stack's worker processes replace it to kill themselves there (crash tests), so it is a method that a
@@ -21,18 +26,12 @@ test harness can patch on the class, never a setting of the product.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
-from sfintacct.crosswalk import (
-    AlreadyClaimed,
-    CrosswalkEntry,
-    CrosswalkKind,
-    CrosswalkPermanentError,
-    CrosswalkStore,
-)
+from sfintacct.crosswalk import AlreadyClaimed, CrosswalkEntry, CrosswalkKind, CrosswalkPermanentError
 from sfintacct.intacct.errors import AlreadyApplied, DuplicateRecord, OutcomeUnknown, PermanentIntacctError
 from sfintacct.intacct.models import NewCustomer, SalesDocument
 from sfintacct.mapping import MappingError, RecordDataError, SyncMapping
@@ -49,9 +48,8 @@ from sfintacct.sync.customers import (
 )
 from sfintacct.sync.errors import PermanentSyncError, TransientSyncError, describe
 from sfintacct.sync.outcome import OutcomeStatus, Reason, SyncOutcome
-from sfintacct.sync.ports import IntacctPort, SalesforcePort
-from sfintacct.sync.salesforce_values import change_stamp, is_won, modified_at
-from sfintacct.sync.sync_log import SyncLog
+from sfintacct.sync.ports import CrosswalkPort, IntacctPort, SalesforcePort, SyncLogPort
+from sfintacct.sync.salesforce_values import is_won, modified_at
 from sfintacct.sync_request import SyncRequest
 
 logger = logging.getLogger(__name__)
@@ -81,8 +79,8 @@ class SyncService:
         *,
         intacct: IntacctPort,
         salesforce: SalesforcePort,
-        crosswalk: CrosswalkStore,
-        sync_log: SyncLog,
+        crosswalk: CrosswalkPort,
+        sync_log: SyncLogPort,
         mapping: SyncMapping,
         transaction_type: str,
         claim_lease_seconds: float,
@@ -124,23 +122,21 @@ class SyncService:
         account_id = request.record_id
         known = self.crosswalk.get(account_id, CrosswalkKind.CUSTOMER)
         applied = known.source_modified_at if known else None
+        # Only an older change is dropped unread; the same change again may be the retry of a
+        # write-back that did not land, so it is checked against Salesforce below.
         if (
             known
             and known.intacct_id
             and applied
             and request.last_modified
-            and request.last_modified <= applied
+            and request.last_modified < applied
         ):
-            status = (
-                OutcomeStatus.SKIPPED if request.last_modified < applied else OutcomeStatus.ALREADY_SYNCED
-            )
-            reason = Reason.OLDER_CHANGE if request.last_modified < applied else Reason.UP_TO_DATE
             return self._account_outcome(
-                status,
-                reason,
+                OutcomeStatus.SKIPPED,
+                Reason.OLDER_CHANGE,
                 account_id,
                 known.intacct_id,
-                f"change of {request.last_modified.isoformat()} is not newer than the one applied "
+                f"change of {request.last_modified.isoformat()} is older than the one applied "
                 f"({applied.isoformat()})",
             )
         try:
@@ -151,10 +147,8 @@ class SyncService:
             )
         plan = plan_customer(account, known, mapping=self.mapping, intacct=self.intacct)
         customer_id = self._apply_customer_alone(plan)
-        if plan.write is not None or account.get("Intacct_Customer_Id__c") != customer_id:
-            self.checkpoint("before_write_back", account_id)
-            self.salesforce.write_back([write_back.account_synced(account_id, customer_id, self.clock())])
-            self.checkpoint("after_write_back", account_id)
+        if plan.write is not None or not shows_synced(account, "Intacct_Customer_Id__c", customer_id):
+            self._write_back(account_id, [write_back.account_synced(account_id, customer_id, self.clock())])
         if plan.action is CustomerAction.UP_TO_DATE:
             return self._account_outcome(
                 OutcomeStatus.ALREADY_SYNCED,
@@ -178,14 +172,15 @@ class SyncService:
             assert plan.customer_id is not None
             return plan.customer_id
         self.checkpoint("before_intacct_write", plan.account_id)
-        customer_id = self._write_customer(plan)
+        customer_id, applied_plan = self._write_customer(plan)
         self.checkpoint("after_intacct_write", plan.account_id)
         self.checkpoint("before_crosswalk_write", plan.account_id)
-        record_customer(plan, customer_id, self.crosswalk)
+        record_customer(applied_plan, customer_id, self.crosswalk)
         self.checkpoint("after_crosswalk_write", plan.account_id)
         return customer_id
 
-    def _write_customer(self, plan: CustomerPlan) -> str:
+    def _write_customer(self, plan: CustomerPlan) -> tuple[str, CustomerPlan]:
+        """Send the customer write; the CUSTOMERID and the plan to record (its digest only if sent)."""
         try:
             if isinstance(plan.write, NewCustomer):
                 reference = self.intacct.create_customer(plan.write, control_id=plan.control_id)
@@ -196,14 +191,16 @@ class SyncService:
             # Sent before, or the outcome is unknown, or created meanwhile: find what Intacct holds.
             found = find_customer_id(plan.account_id, mapping=self.mapping, intacct=self.intacct)
             if found is not None:
-                return found
+                # A duplicate was written by someone else, with data we do not know: leave no digest,
+                # so the next Account sync brings it up to date.
+                return found, replace(plan, digest="") if isinstance(error, DuplicateRecord) else plan
             if isinstance(error, OutcomeUnknown):
                 raise
             raise TransientSyncError(
                 f"Intacct answered {type(error).__name__} for Account {plan.account_id} but no customer "
                 f"carries {self.mapping.salesforce_id_field}={plan.account_id}: {error}"
             ) from error
-        return reference.customer_id
+        return reference.customer_id, plan
 
     # ------------------------------------------------------------------ Opportunity -> order
 
@@ -237,18 +234,22 @@ class SyncService:
         if claim.is_complete:
             return self._already_synced(snapshot, claim)
         try:
-            return self._create_order(
-                snapshot, snapshot.account, request.producer_id, recovering=known is not None
-            )
+            return self._create_order(snapshot, snapshot.account, claim, recovering=known is not None)
         except PERMANENT_ERRORS:
             # Intacct refused (nothing was written): free the Opportunity so a corrected one syncs at once.
             self.crosswalk.release(opportunity_id, CrosswalkKind.ORDER, request.producer_id)
             raise
 
     def _create_order(
-        self, snapshot: OpportunitySnapshot, account: dict[str, Any], owner: str, *, recovering: bool
+        self,
+        snapshot: OpportunitySnapshot,
+        account: dict[str, Any],
+        claim: CrosswalkEntry,
+        *,
+        recovering: bool,
     ) -> SyncOutcome:
         opportunity_id = snapshot.opportunity_id
+        owner = claim.claim_owner or ""
         account_id = str(account["Id"])
         if recovering:
             existing = self._find_order(opportunity_id)
@@ -275,27 +276,30 @@ class SyncService:
         order = self.mapping.sales_transaction(
             snapshot, customer_id=plan.customer_id, transaction_type=self.transaction_type
         )
-        order_control_id = f"order-{opportunity_id}-{change_stamp(modified_at(snapshot.opportunity))}"
+        order_control_id = f"order-{opportunity_id}-{claim.attempt}"
         self.checkpoint("before_intacct_write", opportunity_id)
         try:
             _, doc_id = self.intacct.write_customer_and_order(
                 plan.write, order, customer_control_id=plan.control_id, order_control_id=order_control_id
             )
-        except (AlreadyApplied, OutcomeUnknown) as error:
+        except (AlreadyApplied, OutcomeUnknown, DuplicateRecord) as error:
+            # Sent before (perhaps by an attempt still running), outcome unknown, or the customer was
+            # created meanwhile: whatever Intacct holds under the Opportunity's reference is the order.
             existing = self._find_order(opportunity_id)
             if existing is None:
                 if isinstance(error, OutcomeUnknown):
                     raise
+                if isinstance(error, DuplicateRecord):
+                    raise TransientSyncError(
+                        f"Intacct customer {plan.customer_id} already exists but does not carry "
+                        f"{self.mapping.salesforce_id_field}={account_id}; set that field on it to adopt it: "
+                        f"{error}"
+                    ) from error
                 raise TransientSyncError(
                     f"Intacct says the order of {opportunity_id} was sent before, but no order has reference "
                     f"{opportunity_id} yet: {error}"
                 ) from error
             doc_id = existing.doc_id
-        except DuplicateRecord as error:
-            raise TransientSyncError(
-                f"Intacct customer {plan.customer_id} already exists but does not carry "
-                f"{self.mapping.salesforce_id_field}={account_id}; set that field on it to adopt it: {error}"
-            ) from error
         self.checkpoint("after_intacct_write", opportunity_id)
         self.checkpoint("before_crosswalk_write", opportunity_id)
         if plan.write is not None:
@@ -326,11 +330,9 @@ class SyncService:
         self.checkpoint("after_crosswalk_write", opportunity_id)
         now = self.clock()
         updates = [write_back.opportunity_synced(opportunity_id, doc_id, now)]
-        if account.get("Intacct_Customer_Id__c") != customer_id:
+        if not shows_synced(account, "Intacct_Customer_Id__c", customer_id):
             updates.append(write_back.account_synced(str(account["Id"]), customer_id, now))
-        self.checkpoint("before_write_back", opportunity_id)
-        self.salesforce.write_back(updates)
-        self.checkpoint("after_write_back", opportunity_id)
+        self._write_back(opportunity_id, updates)
         return self._order_outcome(
             OutcomeStatus.SYNCED,
             reason,
@@ -342,14 +344,23 @@ class SyncService:
         )
 
     def _already_synced(self, snapshot: OpportunitySnapshot, known: CrosswalkEntry) -> SyncOutcome:
-        """The order exists: never a second one. Repair the write-back if an earlier one did not land."""
+        """The order exists: never a second one. Repair the write-backs if an earlier one did not land."""
         opportunity_id = snapshot.opportunity_id
         order_id = known.intacct_id or ""
         customer_id = known.attributes.get("customer_id")
-        if snapshot.opportunity.get("Intacct_Order_Id__c") != order_id:
-            self.salesforce.write_back(
-                [write_back.opportunity_synced(opportunity_id, order_id, self.clock())]
-            )
+        now = self.clock()
+        updates = []
+        if not shows_synced(snapshot.opportunity, "Intacct_Order_Id__c", order_id):
+            updates.append(write_back.opportunity_synced(opportunity_id, order_id, now))
+        account = snapshot.account
+        if (
+            account is not None
+            and customer_id
+            and not shows_synced(account, "Intacct_Customer_Id__c", customer_id)
+        ):
+            updates.append(write_back.account_synced(str(account["Id"]), customer_id, now))
+        if updates:
+            self._write_back(opportunity_id, updates)
         logger.info("Opportunity %s already synced as %s", opportunity_id, order_id)
         return self._order_outcome(
             OutcomeStatus.ALREADY_SYNCED,
@@ -360,6 +371,11 @@ class SyncService:
             customer_id=customer_id,
             order_id=order_id,
         )
+
+    def _write_back(self, record_id: str, updates: list[RecordUpdate]) -> None:
+        self.checkpoint("before_write_back", record_id)
+        self.salesforce.write_back(updates)
+        self.checkpoint("after_write_back", record_id)
 
     def _find_order(self, opportunity_id: str) -> SalesDocument | None:
         found = self.intacct.find_sales_documents(
@@ -437,6 +453,11 @@ class SyncService:
             intacct_order_id=order_id,
             account_id=account_id,
         )
+
+
+def shows_synced(record: Mapping[str, Any], id_field: str, intacct_id: str) -> bool:
+    """Whether Salesforce already shows the record as Synced to this Intacct id (nothing to write back)."""
+    return record.get(id_field) == intacct_id and record.get("Intacct_Sync_Status__c") == "Synced"
 
 
 def _permanent_reason(error: Exception) -> Reason:

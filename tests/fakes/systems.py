@@ -1,0 +1,172 @@
+"""Intacct and Salesforce as the sync sees them through its ports, in memory, recording what they were asked.
+
+FakeIntacct keeps Intacct's uniqueid rule (a function control id that completed once is refused with
+AlreadyApplied) and can hold a write "in flight": accepted, not yet committed, while the caller gets
+OutcomeUnknown, as when the HTTP exchange times out and Intacct commits later. FakeSalesforce applies
+write-backs to its records, so a later read shows them, and can fail the next write-backs with a 503.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sfintacct.intacct.errors import AlreadyApplied, DuplicateRecord, OutcomeUnknown
+from sfintacct.intacct.models import (
+    Customer,
+    CustomerRef,
+    CustomerUpdate,
+    NewCustomer,
+    SalesDocument,
+    SalesTransaction,
+)
+from sfintacct.salesforce.errors import RecordNotFound, TransientSalesforceError
+from sfintacct.salesforce.models import OpportunitySnapshot, RecordUpdate
+
+
+@dataclass
+class _HeldWrite:
+    control_ids: tuple[str, ...]
+    customer: NewCustomer | CustomerUpdate | None
+    order: SalesTransaction
+
+
+@dataclass
+class FakeIntacct:
+    customers: list[Customer] = field(default_factory=list)
+    orders: list[SalesDocument] = field(default_factory=list)
+    requests: list[str] = field(default_factory=list)
+    control_ids: list[str] = field(default_factory=list)  # of every write, in order
+    completed: set[str] = field(default_factory=set)
+    fail_with: Exception | None = None  # raised by the next order writes until cleared
+    hold_next_write: bool = False
+    held: list[_HeldWrite] = field(default_factory=list)
+
+    # -------------------------------------------------------------- reads
+
+    def find_customers(
+        self, field_name: str, value: str, *, extra_fields: Sequence[str] = ()
+    ) -> list[Customer]:
+        self.requests.append("find_customers")
+        return [c for c in self.customers if c.fields.get(field_name) == value]
+
+    def find_sales_documents(self, *, reference_no: str | None = None, **_: Any) -> list[SalesDocument]:
+        self.requests.append("find_sales_documents")
+        return [order for order in self.orders if order.reference_no == reference_no]
+
+    # -------------------------------------------------------------- writes
+
+    def create_customer(self, customer: NewCustomer, *, control_id: str) -> CustomerRef:
+        self.requests.append("create_customer")
+        self._check_unique(control_id)
+        reference = self._add_customer(customer)
+        self.completed.add(control_id)
+        return reference
+
+    def update_customer(self, changes: CustomerUpdate, *, control_id: str) -> CustomerRef:
+        self.requests.append("update_customer")
+        self._check_unique(control_id)
+        assert changes.customer_id is not None
+        self.completed.add(control_id)
+        return CustomerRef(record_no="1", customer_id=changes.customer_id)
+
+    def write_customer_and_order(
+        self,
+        customer: NewCustomer | CustomerUpdate | None,
+        order: SalesTransaction,
+        *,
+        customer_control_id: str,
+        order_control_id: str,
+    ) -> tuple[CustomerRef | None, str]:
+        self.requests.append("write_customer_and_order")
+        control_ids = (customer_control_id, order_control_id) if customer is not None else (order_control_id,)
+        for control_id in control_ids:
+            self._check_unique(control_id)
+        if self.fail_with is not None:
+            raise self.fail_with
+        if self.hold_next_write:
+            self.hold_next_write = False
+            self.held.append(_HeldWrite(control_ids, customer, order))
+            raise OutcomeUnknown("the request timed out; it may still be applied", control_ids=control_ids)
+        return self._apply(control_ids, customer, order)
+
+    def commit_held(self) -> None:
+        """The writes held in flight commit now."""
+        while self.held:
+            write = self.held.pop(0)
+            self._apply(write.control_ids, write.customer, write.order)
+
+    # -------------------------------------------------------------- inside
+
+    def _check_unique(self, control_id: str) -> None:
+        self.control_ids.append(control_id)
+        # A write still running with this control id finishes first (Intacct runs a company's
+        # writes one after the other), then the repeat is refused.
+        if any(control_id in write.control_ids for write in self.held):
+            self.commit_held()
+        if control_id in self.completed:
+            raise AlreadyApplied(
+                f"A successful transaction has already been recorded with the control id {control_id}.",
+                control_id=control_id,
+            )
+
+    def _apply(
+        self,
+        control_ids: tuple[str, ...],
+        customer: NewCustomer | CustomerUpdate | None,
+        order: SalesTransaction,
+    ) -> tuple[CustomerRef | None, str]:
+        reference = self._add_customer(customer) if isinstance(customer, NewCustomer) else None
+        doc_id = f"Sales Order-SO{len(self.orders) + 1:04d}"
+        self.orders.append(
+            SalesDocument.from_record(
+                {"DOCID": doc_id, "PONUMBER": order.reference_no, "CUSTVENDID": order.customer_id}
+            )
+        )
+        self.completed.update(control_ids)
+        return reference, doc_id
+
+    def _add_customer(self, customer: NewCustomer) -> CustomerRef:
+        customer_id = customer.customer_id or f"C-{len(self.customers) + 1}"
+        if any(existing.customer_id == customer_id for existing in self.customers):
+            raise DuplicateRecord(f"Another Customer with the given value(s) {customer_id} already exists")
+        self.customers.append(
+            Customer.from_record({"CUSTOMERID": customer_id, "NAME": customer.name, **customer.custom_fields})
+        )
+        return CustomerRef(record_no=str(len(self.customers)), customer_id=customer_id)
+
+
+@dataclass
+class FakeSalesforce:
+    accounts: dict[str, dict[str, Any]] = field(default_factory=dict)
+    opportunities: dict[str, dict[str, Any]] = field(default_factory=dict)
+    lines: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    reads: int = 0
+    written: list[RecordUpdate] = field(default_factory=list)
+    failing_write_backs: int = 0  # the next write-backs answer 503 and change nothing
+
+    def fetch_opportunity(self, opportunity_id: str) -> OpportunitySnapshot:
+        self.reads += 1
+        if opportunity_id not in self.opportunities:
+            raise RecordNotFound(f"Opportunity {opportunity_id} does not exist")
+        opportunity = copy.deepcopy(self.opportunities[opportunity_id])
+        account_id = opportunity.get("AccountId")
+        account = copy.deepcopy(self.accounts[account_id]) if account_id in self.accounts else None
+        return OpportunitySnapshot(opportunity, account, copy.deepcopy(self.lines.get(opportunity_id, [])))
+
+    def fetch_account(self, account_id: str) -> dict[str, Any]:
+        self.reads += 1
+        if account_id not in self.accounts:
+            raise RecordNotFound(f"Account {account_id} does not exist")
+        return copy.deepcopy(self.accounts[account_id])
+
+    def write_back(self, updates: Sequence[RecordUpdate]) -> None:
+        if self.failing_write_backs:
+            self.failing_write_backs -= 1
+            raise TransientSalesforceError("503 Service Unavailable", status=503)
+        self.written.extend(updates)
+        for update in updates:
+            records = self.accounts if update.object_type == "Account" else self.opportunities
+            records[update.record_id].update(update.fields)
