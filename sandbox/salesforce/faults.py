@@ -27,15 +27,18 @@ class Faults:
         self.latency_ms = 0
         self.fail_count = 0
         self.fail_status = 500
+        self.fail_path = ""  # only requests whose path contains this fail ("" = every request)
 
     def clear(self) -> None:
         with self._lock:
             self.latency_ms = 0
             self.fail_count = 0
             self.fail_status = 500
+            self.fail_path = ""
 
     def update(self, update: dict[str, Any]) -> FaultActions:
-        """Apply {"latency_ms", "fail_next": {"count", "status"}, "expire_tokens", "spend_api_allowance"}."""
+        """Apply {"latency_ms", "fail_next": {"count", "status", "path"}, "expire_tokens",
+        "spend_api_allowance"}."""
         known = {"latency_ms", "fail_next", "expire_tokens", "spend_api_allowance"}
         unknown = set(update) - known
         if unknown:
@@ -45,11 +48,15 @@ class Faults:
             raise FaultConfigError("latency_ms must be a non-negative integer")
         fail_next = update.get("fail_next")
         count = status = None
+        path = ""
         if fail_next is not None:
             if not isinstance(fail_next, dict):
-                raise FaultConfigError('fail_next must be {"count": int, "status": int}')
+                raise FaultConfigError('fail_next must be {"count": int, "status": int, "path": str}')
             count = fail_next.get("count", 1)
             status = fail_next.get("status", 500)
+            path = fail_next.get("path", "")
+            if not isinstance(path, str):
+                raise FaultConfigError("fail_next.path must be text (part of the request path)")
             if not isinstance(count, int) or isinstance(count, bool) or count < 0:
                 raise FaultConfigError("fail_next.count must be a non-negative integer")
             if not isinstance(status, int) or isinstance(status, bool) or not 400 <= status <= 599:
@@ -63,15 +70,16 @@ class Faults:
             if count is not None and status is not None:
                 self.fail_count = count
                 self.fail_status = status
+                self.fail_path = path
         return FaultActions(
             expire_tokens=bool(update.get("expire_tokens")),
             spend_api_allowance=bool(update.get("spend_api_allowance")),
         )
 
-    def take_failure(self) -> int | None:
-        """The status to fail this request with, if a fail_next fault is pending (and count it down)."""
+    def take_failure(self, path: str) -> int | None:
+        """The status to fail this request with, if a fail_next fault is pending for its path."""
         with self._lock:
-            if self.fail_count <= 0:
+            if self.fail_count <= 0 or self.fail_path not in path:
                 return None
             self.fail_count -= 1
             return self.fail_status
@@ -84,5 +92,5 @@ class Faults:
         with self._lock:
             return {
                 "latency_ms": self.latency_ms,
-                "fail_next": {"count": self.fail_count, "status": self.fail_status},
+                "fail_next": {"count": self.fail_count, "status": self.fail_status, "path": self.fail_path},
             }

@@ -286,7 +286,7 @@ class _Handler(BaseHTTPRequestHandler):
         state = self.server.state
         state.counts.count("token")
         self.delay()
-        failure = state.faults.take_failure()
+        failure = state.faults.take_failure(self.path)
         if failure is not None:
             reply = (
                 TokenReply(failure, {"error": "unknown_error", "error_description": "retry your request"})
@@ -312,7 +312,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.delay()
         pretty = self.headers.get("X-PrettyPrint") == "1"
         try:
-            failure = state.faults.take_failure()
+            failure = state.faults.take_failure(self.path)
             if failure is not None:
                 raise ApiError(failure, fault_items(failure))
             session = state.sessions.check(self.bearer_token())

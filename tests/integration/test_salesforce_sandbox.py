@@ -1313,6 +1313,21 @@ def test_fail_next_requests_and_latency(salesforce: SalesforceSandboxHandle) -> 
     assert salesforce.admin.counts()["by_kind"]["query"] == 3
 
 
+def test_fail_next_with_a_path_fails_only_the_requests_that_match(
+    salesforce: SalesforceSandboxHandle,
+) -> None:
+    with raw_client(salesforce) as client:
+        salesforce.admin.set_faults(fail_next={"count": 1, "status": 503, "path": "/composite"})
+        read = client.get("/query", params={"q": "SELECT Id FROM Account"})
+        write = client.post("/composite", json={"allOrNone": True, "compositeRequest": []})
+        again = client.post("/composite", json={"allOrNone": True, "compositeRequest": []})
+
+    assert read.status_code == 200
+    assert write.status_code == 503
+    assert again.status_code != 503
+    assert salesforce.admin.set_faults()["fail_next"] == {"count": 0, "status": 503, "path": "/composite"}
+
+
 def test_counts_by_kind_and_reset(salesforce: SalesforceSandboxHandle) -> None:
     sf = connect(salesforce)
     account_id = sf.Account.create({"Name": "Counted"})["id"]
