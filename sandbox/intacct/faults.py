@@ -1,4 +1,4 @@
-"""Runtime fault injection: latency, 5xx, 429, 524 after commit, dropped connections, off-line.
+"""Runtime fault injection: latency, slow commits, 5xx, 429, 524 after commit, dropped connections, off-line.
 
 The state is switched by the admin API (`POST /admin/faults`) and consulted by the server before and after
 each gateway request. All methods expect the caller to hold the sandbox lock.
@@ -47,6 +47,16 @@ class CountedFault:
 
 
 @dataclass
+class SlowFault(CountedFault):
+    """The next `count` requests containing `function` wait `delay_ms` before they run and commit."""
+
+    delay_ms: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        return {**super().to_json(), "delay_ms": self.delay_ms}
+
+
+@dataclass
 class FaultState:
     """The faults currently switched on."""
 
@@ -56,6 +66,7 @@ class FaultState:
     rate_limit_next: int = 0
     timeout_after_commit_next: CountedFault = field(default_factory=CountedFault)
     drop_connection_next: CountedFault = field(default_factory=CountedFault)
+    slow_next: SlowFault = field(default_factory=SlowFault)
     offline: bool = False
 
     def to_json(self) -> dict[str, Any]:
@@ -65,6 +76,7 @@ class FaultState:
             "rate_limit_next": self.rate_limit_next,
             "timeout_after_commit_next": self.timeout_after_commit_next.to_json(),
             "drop_connection_next": self.drop_connection_next.to_json(),
+            "slow_next": self.slow_next.to_json(),
             "offline": self.offline,
         }
 
@@ -79,6 +91,13 @@ class FaultState:
             self.rate_limit_next -= 1
             return PreFault.RATE_LIMIT, 429
         return None
+
+    def take_delay_ms(self, function_names: set[str]) -> int:
+        """How long this request waits before it runs: the latency, plus a slow_next delay (one use)."""
+        if self.slow_next.matches(function_names):
+            self.slow_next.count -= 1
+            return self.latency_ms + self.slow_next.delay_ms
+        return self.latency_ms
 
     def take_post_fault(self, function_names: set[str]) -> PostFault | None:
         """The fault applied after a request containing `function_names` was committed (consumes one use)."""
@@ -97,6 +116,7 @@ KNOWN_FAULT_KEYS = {
     "rate_limit_next",
     "timeout_after_commit_next",
     "drop_connection_next",
+    "slow_next",
     "offline",
     "expire_sessions",
 }
@@ -126,6 +146,12 @@ def apply_fault_update(state: FaultState, update: dict[str, Any]) -> bool:
     drop_fault = state.drop_connection_next
     if "drop_connection_next" in update:
         drop_fault = _counted_fault(update["drop_connection_next"], "drop_connection_next")
+    slow_fault = state.slow_next
+    if "slow_next" in update:
+        description = _object(update["slow_next"], "slow_next")
+        delay_ms = _non_negative_int(description.get("delay_ms", 0), "slow_next.delay_ms")
+        counted = _counted_fault({k: v for k, v in description.items() if k != "delay_ms"}, "slow_next")
+        slow_fault = SlowFault(count=counted.count, function=counted.function, delay_ms=delay_ms)
     offline = update.get("offline", state.offline)
     if not isinstance(offline, bool):
         raise FaultConfigError("offline must be true or false")
@@ -138,6 +164,7 @@ def apply_fault_update(state: FaultState, update: dict[str, Any]) -> bool:
     state.rate_limit_next = rate_limit
     state.timeout_after_commit_next = timeout_fault
     state.drop_connection_next = drop_fault
+    state.slow_next = slow_fault
     state.offline = offline
     return expire_sessions
 

@@ -8,6 +8,7 @@ sandbox.stop()
 from __future__ import annotations
 
 import logging
+import re
 import ssl
 import threading
 import time
@@ -53,6 +54,14 @@ class Answer:
     content_type: str = XML_CONTENT_TYPE
     drop_connection: bool = False
     headers: dict[str, str] = field(default_factory=dict)
+
+
+_FUNCTION_TAG = re.compile(rb"<function\b[^>]*>\s*<([A-Za-z_][\w.-]*)")
+
+
+def function_names_in(body: bytes) -> set[str]:
+    """The functions a request body names (before it is parsed), for faults that wait before running."""
+    return {match.decode("ascii") for match in _FUNCTION_TAG.findall(body)}
 
 
 def html_page(status: int) -> bytes:
@@ -162,7 +171,7 @@ class _Handler(BaseHTTPRequestHandler):
         state = self.server.state
         with state.lock:
             state.counts.requests += 1
-            latency_ms = state.faults.latency_ms
+            latency_ms = state.faults.take_delay_ms(function_names_in(body))
         if latency_ms:
             time.sleep(latency_ms / 1000)
         with state.lock:

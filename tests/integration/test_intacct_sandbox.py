@@ -1222,6 +1222,34 @@ def test_timeout_after_commit_really_commits(client: Client) -> None:
     assert len(client.sandbox.admin.records("SODOCUMENT")) == 1
 
 
+def test_a_slow_order_commits_after_its_client_gave_up_and_a_repeat_meanwhile_is_applied_once(
+    client: Client,
+) -> None:
+    seed_customers(client, ["Acme"])
+    client.sandbox.admin.set_faults(
+        slow_next={"count": 1, "function": "create_sotransaction", "delay_ms": 1500}
+    )
+    order = function("order-006A-0", order_xml())
+    auth = f"<sessionid>{client.session()}</sessionid>"
+    body = client.request_xml(order, auth=auth, uniqueid="true")
+    impatient = httpx.Client(verify=tls_context(client.sandbox), timeout=0.3)
+
+    started = time.monotonic()
+    with pytest.raises(httpx.ReadTimeout):
+        impatient.post(client.sandbox.session_url, content=body, headers={"content-type": "application/xml"})
+    repeat = client.post(order, url=client.sandbox.session_url, auth=auth, uniqueid="true")
+    assert time.monotonic() - started < 1.4  # the repeat was not held up by the slow one
+    assert repeat.result().findtext("status") == "success"
+    time.sleep(1.5)  # the slow one runs now, and is refused: its control id has been recorded
+
+    assert len(client.sandbox.admin.records("SODOCUMENT")) == 1
+    assert client.sandbox.admin.set_faults()["slow_next"] == {
+        "count": 0,
+        "function": "create_sotransaction",
+        "delay_ms": 1500,
+    }
+
+
 def test_timeout_after_commit_matches_generic_function_keys(client: Client) -> None:
     client.sandbox.admin.set_faults(timeout_after_commit_next={"count": 1, "function": "create:CUSTOMER"})
 
