@@ -51,9 +51,15 @@ class IntacctAdminClient:
         return result
 
     def configure(
-        self, *, custom_fields: dict[str, list[str]] | None = None, session_seconds: int | None = None
+        self,
+        *,
+        custom_fields: dict[str, list[str]] | None = None,
+        session_seconds: int | None = None,
+        remember_failed_controlids: bool | None = None,
     ) -> dict[str, Any]:
         payload: dict[str, Any] = {}
+        if remember_failed_controlids is not None:
+            payload["remember_failed_controlids"] = remember_failed_controlids
         if custom_fields is not None:
             payload["custom_fields"] = custom_fields
         if session_seconds is not None:

@@ -290,7 +290,7 @@ class Gateway:
         self, context: CallContext, control: ControlBlock, function: Element, total: int
     ) -> FunctionResult:
         result = self.execute(context, control, function, total)
-        if result.status == "success":
+        if result.status == "success" or self.state.config.remember_failed_controlids:
             self.record_completed(context, result)
         return result
 
@@ -307,6 +307,9 @@ class Gateway:
                 result.errors = [*result.errors, ROLLED_BACK]
                 aborted = [aborted_result(done.function, done.control_id) for done in results]
                 rest = [aborted_result(f[0].tag, f.get("controlid", "")) for f in functions[index + 1 :]]
+                if self.state.config.remember_failed_controlids:
+                    for refused in (*aborted, result, *rest):
+                        self.record_completed(context, refused)
                 return [*aborted, result, *rest]
             results.append(result)
         for result in results:

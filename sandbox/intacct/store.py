@@ -284,9 +284,16 @@ class SandboxConfig:
 
     custom_fields: dict[str, list[str]] = field(default_factory=lambda: copy.deepcopy(DEFAULT_CUSTOM_FIELDS))
     session_seconds: int = DEFAULT_SESSION_SECONDS
+    # Whether a function that failed under uniqueid=true still uses up its control id. Intacct's docs
+    # say "previously executed and completed", which suggests not, but no source says (UNCERTAIN).
+    remember_failed_controlids: bool = False
 
     def to_json(self) -> dict[str, Any]:
-        return {"custom_fields": copy.deepcopy(self.custom_fields), "session_seconds": self.session_seconds}
+        return {
+            "custom_fields": copy.deepcopy(self.custom_fields),
+            "session_seconds": self.session_seconds,
+            "remember_failed_controlids": self.remember_failed_controlids,
+        }
 
 
 @dataclass

@@ -13,6 +13,7 @@ import json
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from decimal import Decimal
 from pathlib import Path
 
 import httpx
@@ -20,7 +21,7 @@ import pytest
 
 from sandbox.aws_local import secretsmanager_client
 from sandbox.intacct.admin_client import IntacctAdminClient
-from sandbox.sales_rep import THREE_LINES, SalesRep
+from sandbox.sales_rep import THREE_LINES, Line, SalesRep
 from sandbox.salesforce.admin_client import SalesforceAdminClient
 from sandbox.salesforce.outbound import definition_from_json
 from sandbox.stack import LocalStack
@@ -179,4 +180,29 @@ def test_an_edit_after_close_while_the_order_is_still_being_committed_makes_one_
     settle(stack)
 
     assert len(orders_of(intacct, opportunity_id)) == 1
+    assert_synced(rep, intacct, account_id, opportunity_id)
+
+
+@pytest.mark.parametrize("remembered", [False, True], ids=["refused-ids-reusable", "refused-ids-remembered"])
+def test_a_refused_order_syncs_once_its_data_is_fixed_whether_or_not_intacct_remembers_the_refusal(
+    stack: LocalStack, rep: SalesRep, intacct: IntacctAdminClient, remembered: bool
+) -> None:
+    code = f"NOT-SET-UP-{int(remembered)}"
+    rep.product(code, "Product finance has not set up yet", Decimal(40))
+    account_id = rep.create("Account", {"Name": f"Fixed later {int(remembered)}"})
+    opportunity_id = rep.deal(account_id, "Fixed later deal", [Line(code, Decimal(2), Decimal(40))])
+    settle(stack)
+    intacct.configure(remember_failed_controlids=remembered)
+    try:
+        rep.close_won(opportunity_id)
+        settle(stack)
+        assert rep.read("Opportunity", opportunity_id)["Intacct_Sync_Status__c"] == "Failed"
+
+        [product] = rep.query(f"SELECT Id FROM Product2 WHERE ProductCode = '{code}'")
+        rep.update("Product2", product["Id"], {"ProductCode": "SVC-ONBOARD"})  # the rep fixes the product
+        assert signed_event(stack, opportunity_id, f"retry-sync-{opportunity_id}") == 202  # "Retry sync"
+        settle(stack)
+    finally:
+        intacct.configure(remember_failed_controlids=False)
+
     assert_synced(rep, intacct, account_id, opportunity_id)

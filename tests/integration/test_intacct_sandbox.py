@@ -1250,6 +1250,33 @@ def test_a_slow_order_commits_after_its_client_gave_up_and_a_repeat_meanwhile_is
     }
 
 
+@pytest.mark.parametrize("remembered", [False, True])
+def test_a_refused_functions_control_id_is_reusable_unless_the_sandbox_remembers_failures(
+    client: Client, remembered: bool
+) -> None:
+    """Whether Intacct lets a failed function's control id be used again is not documented: both ways."""
+    seed_customers(client, ["Acme"])
+    client.sandbox.admin.configure(remember_failed_controlids=remembered)
+    try:
+        refused = client.call(
+            function("order-006B-0", order_xml(customer="NO-SUCH-CUSTOMER")), uniqueid="true"
+        )
+        corrected = client.call(function("order-006B-0", order_xml()), uniqueid="true")
+    finally:
+        client.sandbox.admin.configure(remember_failed_controlids=False)
+
+    assert refused.result().findtext("status") == "failure"
+    if remembered:
+        assert (
+            "already been recorded with the control id order-006B-0"
+            in errors_of(corrected.result())[0]["description2"]
+        )
+        assert client.sandbox.admin.records("SODOCUMENT") == []
+    else:
+        assert corrected.result().findtext("status") == "success"
+        assert len(client.sandbox.admin.records("SODOCUMENT")) == 1
+
+
 def test_timeout_after_commit_matches_generic_function_keys(client: Client) -> None:
     client.sandbox.admin.set_faults(timeout_after_commit_next={"count": 1, "function": "create:CUSTOMER"})
 
