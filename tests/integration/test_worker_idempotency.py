@@ -10,7 +10,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pytest
 from aws_lambda_powertools import Logger
@@ -22,21 +22,13 @@ from sfintacct.sync.outcome import OutcomeStatus, Reason, SyncOutcome
 from sfintacct.sync.runtime import QueueSettings
 from sfintacct.sync_request import SyncRequest
 from sfintacct.sync_worker import SyncWorker
+from tests.unit.test_sync_worker import LambdaContextStub
+from tests.unit.test_sync_worker import sqs_event as batch
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
 pytestmark = pytest.mark.integration
-
-
-class LambdaContextStub:
-    function_name = "opportunity_to_order"
-    memory_limit_in_mb = 512
-    invoked_function_arn = "arn:aws:lambda:us-east-1:000000000000:function:opportunity_to_order"
-    aws_request_id = "request-1"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return 60_000
 
 
 class RecordingSync:
@@ -97,30 +89,6 @@ def body(record_id: str, producer_id: str) -> str:
         producer_id=producer_id,
         received_at=datetime.now(UTC),
     ).model_dump_json()
-
-
-def batch(*bodies: str) -> dict[str, Any]:
-    return {
-        "Records": [
-            {
-                "messageId": f"m-{uuid.uuid4().hex}",
-                "receiptHandle": f"r-{index}",
-                "body": text,
-                "attributes": {
-                    "ApproximateReceiveCount": "1",
-                    "SentTimestamp": "1795920212343",
-                    "SenderId": "local",
-                    "ApproximateFirstReceiveTimestamp": "1795920212343",
-                },
-                "messageAttributes": {},
-                "md5OfBody": "",
-                "eventSource": "aws:sqs",
-                "eventSourceARN": "arn:aws:sqs:us-east-1:000000000000:opportunity-to-order",
-                "awsRegion": "us-east-1",
-            }
-            for index, text in enumerate(bodies)
-        ]
-    }
 
 
 def test_two_deals_whose_notifications_share_an_id_are_both_synced(
