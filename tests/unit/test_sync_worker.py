@@ -76,7 +76,6 @@ def opportunity_request() -> str:
         object_type="Opportunity",
         record_id=OPPORTUNITY_ID,
         producer_id="n-2",
-        fields={},
         received_at=datetime.now(UTC),
     ).model_dump_json()
 
@@ -88,7 +87,6 @@ def account_request() -> str:
         object_type="Account",
         record_id="0015g00000Lz8KpAAJ",
         producer_id="n-1",
-        fields={},
         received_at=datetime.now(UTC),
     ).model_dump_json()
 

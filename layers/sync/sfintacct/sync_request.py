@@ -4,13 +4,15 @@ Every accepted Salesforce notification (Outbound Message, Platform Event, Event 
 Data Capture event) becomes one SyncRequest per record, serialised as the SQS message body with
 `model_dump_json()`; workers read it back with `SyncRequest.model_validate_json(body)`.
 
-The field snapshot is what the notification carried and may be partial or stale: it tells a worker
-which record to sync, not what to write. Deduplication happens downstream, keyed on `producer_id`.
+A SyncRequest says which record to sync and who asked, nothing more: the workers read the record
+itself from Salesforce (a notification may be partial or stale), so no field values travel on the
+queue and a message stays well under 2 KiB whatever Salesforce sends (SQS takes at most 1 MiB).
+Deduplication happens downstream, keyed on `producer_id`.
 """
 
 from __future__ import annotations
 
-from typing import Literal, Self
+from typing import Any, Literal, Self
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -31,10 +33,16 @@ KEY_PREFIX_BY_OBJECT_TYPE: dict[SyncObjectType, str] = {
     "Opportunity": OPPORTUNITY_KEY_PREFIX,
 }
 MAX_PRODUCER_ID_LENGTH = 256
+# Older messages carried the notification's field values under this key; read and ignored.
+LEGACY_FIELD_SNAPSHOT_KEY = "fields"
 
 
 class SyncRequest(BaseModel):
-    """Sync one Salesforce record: which org, which object and record, and who asked (for dedupe)."""
+    """Sync one Salesforce record: which org, which object and record, and who asked (for dedupe).
+
+    Unknown keys are refused, except `fields`: messages written before the field snapshot was dropped
+    carry one, and they are still read (the snapshot is ignored). It is never written.
+    """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -47,11 +55,17 @@ class SyncRequest(BaseModel):
         max_length=MAX_PRODUCER_ID_LENGTH,
         description="Idempotency key: notification Id, EventUuid, CDC transactionKey:sequenceNumber:recordId",
     )
-    fields: dict[str, str | None] = Field(description="Field snapshot as received; null -> None")
     last_modified: AwareDatetime | None = Field(
         default=None, description="LastModifiedDate when the notification carried it (CDC: commitTimestamp)"
     )
     received_at: AwareDatetime
+
+    @model_validator(mode="before")
+    @classmethod
+    def _ignore_legacy_field_snapshot(cls, data: Any) -> Any:
+        if isinstance(data, dict) and LEGACY_FIELD_SNAPSHOT_KEY in data:
+            return {key: value for key, value in data.items() if key != LEGACY_FIELD_SNAPSHOT_KEY}
+        return data
 
     @field_validator("org_id")
     @classmethod

@@ -28,6 +28,17 @@ NOW = datetime(2026, 11, 28, 16, 20, 12, 345000, tzinfo=UTC)
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "outbound"
 REPO_ROOT = Path(__file__).resolve().parents[3]
 
+# Every key of a serialised SyncRequest: ids and timestamps, never field values.
+SYNC_REQUEST_KEYS = {
+    "source",
+    "org_id",
+    "object_type",
+    "record_id",
+    "producer_id",
+    "last_modified",
+    "received_at",
+}
+
 # Generated per test run: no fixed secrets in the repository.
 SIGNING_KEY = secrets.token_hex(32)
 OUTBOUND_TOKEN = secrets.token_urlsafe(24)
@@ -139,3 +150,40 @@ def sign(body: bytes, timestamp: int, key: str = SIGNING_KEY) -> str:
     """The X-Signature the README tells senders to compute (written independently of the code)."""
     message = str(timestamp).encode() + b"." + body
     return hmac.new(key.encode(), message, hashlib.sha256).hexdigest()
+
+
+def long_description(number: int, length: int) -> str:
+    """A Description of exactly `length` characters, with text XML must escape and non-ASCII letters."""
+    paragraph = f"Deal {number}: scope & terms <v2> for Zürich, Köln and São Paulo — renewal in Q1. "
+    return (paragraph * (length // len(paragraph) + 1))[:length]
+
+
+def large_outbound_message(
+    count: int, *, description_length: int, org_id: str = ORG_ID
+) -> tuple[str, list[str], list[str]]:
+    """An Outbound Message of `count` won Opportunities, each with a long Description.
+
+    Returns the body, the notification ids and the Opportunity ids.
+    """
+    notification_ids = [salesforce_id("04l", n) for n in range(count)]
+    record_ids = [salesforce_id("006", n) for n in range(count)]
+    body = outbound_message_xml(
+        [
+            (
+                notification_id,
+                "Opportunity",
+                {
+                    "Id": record_id,
+                    "AccountId": salesforce_id("001", 1),
+                    "Description": long_description(n, description_length),
+                    "IsWon": "true",
+                    "LastModifiedDate": "2026-11-28T16:20:11.000Z",
+                    "Name": f"Deal №{n}",
+                    "StageName": "Closed Won",
+                },
+            )
+            for n, (notification_id, record_id) in enumerate(zip(notification_ids, record_ids, strict=True))
+        ],
+        org_id=org_id,
+    )
+    return body, notification_ids, record_ids

@@ -15,6 +15,7 @@ from intake_support import (
     ORG_ID,
     OTHER_ORG_ID,
     REPO_ROOT,
+    SYNC_REQUEST_KEYS,
     make_service,
     salesforce_id,
 )
@@ -77,9 +78,10 @@ def test_the_sample_opportunity_change_event_becomes_one_request() -> None:
     assert request.record_id == "0065g00000Bq3RTAAZ"
     assert request.producer_id == f"{TRANSACTION_KEY}:1:0065g00000Bq3RTAAZ"
     assert request.last_modified == datetime(2026, 11, 28, 16, 20, 11, tzinfo=UTC)
-    assert request.fields["StageName"] == "Closed Won"
-    assert request.fields["IsWon"] == "true"
-    assert "ChangeEventHeader" not in request.fields
+    # The message says which record changed, not how: the worker reads the record itself.
+    [message] = sender.messages(ORDER_QUEUE_URL)
+    assert set(json.loads(message.body)) == SYNC_REQUEST_KEYS
+    assert "Closed Won" not in message.body
 
 
 def test_the_sample_relayed_platform_event_is_keyed_on_its_event_uuid() -> None:
@@ -113,8 +115,7 @@ def test_a_change_naming_several_records_fans_out_to_one_request_per_record() ->
     assert [r.record_id for r in requests] == record_ids
     assert [r.producer_id for r in requests] == [f"{TRANSACTION_KEY}:3:{rid}" for rid in record_ids]
     assert len(set(accepted.producer_ids)) == 3
-    assert all(r.fields["Name"] == "Acme GmbH" for r in requests)
-    assert requests[0].fields["BillingAddress"] == '{"City":"Köln"}'
+    assert all("Acme GmbH" not in message.body for message in sender.messages())
 
 
 @pytest.mark.parametrize("commit_user", [INTEGRATION_USER_ID, INTEGRATION_USER_ID[:15]])
@@ -161,8 +162,6 @@ def test_creates_undeletes_and_gap_events_become_requests(change_type: str) -> N
 
     [request] = sender.requests(ORDER_QUEUE_URL)
     assert request.record_id == salesforce_id("006", 1)
-    if change_type.startswith("GAP_"):
-        assert request.fields == {}
 
 
 def test_wildcard_record_ids_are_skipped_and_the_rest_synced() -> None:

@@ -131,7 +131,11 @@ def test_a_base64_encoded_body_is_decoded(app_module: ModuleType, sender: Record
     )
 
     assert response["statusCode"] == 200
-    assert [r.fields["Name"] for r in sender.requests()][1] == "株式会社サンプル"
+    assert [r.record_id for r in sender.requests()] == [
+        "0015g00000Nt4XaAAJ",
+        "0015g00000Nt4XbAAJ",
+        "0015g00000Nt4XcAAJ",
+    ]
 
 
 @pytest.mark.parametrize(

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import json
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
+from intake_support import REPO_ROOT, SYNC_REQUEST_KEYS
 from pydantic import ValidationError
 
+from sfintacct.intake.work_queues import QueueMessage
 from sfintacct.salesforce_ids import (
     InvalidSalesforceId,
     is_salesforce_id,
@@ -73,7 +76,6 @@ def _request(**overrides: object) -> SyncRequest:
         "object_type": "Opportunity",
         "record_id": "0065g00000Bq3RT",
         "producer_id": "04l5g00000Q7mPaAAJ",
-        "fields": {"StageName": "Closed Won", "Description": None},
         "last_modified": datetime(2026, 11, 28, 16, 20, 11, tzinfo=UTC),
         "received_at": datetime(2026, 11, 28, 16, 20, 12, tzinfo=UTC),
     }
@@ -98,7 +100,6 @@ def test_sync_request_stores_eighteen_character_ids_and_round_trips_as_json() ->
         ({"object_type": "Contact"}, "object_type"),
         ({"producer_id": ""}, "producer_id"),
         ({"received_at": datetime(2026, 11, 28, 16, 20, 12)}, "received_at"),
-        ({"fields": {"Amount": 12}}, "fields"),
         ({"unexpected": "x"}, "unexpected"),
     ],
 )
@@ -113,3 +114,64 @@ def test_sync_request_is_frozen() -> None:
     request = _request()
     with pytest.raises(ValidationError):
         request.record_id = "0065g00000Bq3RUAAZ"  # type: ignore[misc]
+
+
+def test_a_message_written_with_a_field_snapshot_is_still_read_and_the_snapshot_dropped() -> None:
+    """Messages queued before the snapshot was dropped carry `fields`; a worker must not refuse them."""
+    legacy = {
+        **json.loads(_request().model_dump_json()),
+        "fields": {"Name": "Müller Logistik GmbH", "Description": None, "Amount": "48000.0"},
+    }
+
+    request = SyncRequest.model_validate_json(json.dumps(legacy))
+
+    assert request == _request()
+    assert set(json.loads(request.model_dump_json())) == SYNC_REQUEST_KEYS
+
+
+@pytest.mark.parametrize("name", ["sqs_customer_upsert.json", "sqs_opportunity_to_order.json"])
+def test_the_sample_sqs_events_hold_sync_requests_as_the_intake_writes_them(name: str) -> None:
+    event = json.loads((REPO_ROOT / "events" / name).read_text(encoding="utf-8"))
+    for record in event["Records"]:
+        request = SyncRequest.model_validate_json(record["body"])
+        assert json.loads(record["body"]) == json.loads(request.model_dump_json())
+
+
+# The latest moment an AwareDatetime can hold, with the longest offset text.
+_LATEST = datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=timezone(timedelta(hours=14)))
+
+
+@pytest.mark.parametrize(
+    "producer_id",
+    [
+        "\x01" * 256,  # control characters: JSON writes each as a 6-byte escape
+        "\U0001f680" * 256,  # 4-byte UTF-8 characters
+        '"' * 256,  # escaped as two bytes each
+    ],
+    ids=["control", "astral", "quotes"],
+)
+def test_a_sync_request_at_its_largest_is_a_queue_message_under_3_kib(producer_id: str) -> None:
+    request = _request(
+        source="change_data_capture", producer_id=producer_id, last_modified=_LATEST, received_at=_LATEST
+    )
+
+    message = QueueMessage.for_request(request)
+
+    assert len(message.body.encode()) < 2048
+    assert message.size() < 3 * 1024  # body and attributes; SQS takes 1 MiB
+
+
+def test_what_the_intake_enqueues_at_its_largest_is_under_1_5_kib() -> None:
+    """The intake sends producer ids of printable ASCII only (at most 256) and UTC timestamps."""
+    worst_ascii = '"' * 128 + "\\" * 128  # both escaped as two bytes
+    request = _request(
+        source="change_data_capture",
+        producer_id=worst_ascii,
+        last_modified=datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC),
+        received_at=datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC),
+    )
+
+    message = QueueMessage.for_request(request)
+
+    assert len(message.body.encode()) < 768
+    assert message.size() < 1536  # with the producer id again as a message attribute

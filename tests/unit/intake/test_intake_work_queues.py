@@ -16,13 +16,19 @@ from intake_support import (
 )
 
 from sfintacct.intake.errors import EnqueueFailed
-from sfintacct.intake.work_queues import QueueMessage, QueueRoutes, SqsQueueSender, enqueue_sync_requests
+from sfintacct.intake.work_queues import (
+    QueueMessage,
+    QueueRoutes,
+    SqsQueueSender,
+    _batches,
+    enqueue_sync_requests,
+)
 from sfintacct.sync_request import SyncObjectType, SyncRequest
 
 ROUTES = QueueRoutes(customer_queue_url=CUSTOMER_QUEUE_URL, order_queue_url=ORDER_QUEUE_URL)
 
 
-def _request(object_type: SyncObjectType, number: int, **fields: str) -> SyncRequest:
+def _request(object_type: SyncObjectType, number: int) -> SyncRequest:
     prefix = "001" if object_type == "Account" else "006"
     return SyncRequest(
         source="outbound_message",
@@ -30,7 +36,6 @@ def _request(object_type: SyncObjectType, number: int, **fields: str) -> SyncReq
         object_type=object_type,
         record_id=salesforce_id(prefix, number),
         producer_id=salesforce_id("04l", number),
-        fields=dict(fields),
         received_at=NOW,
     )
 
@@ -50,14 +55,14 @@ def test_requests_go_to_the_queue_of_their_job_in_batches_of_ten() -> None:
     assert sender.requests() == requests[:23] + requests[23:]
 
 
-def test_large_messages_are_split_so_a_batch_stays_under_256_kib() -> None:
-    requests = [_request("Account", n, Description="x" * 100_000) for n in range(5)]
-    sender = RecordingQueueSender()
+def test_batches_are_split_by_size_should_messages_ever_be_large() -> None:
+    # A SyncRequest is far smaller (see test_intake_ids_and_sync_request); the byte limit is a backstop.
+    messages = [QueueMessage(body="x" * 100_000, attributes={"source": "outbound_message"}) for _ in range(5)]
 
-    enqueue_sync_requests(requests, sender, ROUTES)
+    batches = list(_batches(messages))
 
-    assert [len(batch) for _, batch in sender.batches] == [2, 2, 1]
-    assert all(sum(m.size() for m in batch) <= 256 * 1024 for _, batch in sender.batches)
+    assert [len(batch) for batch in batches] == [2, 2, 1]
+    assert all(sum(m.size() for m in batch) <= 256 * 1024 for batch in batches)
 
 
 class FakeSqsClient:

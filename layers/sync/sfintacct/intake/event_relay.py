@@ -26,7 +26,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from sfintacct.intake.errors import MalformedRequest
-from sfintacct.intake.field_values import InvalidTimestamp, parse_salesforce_timestamp, snapshot_fields
+from sfintacct.intake.field_values import InvalidTimestamp, parse_salesforce_timestamp
 from sfintacct.intake.platform_event import event_name, names_a_record, sync_request_from_platform_event
 from sfintacct.salesforce_ids import InvalidSalesforceId, to_case_safe_id
 from sfintacct.sync_request import (
@@ -145,7 +145,6 @@ def _from_change_event(
             raise MalformedRequest(f"{where}: commitTimestamp {error}") from None
 
     outcome = EventOutcome()
-    fields = snapshot_fields(event.payload, skip=frozenset({CHANGE_EVENT_HEADER}))
     key_prefix = KEY_PREFIX_BY_OBJECT_TYPE[object_type]
     for raw_id in record_ids:
         if isinstance(raw_id, str) and "*" in raw_id:
@@ -160,7 +159,6 @@ def _from_change_event(
                     object_type=object_type,
                     record_id=record_id,
                     producer_id=f"{transaction_key}:{sequence_number}:{record_id}",
-                    fields=fields,
                     last_modified=last_modified,
                     received_at=received_at,
                 )

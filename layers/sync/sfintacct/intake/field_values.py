@@ -1,9 +1,7 @@
-"""Turning received field values into the SyncRequest snapshot and Salesforce timestamps into datetimes."""
+"""Salesforce timestamps (ISO 8601 or epoch milliseconds) as aware UTC datetimes."""
 
 from __future__ import annotations
 
-import json
-from collections.abc import Mapping
 from datetime import UTC, datetime
 
 # Epoch milliseconds beyond this are not plausible Salesforce timestamps (year 2286).
@@ -12,29 +10,6 @@ _MAX_EPOCH_MILLISECONDS = 10**13
 
 class InvalidTimestamp(ValueError):
     """A timestamp is neither ISO 8601 with a time zone nor epoch milliseconds."""
-
-
-def snapshot_value(value: object) -> str | None:
-    """One field value as a string the way Salesforce writes it in XML: true/false, numbers, JSON.
-
-    None stays None (null / xsi:nil). Compound values (e.g. a CDC address) become compact JSON.
-    """
-    if value is None:
-        return None
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, str):
-        return value
-    if isinstance(value, int | float):
-        return json.dumps(value)
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
-
-
-def snapshot_fields(
-    payload: Mapping[str, object], skip: frozenset[str] = frozenset()
-) -> dict[str, str | None]:
-    """The snapshot of every field in `payload` except those named in `skip`."""
-    return {name: snapshot_value(value) for name, value in payload.items() if name not in skip}
 
 
 def parse_salesforce_timestamp(value: object) -> datetime:

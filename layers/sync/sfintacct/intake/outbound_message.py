@@ -3,7 +3,8 @@
 Parsing is namespace-aware (any prefixes) and done only with defusedxml, with DTDs, entities and
 external references refused. `parse_outbound_message` checks the structure; the caller checks the
 organization, then `sync_requests_from_outbound_message` checks objects, ids and timestamps. The
-SessionId is never kept: it is a live Salesforce session.
+SessionId is never kept: it is a live Salesforce session. Of the sObject's fields only Id and
+LastModifiedDate are used; the rest are checked for shape and dropped (the workers read the record).
 """
 
 from __future__ import annotations
@@ -18,8 +19,9 @@ from defusedxml import DefusedXmlException, DTDForbidden, EntitiesForbidden, Ext
 from defusedxml.ElementTree import ParseError, fromstring
 from pydantic import ValidationError
 
-from sfintacct.intake.errors import MalformedRequest, RequestTooLarge, UnsupportedObject
+from sfintacct.intake.errors import MalformedRequest, UnsupportedObject
 from sfintacct.intake.field_values import InvalidTimestamp, parse_salesforce_timestamp
+from sfintacct.intake.limits import check_body_size
 from sfintacct.intake.soap import OUTBOUND_NAMESPACE, SOAP_ENVELOPE_NAMESPACE
 from sfintacct.salesforce_ids import InvalidSalesforceId, to_case_safe_id
 from sfintacct.sync_request import (
@@ -29,8 +31,7 @@ from sfintacct.sync_request import (
     SyncRequest,
 )
 
-MAX_OUTBOUND_MESSAGE_BYTES = 1024 * 1024
-MAX_NOTIFICATIONS = 100
+MAX_NOTIFICATIONS = 100  # Salesforce sends at most 100 notifications in one message
 SOBJECT_NAMESPACE = "urn:sobject.enterprise.soap.sforce.com"
 XSI_NAMESPACE = "http://www.w3.org/2001/XMLSchema-instance"
 SOAP_12_ENVELOPE_NAMESPACE = "http://www.w3.org/2003/05/soap-envelope"
@@ -81,12 +82,8 @@ def check_outbound_content_type(content_type: str | None) -> None:
 
 
 def check_outbound_size(body_size: int) -> None:
-    """Refuse bodies over 1 MiB (Salesforce's messages are far smaller)."""
-    if body_size > MAX_OUTBOUND_MESSAGE_BYTES:
-        raise RequestTooLarge(
-            f"the message is {body_size} bytes; Outbound Messages over {MAX_OUTBOUND_MESSAGE_BYTES} bytes "
-            "are not accepted"
-        )
+    """Refuse only bodies that could not have reached the function (see `sfintacct.intake.limits`)."""
+    check_body_size(body_size, "the Outbound Message")
 
 
 def parse_outbound_message(body: str | bytes) -> OutboundMessage:
@@ -116,8 +113,8 @@ def parse_outbound_message(body: str | bytes) -> OutboundMessage:
         raise MalformedRequest("the message holds no Notification")
     if len(notification_elements) > MAX_NOTIFICATIONS:
         raise MalformedRequest(
-            f"the message holds {len(notification_elements)} notifications; at most {MAX_NOTIFICATIONS} "
-            "are allowed"
+            f"the message holds {len(notification_elements)} notifications; Salesforce sends at most "
+            f"{MAX_NOTIFICATIONS} in one Outbound Message"
         )
     notifications = tuple(
         _parse_notification(position, element)
@@ -171,7 +168,6 @@ def _sync_request(notification: OutboundNotification, org_id: str, received_at: 
             object_type=object_type,
             record_id=record_id,
             producer_id=notification_id,
-            fields=notification.fields,
             last_modified=last_modified,
             received_at=received_at,
         )

@@ -9,7 +9,7 @@ A request whose timestamp is more than EVENT_MAX_AGE_SECONDS away from now (past
 refused, which bounds replays; benign duplicates are removed downstream on the EventUuid.
 
 An event names its record with `OpportunityId__c` (-> Opportunity) or `AccountId__c` (-> Account);
-`EventUuid` is its producer id.
+`EventUuid` is its producer id. Other fields are ignored.
 """
 
 from __future__ import annotations
@@ -23,8 +23,9 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from sfintacct.intake.errors import MalformedRequest, RequestTooLarge, SignatureRejected
-from sfintacct.intake.field_values import InvalidTimestamp, parse_salesforce_timestamp, snapshot_fields
+from sfintacct.intake.errors import MalformedRequest, SignatureRejected
+from sfintacct.intake.field_values import InvalidTimestamp, parse_salesforce_timestamp
+from sfintacct.intake.limits import check_body_size
 from sfintacct.salesforce_ids import InvalidSalesforceId, to_case_safe_id_with_prefix
 from sfintacct.sync_request import (
     KEY_PREFIX_BY_OBJECT_TYPE,
@@ -36,7 +37,6 @@ from sfintacct.sync_request import (
 
 SIGNATURE_HEADER = "X-Signature"
 SIGNATURE_TIMESTAMP_HEADER = "X-Signature-Timestamp"
-MAX_EVENT_BODY_BYTES = 1024 * 1024
 MAX_EVENTS_PER_REQUEST = 100
 
 # Event field naming the record -> object type, in order of preference (an Opportunity job also
@@ -48,7 +48,6 @@ RECORD_ID_FIELDS: tuple[tuple[str, SyncObjectType], ...] = (
 EVENT_UUID_FIELD = "EventUuid"
 ORGANIZATION_ID_FIELD = "OrganizationId"
 _LAST_MODIFIED_FIELDS = ("LastModifiedDate", "LastModifiedDate__c")
-_NOT_SNAPSHOT = frozenset({"attributes"})
 
 
 def event_signature(signing_key: bytes, timestamp: str, body: bytes) -> str:
@@ -90,9 +89,8 @@ def verify_event_signature(
 
 
 def check_event_body_size(body_size: int) -> None:
-    """Refuse callout bodies over 1 MiB."""
-    if body_size > MAX_EVENT_BODY_BYTES:
-        raise RequestTooLarge(f"the body is {body_size} bytes; at most {MAX_EVENT_BODY_BYTES} are accepted")
+    """Refuse only bodies that could not have reached the function (see `sfintacct.intake.limits`)."""
+    check_body_size(body_size, "the body")
 
 
 def parse_event_callout(body: bytes) -> list[Mapping[str, Any]]:
@@ -161,7 +159,6 @@ def sync_request_from_platform_event(
             object_type=object_type,
             record_id=record_id,
             producer_id=producer_id.strip(),
-            fields=snapshot_fields(payload, skip=_NOT_SNAPSHOT),
             last_modified=last_modified,
             received_at=received_at,
         )
