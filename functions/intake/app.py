@@ -95,7 +95,9 @@ def relayed_event(event: dict[str, Any]) -> dict[str, Any]:
     try:
         accepted = intake_service().accept_relayed_event(event)
     except IntakeError as error:
-        _log_refusal("relayed event", error, detail_type=str(event.get("detail-type", ""))[:100])
+        detail_type = event.get("detail-type")
+        shown = detail_type[:100] if isinstance(detail_type, str) else ""  # str() of a nested value may fail
+        _log_refusal("relayed event", error, detail_type=shown)
         raise
     for reason in accepted.ignored:
         logger.info("relayed event ignored", extra={"org_id": accepted.org_id, "reason": reason})
@@ -125,10 +127,13 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
 
 
 def _request_body() -> str:
+    """The body as text; refused unless it is UTF-8 (a base64 body decoded first)."""
     try:
-        return app.current_event.decoded_body or ""
-    except (UnicodeDecodeError, ValueError):
+        body = app.current_event.decoded_body or ""
+        body.encode("utf-8")  # an unpaired surrogate (from a JSON-escaped event body) is not text
+    except (UnicodeError, ValueError):
         raise MalformedRequest("the request body is not UTF-8 text") from None
+    return body
 
 
 def _json_response(status: int, document: dict[str, Any]) -> Response[str]:

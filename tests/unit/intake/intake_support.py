@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import hmac
+import importlib.util
+import json
 import secrets
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from types import ModuleType
+from typing import Any
 from xml.sax.saxutils import escape, quoteattr
 
 from pydantic import SecretStr
@@ -187,3 +192,43 @@ def large_outbound_message(
         org_id=org_id,
     )
     return body, notification_ids, record_ids
+
+
+class LambdaContext:
+    """The parts of a Lambda context object the handler's logger reads."""
+
+    function_name = "IntakeFunction"
+    memory_limit_in_mb = 256
+    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:IntakeFunction"
+    aws_request_id = "5b0e9c4e-6f1d-4d3a-9a57-2f1c2b7e8a01"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 10_000
+
+
+def load_intake_app(module_name: str) -> ModuleType:
+    """functions/intake/app.py as a module of its own (the handler directory is not a package)."""
+    spec = importlib.util.spec_from_file_location(module_name, REPO_ROOT / "functions/intake/app.py")
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def api_gateway_event(
+    sample: str, body: str, headers: Mapping[str, str], *, base64_encoded: bool = False
+) -> dict[str, Any]:
+    """The sample API Gateway REST event `sample` (in events/) with this body and these extra headers."""
+    event: dict[str, Any] = copy.deepcopy(
+        json.loads((REPO_ROOT / "events" / sample).read_text(encoding="utf-8"))
+    )
+    for name in ("X-Signature-Timestamp", "X-Signature", "Content-Type"):
+        event["headers"].pop(name, None)
+        event["multiValueHeaders"].pop(name, None)
+    for name, value in headers.items():
+        event["headers"][name] = value
+        event["multiValueHeaders"][name] = [value]
+    event["body"] = body
+    event["isBase64Encoded"] = base64_encoded
+    return event

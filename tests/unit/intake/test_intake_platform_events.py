@@ -219,6 +219,22 @@ def test_an_upper_case_hex_signature_is_accepted() -> None:
             MalformedRequest,
             "LastModifiedDate",
         ),
+        ({"EventUuid": 7, "AccountId__c": "0015g00000Lz8Kp"}, MalformedRequest, "EventUuid must be a string"),
+        (
+            {"EventUuid": "u" * 257, "AccountId__c": "0015g00000Lz8Kp"},
+            MalformedRequest,
+            "EventUuid is 257 characters; at most 256",
+        ),
+        (
+            {"EventUuid": "ü-1", "AccountId__c": "0015g00000Lz8Kp"},
+            MalformedRequest,
+            "EventUuid must be printable ASCII",
+        ),
+        (
+            {"EventUuid": "u\x00", "AccountId__c": "0015g00000Lz8Kp"},
+            MalformedRequest,
+            "EventUuid must be printable ASCII",
+        ),
         (
             [{"EventUuid": f"u{n}", "AccountId__c": "0015g00000Lz8Kp"} for n in range(101)],
             MalformedRequest,

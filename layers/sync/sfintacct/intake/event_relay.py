@@ -13,7 +13,8 @@ Change Data Capture decisions:
   mapped to records: ignored with a reason that the caller logs, so an operator can reconcile.
 - Changes committed by the integration user (SALESFORCE_INTEGRATION_USER_ID) are ignored, so the
   workers' own write-backs do not come back as new work.
-- producer_id = "<transactionKey>:<sequenceNumber>:<recordId>".
+- producer_id = "<transactionKey>:<sequenceNumber>:<recordId>" (transactionKey: printable ASCII of at
+  most 200 characters; sequenceNumber: a whole number from 0 to 10^18 - 1).
 """
 
 from __future__ import annotations
@@ -26,7 +27,13 @@ from typing import Any
 from pydantic import ValidationError
 
 from sfintacct.intake.errors import MalformedRequest
-from sfintacct.intake.field_values import InvalidTimestamp, parse_salesforce_timestamp
+from sfintacct.intake.field_values import (
+    InvalidTimestamp,
+    first_problem,
+    is_printable_ascii,
+    parse_salesforce_timestamp,
+    printable,
+)
 from sfintacct.intake.platform_event import event_name, names_a_record, sync_request_from_platform_event
 from sfintacct.salesforce_ids import InvalidSalesforceId, to_case_safe_id
 from sfintacct.sync_request import (
@@ -40,6 +47,9 @@ SALESFORCE_PARTNER_SOURCE_PREFIX = "aws.partner/salesforce.com/"
 CHANGE_EVENT_HEADER = "ChangeEventHeader"
 SYNCED_CHANGE_TYPES = frozenset({"CREATE", "UPDATE", "UNDELETE", "GAP_CREATE", "GAP_UPDATE", "GAP_UNDELETE"})
 DELETE_CHANGE_TYPES = frozenset({"DELETE", "GAP_DELETE"})
+# "<transactionKey>:<sequenceNumber>:<18-character record id>" stays within MAX_PRODUCER_ID_LENGTH (256).
+MAX_TRANSACTION_KEY_LENGTH = 200
+MAX_SEQUENCE_NUMBER = 10**18 - 1
 
 
 @dataclass(frozen=True)
@@ -74,7 +84,9 @@ def parse_relayed_event(event: Mapping[str, Any]) -> RelayedEvent:
     """Check the EventBridge envelope and pull out the organization, the event name and its payload."""
     source = event.get("source")
     if not isinstance(source, str) or not source.startswith(SALESFORCE_PARTNER_SOURCE_PREFIX):
-        raise MalformedRequest(f"the event source is not a Salesforce partner event source: {source!r:.80}")
+        # Only a string is shown: repr() of a deeply nested value would itself fail.
+        shown = printable(source) if isinstance(source, str) else f"a JSON {_json_type(source)}"
+        raise MalformedRequest(f"the event source is not a Salesforce partner event source: {shown}")
     org_id = source[len(SALESFORCE_PARTNER_SOURCE_PREFIX) :].split("/", 1)[0]
     detail_type = event.get("detail-type")
     if not isinstance(detail_type, str) or not detail_type:
@@ -132,8 +144,18 @@ def _from_change_event(
     sequence_number = header.get("sequenceNumber")
     if not isinstance(transaction_key, str) or not transaction_key:
         raise MalformedRequest(f"{where}: {CHANGE_EVENT_HEADER} has no transactionKey")
+    if len(transaction_key) > MAX_TRANSACTION_KEY_LENGTH or not is_printable_ascii(transaction_key):
+        raise MalformedRequest(
+            f"{where}: {CHANGE_EVENT_HEADER} transactionKey must be printable ASCII of at most "
+            f"{MAX_TRANSACTION_KEY_LENGTH} characters"
+        )
     if not isinstance(sequence_number, int) or isinstance(sequence_number, bool):
         raise MalformedRequest(f"{where}: {CHANGE_EVENT_HEADER} has no integer sequenceNumber")
+    if not 0 <= sequence_number <= MAX_SEQUENCE_NUMBER:
+        raise MalformedRequest(
+            f"{where}: {CHANGE_EVENT_HEADER} sequenceNumber must be a whole number from 0 to "
+            f"{MAX_SEQUENCE_NUMBER}"
+        )
     record_ids = header.get("recordIds")
     if not isinstance(record_ids, list) or not record_ids:
         raise MalformedRequest(f"{where}: {CHANGE_EVENT_HEADER} has no recordIds")
@@ -164,7 +186,7 @@ def _from_change_event(
                 )
             )
         except ValidationError as error:
-            raise MalformedRequest(f"{where}: {error.errors(include_url=False)[0]['msg']}") from None
+            raise MalformedRequest(f"{where}: {first_problem(error)}") from None
     return outcome
 
 
@@ -204,3 +226,18 @@ def _same_user(commit_user: object, integration_user_id: str) -> bool:
         return to_case_safe_id(commit_user.strip()) == integration_user_id
     except InvalidSalesforceId:
         return False
+
+
+def _json_type(value: object) -> str:
+    """The JSON name of a decoded value's type, for messages that must not print the value."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int | float):
+        return "number"
+    if isinstance(value, dict):
+        return "object"
+    if isinstance(value, list):
+        return "array"
+    return type(value).__name__

@@ -20,7 +20,7 @@ from defusedxml.ElementTree import ParseError, fromstring
 from pydantic import ValidationError
 
 from sfintacct.intake.errors import MalformedRequest, UnsupportedObject
-from sfintacct.intake.field_values import InvalidTimestamp, parse_salesforce_timestamp
+from sfintacct.intake.field_values import InvalidTimestamp, first_problem, parse_salesforce_timestamp
 from sfintacct.intake.limits import check_body_size
 from sfintacct.intake.soap import OUTBOUND_NAMESPACE, SOAP_ENVELOPE_NAMESPACE
 from sfintacct.salesforce_ids import InvalidSalesforceId, to_case_safe_id
@@ -172,7 +172,7 @@ def _sync_request(notification: OutboundNotification, org_id: str, received_at: 
             received_at=received_at,
         )
     except ValidationError as error:
-        raise MalformedRequest(f"{where}: {error.errors(include_url=False)[0]['msg']}") from None
+        raise MalformedRequest(f"{where}: {first_problem(error)}") from None
 
 
 def _parse_xml(body: str | bytes) -> Element:
@@ -180,6 +180,8 @@ def _parse_xml(body: str | bytes) -> Element:
         raise MalformedRequest("the request body is empty; expected a SOAP Outbound Message")
     try:
         return fromstring(body, forbid_dtd=True, forbid_entities=True, forbid_external=True)
+    except UnicodeEncodeError:
+        raise MalformedRequest("the body is not UTF-8 text (it holds an unpaired surrogate)") from None
     except DTDForbidden:
         raise MalformedRequest(
             "XML with a document type declaration (DTD) is not accepted: no DTDs, entities or external "

@@ -9,7 +9,7 @@ A request whose timestamp is more than EVENT_MAX_AGE_SECONDS away from now (past
 refused, which bounds replays; benign duplicates are removed downstream on the EventUuid.
 
 An event names its record with `OpportunityId__c` (-> Opportunity) or `AccountId__c` (-> Account);
-`EventUuid` is its producer id. Other fields are ignored.
+`EventUuid` (printable ASCII, at most 256 characters) is its producer id. Other fields are ignored.
 """
 
 from __future__ import annotations
@@ -24,7 +24,13 @@ from typing import Any
 from pydantic import ValidationError
 
 from sfintacct.intake.errors import MalformedRequest, SignatureRejected
-from sfintacct.intake.field_values import InvalidTimestamp, parse_salesforce_timestamp
+from sfintacct.intake.field_values import (
+    InvalidTimestamp,
+    first_problem,
+    is_ascii_digits,
+    is_printable_ascii,
+    parse_salesforce_timestamp,
+)
 from sfintacct.intake.limits import check_body_size
 from sfintacct.salesforce_ids import InvalidSalesforceId, to_case_safe_id_with_prefix
 from sfintacct.sync_request import (
@@ -38,6 +44,7 @@ from sfintacct.sync_request import (
 SIGNATURE_HEADER = "X-Signature"
 SIGNATURE_TIMESTAMP_HEADER = "X-Signature-Timestamp"
 MAX_EVENTS_PER_REQUEST = 100
+MAX_TIMESTAMP_HEADER_DIGITS = 12
 
 # Event field naming the record -> object type, in order of preference (an Opportunity job also
 # brings its Account over, so an event naming both is an Opportunity request).
@@ -68,7 +75,7 @@ def verify_event_signature(
     timestamp = (timestamp_header or "").strip()
     if not timestamp:
         raise SignatureRejected(f"the {SIGNATURE_TIMESTAMP_HEADER} header is missing")
-    if not timestamp.isascii() or not timestamp.isdigit() or len(timestamp) > 12:
+    if not is_ascii_digits(timestamp) or len(timestamp) > MAX_TIMESTAMP_HEADER_DIGITS:
         raise SignatureRejected(f"the {SIGNATURE_TIMESTAMP_HEADER} header must be unix seconds")
     age = now - int(timestamp)
     if age > max_age_seconds:
@@ -100,8 +107,14 @@ def parse_event_callout(body: bytes) -> list[Mapping[str, Any]]:
         raise MalformedRequest("the request body is empty; expected a JSON platform event")
     try:
         document = json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+    except json.JSONDecodeError as error:
         raise MalformedRequest(f"the body is not valid JSON ({error})") from None
+    except UnicodeDecodeError:
+        raise MalformedRequest("the body is not valid JSON (it is not UTF-8 text)") from None
+    except RecursionError:
+        raise MalformedRequest("the body is not a platform event: its JSON is nested too deeply") from None
+    except ValueError:  # e.g. a number with more digits than Python converts
+        raise MalformedRequest("the body is not valid JSON (a number in it is too long)") from None
     events = document if isinstance(document, list) else [document]
     if not events:
         raise MalformedRequest("the body holds an empty list of events")
@@ -139,11 +152,7 @@ def sync_request_from_platform_event(
 ) -> SyncRequest:
     """The SyncRequest of one platform event; `org_id` is already checked and case-safe."""
     object_type, record_id = _record_reference(payload, where)
-    producer_id = payload.get(EVENT_UUID_FIELD) or fallback_producer_id
-    if not isinstance(producer_id, str) or not producer_id.strip():
-        raise MalformedRequest(f"{where} has no {EVENT_UUID_FIELD}")
-    if len(producer_id) > MAX_PRODUCER_ID_LENGTH:
-        raise MalformedRequest(f"{where}: {EVENT_UUID_FIELD} is too long")
+    producer_id = _producer_id(payload.get(EVENT_UUID_FIELD) or fallback_producer_id, where)
     last_modified = None
     for field in _LAST_MODIFIED_FIELDS:
         if payload.get(field) not in (None, ""):
@@ -158,12 +167,31 @@ def sync_request_from_platform_event(
             org_id=org_id,
             object_type=object_type,
             record_id=record_id,
-            producer_id=producer_id.strip(),
+            producer_id=producer_id,
             last_modified=last_modified,
             received_at=received_at,
         )
     except ValidationError as error:
-        raise MalformedRequest(f"{where}: {error.errors(include_url=False)[0]['msg']}") from None
+        raise MalformedRequest(f"{where}: {first_problem(error)}") from None
+
+
+def _producer_id(value: object, where: str) -> str:
+    """The event's EventUuid (or the fallback), stripped; printable ASCII of at most 256 characters."""
+    if value is not None and not isinstance(value, str):
+        raise MalformedRequest(f"{where}: {EVENT_UUID_FIELD} must be a string")
+    producer_id = (value or "").strip()
+    if not producer_id:
+        raise MalformedRequest(f"{where} has no {EVENT_UUID_FIELD}")
+    if len(producer_id) > MAX_PRODUCER_ID_LENGTH:
+        raise MalformedRequest(
+            f"{where}: {EVENT_UUID_FIELD} is {len(producer_id)} characters; at most {MAX_PRODUCER_ID_LENGTH} "
+            "are allowed"
+        )
+    if not is_printable_ascii(producer_id):
+        raise MalformedRequest(
+            f"{where}: {EVENT_UUID_FIELD} must be printable ASCII (letters, digits, punctuation)"
+        )
+    return producer_id
 
 
 def _record_reference(payload: Mapping[str, Any], where: str) -> tuple[SyncObjectType, str]:
