@@ -18,12 +18,14 @@ RUN         := PYTHONPATH=layers/sync:. $(PY)
 export AWS_DEFAULT_REGION ?= us-east-1
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: help setup lint typecheck validate build test unit integration e2e stack demo bench clean java
+.PHONY: help setup lint typecheck validate build test unit integration e2e stack demo bench soak clean java
 
 help:
 	@echo "make test    - set up, lint, type-check, validate + build the SAM app, run all tests"
 	@echo "make demo    - run the real flow on the local stack and print what happened"
 	@echo "make bench   - measure API calls, DynamoDB operations and CPU per closed deal"
+	@echo "make soak    - 300 closed deals under chaos (faults, duplicates, kills), then check nothing broke"
+	@echo "               (SOAK_ARGS=\"--deals 30 --seed 7\" for another size or plan)"
 	@echo "make stack   - run the local stack in the foreground (Ctrl-C stops it)"
 
 $(VENV)/.stamp: requirements-dev.txt layers/sync/requirements.txt
@@ -88,6 +90,9 @@ demo: setup
 
 bench: setup
 	$(RUN) -m sandbox.bench
+
+soak: setup
+	$(RUN) -m sandbox.soak $(SOAK_ARGS)
 
 clean:
 	rm -rf .aws-sam .pytest_cache .mypy_cache .ruff_cache .local
