@@ -341,6 +341,32 @@ def test_a_new_customer_and_its_order_held_in_flight_are_made_once(world_factory
     assert_salesforce_shows_the_sync(world, account_id, opportunity_id)
 
 
+def test_customer_data_sent_with_an_order_whose_repeat_was_refused_is_sent_again_by_the_next_account_sync(
+    world_factory: Any,
+) -> None:
+    world: World = world_factory(claim_lease_seconds=0.05)
+    account_id = new_account(world)
+    world.handle("Account", account_id)
+    _, opportunity_id = won_deal(world, account_id=account_id)
+    world.salesforce.accounts[account_id].update(Name="Northwind Traders", LastModifiedDate=EDITED)
+    world.intacct.hold_next_write = True  # the customer update and the order, still being committed
+
+    with pytest.raises(Exception, match="timed out"):
+        world.handle("Opportunity", opportunity_id, "closed-won")
+    world.salesforce.accounts[account_id].update(
+        Name="Northwind Traders Ltd", LastModifiedDate="2026-11-28T10:06:00.000+0000"
+    )
+    time.sleep(0.1)
+    world.handle("Opportunity", opportunity_id, "retry")  # its own customer update was rolled back
+    world.intacct.commit_held()
+    updates_before = world.intacct.requests.count("update_customer")
+
+    world.handle("Account", account_id, "later")
+
+    assert world.intacct.requests.count("update_customer") == updates_before + 1  # the latest data goes out
+    assert len(world.intacct.orders) == 1
+
+
 def test_the_order_control_id_does_not_change_when_the_opportunity_is_edited(world_factory: Any) -> None:
     world: World = world_factory(claim_lease_seconds=0.05)
     _, opportunity_id = won_deal(world)

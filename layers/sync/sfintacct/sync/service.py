@@ -272,9 +272,10 @@ class SyncService:
         if plan.customer_id is None:
             # Intacct numbers new customers here: create it first, then the order can name it.
             plan = replace(plan, customer_id=self._apply_customer_alone(plan), write=None)
-        assert plan.customer_id is not None
+        customer_id = plan.customer_id
+        assert customer_id is not None
         order = self.mapping.sales_transaction(
-            snapshot, customer_id=plan.customer_id, transaction_type=self.transaction_type
+            snapshot, customer_id=customer_id, transaction_type=self.transaction_type
         )
         order_control_id = f"order-{opportunity_id}-{claim.attempt}"
         self.checkpoint("before_intacct_write", opportunity_id)
@@ -300,12 +301,15 @@ class SyncService:
                     f"{opportunity_id} yet: {error}"
                 ) from error
             doc_id = existing.doc_id
+            # Whether this request's customer write was the one applied is unknown: record no digest,
+            # so the next Account sync sends the customer's data again.
+            plan = replace(plan, digest="")
         self.checkpoint("after_intacct_write", opportunity_id)
         self.checkpoint("before_crosswalk_write", opportunity_id)
         if plan.write is not None:
-            record_customer(plan, plan.customer_id, self.crosswalk)
+            record_customer(plan, customer_id, self.crosswalk)
         return self._finish_order(
-            snapshot, account, doc_id=doc_id, customer_id=plan.customer_id, owner=owner, reason=Reason.CREATED
+            snapshot, account, doc_id=doc_id, customer_id=customer_id, owner=owner, reason=Reason.CREATED
         )
 
     def _finish_order(
