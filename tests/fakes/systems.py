@@ -40,7 +40,8 @@ class FakeIntacct:
     requests: list[str] = field(default_factory=list)
     control_ids: list[str] = field(default_factory=list)  # of every write, in order
     completed: set[str] = field(default_factory=set)
-    fail_with: Exception | None = None  # raised by the next order writes until cleared
+    fail_with: Exception | None = None  # raised by the order writes until cleared
+    fail_customer_writes_with: Exception | None = None  # raised by customer creates and updates until cleared
     hold_next_write: bool = False
     held: list[_HeldWrite] = field(default_factory=list)
 
@@ -61,6 +62,8 @@ class FakeIntacct:
     def create_customer(self, customer: NewCustomer, *, control_id: str) -> CustomerRef:
         self.requests.append("create_customer")
         self._check_unique(control_id)
+        if self.fail_customer_writes_with is not None:
+            raise self.fail_customer_writes_with
         reference = self._add_customer(customer)
         self.completed.add(control_id)
         return reference
@@ -68,6 +71,8 @@ class FakeIntacct:
     def update_customer(self, changes: CustomerUpdate, *, control_id: str) -> CustomerRef:
         self.requests.append("update_customer")
         self._check_unique(control_id)
+        if self.fail_customer_writes_with is not None:
+            raise self.fail_customer_writes_with
         assert changes.customer_id is not None
         self.completed.add(control_id)
         return CustomerRef(record_no="1", customer_id=changes.customer_id)

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from sfintacct.crosswalk import CrosswalkKind, CrosswalkStatus
-from sfintacct.intacct.errors import FunctionFailed, IntacctUnavailable
+from sfintacct.intacct.errors import FunctionFailed, IntacctUnavailable, OutcomeUnknown
 from sfintacct.intacct.models import Customer
 from sfintacct.mapping import DEFAULT_MAPPING_FILE, load_mapping
 from sfintacct.salesforce.errors import TransientSalesforceError
@@ -423,6 +423,21 @@ def test_an_account_change_that_does_not_touch_mapped_fields_sends_nothing_to_in
     assert world.intacct.requests == before
     world.salesforce.accounts[account_id]["Name"] = "Northwind Traders"
     assert world.handle("Account", account_id, "3").reason == "updated"
+
+
+def test_a_customer_update_whose_answer_was_lost_is_sent_again_not_taken_as_done(world: World) -> None:
+    account_id = new_account(world)
+    world.handle("Account", account_id, "1")
+    world.salesforce.accounts[account_id].update(Name="Northwind Traders", LastModifiedDate=EDITED)
+    world.intacct.fail_customer_writes_with = OutcomeUnknown("the request timed out; it may still be applied")
+
+    with pytest.raises(OutcomeUnknown):
+        world.handle("Account", account_id, "2")
+    world.intacct.fail_customer_writes_with = None
+    outcome = world.handle("Account", account_id, "2")  # the same change, delivered again
+
+    assert (outcome.status, outcome.reason) == ("synced", "updated")
+    assert world.intacct.requests.count("update_customer") == 2
 
 
 def test_a_customer_already_in_intacct_is_adopted_not_duplicated(world: World) -> None:

@@ -25,6 +25,7 @@ test harness can patch on the class, never a setting of the product.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import replace
@@ -181,12 +182,16 @@ class SyncService:
 
     def _write_customer(self, plan: CustomerPlan) -> tuple[str, CustomerPlan]:
         """Send the customer write; the CUSTOMERID and the plan to record (its digest only if sent)."""
+        if not isinstance(plan.write, NewCustomer):
+            assert plan.write is not None
+            assert plan.customer_id is not None
+            # AlreadyApplied: this very change was applied before (the control id names it). OutcomeUnknown
+            # goes up: the retry sends the same control id, and the change is applied then or refused.
+            with contextlib.suppress(AlreadyApplied):
+                self.intacct.update_customer(plan.write, control_id=plan.control_id)
+            return plan.customer_id, plan
         try:
-            if isinstance(plan.write, NewCustomer):
-                reference = self.intacct.create_customer(plan.write, control_id=plan.control_id)
-            else:
-                assert plan.write is not None
-                reference = self.intacct.update_customer(plan.write, control_id=plan.control_id)
+            reference = self.intacct.create_customer(plan.write, control_id=plan.control_id)
         except (AlreadyApplied, OutcomeUnknown, DuplicateRecord) as error:
             # Sent before, or the outcome is unknown, or created meanwhile: find what Intacct holds.
             found = find_customer_id(plan.account_id, mapping=self.mapping, intacct=self.intacct)
