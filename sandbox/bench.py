@@ -15,12 +15,14 @@ again once the stack has settled. Figures per Opportunity:
                       user; in this phase the only other REST calls are the rep's own N close_won
                       PATCHes, which are subtracted from the sObject writes)
   Salesforce writes   composite + sObject writes by the workers (rep's PATCHes subtracted)
-  OAuth tokens        token requests (one per worker container and session, amortised; not counted
+  OAuth tokens        token requests (one per worker process and session, amortised; not counted
                       as reads)
-  Intacct requests    every request, and without getAPISession (logins are per container, amortised)
-  DynamoDB ops        API calls made on the workers' poller threads, counted in this process with a
-                      botocore event hook on every session (Powertools' idempotency client included)
-  worker CPU          the poller's thread CPU time of OpportunityToOrderFunction's invocations
+  Intacct requests    every request, and without getAPISession (logins are per process, amortised)
+  DynamoDB ops        API calls the workers made, counted in each worker process by a botocore event
+                      hook on every session (Powertools' idempotency client included) and reported
+                      with each invocation
+  worker CPU          the process CPU time of OpportunityToOrderFunction's invocations, measured in
+                      its worker processes around the handler call
   intake CPU          thread CPU time of the intake handler per Outbound Message notification,
                       measured by a wrapper this benchmark puts around the handler the local API loads
 
@@ -53,9 +55,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import boto3
-import botocore.handlers
-
 import sandbox.local_api
 from sandbox.intacct.admin_client import IntacctAdminClient
 from sandbox.local_api import Handler
@@ -75,7 +74,6 @@ FUNCTIONS = {
     "customer_upsert": (CUSTOMER_FUNCTION, REPO_ROOT / "functions" / "customer_upsert"),
     "opportunity_to_order": (ORDER_FUNCTION, REPO_ROOT / "functions" / "opportunity_to_order"),
 }
-POLLER_THREAD_PREFIX = "poller-"  # sandbox/poller.py names its threads poller-<function>-<n>
 SALESFORCE_READ_KINDS = ("query", "sobject_read")
 SALESFORCE_WRITE_KINDS = ("sobject_write", "composite")
 INTACCT_LOG_IN = "getAPISession"
@@ -101,65 +99,7 @@ class BenchFailed(Exception):
     """The flow did not settle or did not produce what it should have."""
 
 
-# ---------------------------------------------------------------------------- in-process meters
-
-
-class DynamoDBMeter:
-    """Counts DynamoDB API calls in this process by (thread's function, table, operation).
-
-    The hook goes into botocore's built-in handlers, which every botocore session registers when it is
-    made (boto3.client's default session, Powertools' own boto3.session.Session(), ...), and on the
-    default session if one exists already; clients copy their session's handlers when they are made, so
-    install() must run before the stack starts.
-    """
-
-    EVENT = "before-parameter-build.dynamodb"
-    UNIQUE_ID = "sfintacct-bench-dynamodb"
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._calls: Counter[tuple[str, str, str]] = Counter()
-        self._spec = (self.EVENT, self._count)
-        self._default_session: boto3.session.Session | None = None
-
-    def install(self) -> None:
-        botocore.handlers.BUILTIN_HANDLERS.append(self._spec)
-        self._default_session = boto3.DEFAULT_SESSION
-        if self._default_session is not None:
-            self._default_session.events.register(self.EVENT, self._count, unique_id=self.UNIQUE_ID)
-
-    def uninstall(self) -> None:
-        if self._spec in botocore.handlers.BUILTIN_HANDLERS:
-            botocore.handlers.BUILTIN_HANDLERS.remove(self._spec)
-        if self._default_session is not None:
-            self._default_session.events.unregister(self.EVENT, unique_id=self.UNIQUE_ID)
-            self._default_session = None
-
-    def snapshot(self) -> Counter[tuple[str, str, str]]:
-        with self._lock:
-            return Counter(self._calls)
-
-    def _count(self, params: Mapping[str, Any], model: Any, **kwargs: Any) -> None:
-        key = (_thread_function(), _table_of(params), str(model.name))
-        with self._lock:
-            self._calls[key] += 1
-
-
-def _thread_function() -> str:
-    """The function whose poller thread runs this (poller-<function>-<n>), else "other"."""
-    name = threading.current_thread().name
-    if name.startswith(POLLER_THREAD_PREFIX):
-        return name.removeprefix(POLLER_THREAD_PREFIX).rsplit("-", 1)[0]
-    return "other"
-
-
-def _table_of(params: Mapping[str, Any]) -> str:
-    if "TableName" in params:
-        return str(params["TableName"])
-    tables = set(params.get("RequestItems") or {})
-    for item in params.get("TransactItems") or []:
-        tables.update(str(action["TableName"]) for action in item.values() if "TableName" in action)
-    return "+".join(sorted(tables)) or "-"
+# ---------------------------------------------------------------------------- the intake's meter
 
 
 @dataclass
@@ -217,7 +157,6 @@ class Counters:
     salesforce: dict[str, int]
     intacct_requests: int
     intacct_functions: dict[str, int]
-    dynamodb: Counter[tuple[str, str, str]]
     intake_invocations: int
     intake_cpu_seconds: float
     delivered_notifications: set[str]
@@ -235,9 +174,8 @@ class ScenarioResult:
 
 
 class Bench:
-    def __init__(self, stack: LocalStack, dynamodb: DynamoDBMeter, intake: IntakeMeter) -> None:
+    def __init__(self, stack: LocalStack, intake: IntakeMeter) -> None:
         self.stack = stack
-        self.dynamodb = dynamodb
         self.intake = intake
         self.intacct = IntacctAdminClient(
             stack.info["intacct"]["admin_url"], stack.info["intacct"]["ca_file"]
@@ -308,15 +246,14 @@ class Bench:
         intacct_functions = _difference(after.intacct_functions, before.intacct_functions)
         intacct_requests = after.intacct_requests - before.intacct_requests
         intacct_log_ins = intacct_functions.get(INTACCT_LOG_IN, 0)
-        dynamodb_calls = after.dynamodb - before.dynamodb
+        dynamodb_calls: Counter[tuple[str, str, str]] = Counter()
+        for invocation in self.stack.poller.invocations():  # reset when the phase began
+            for (table, operation), calls in invocation.dynamodb_calls.items():
+                dynamodb_calls[(invocation.function_name, table, operation)] += calls
         worker_dynamodb = {
             f"{function} {self.tables.get(table, table)}.{operation}": calls
             for (function, table, operation), calls in sorted(dynamodb_calls.items())
-            if function != "other"
         }
-        other_dynamodb = sum(
-            calls for (function, _, _), calls in dynamodb_calls.items() if function == "other"
-        )
         dynamodb_operations = sum(worker_dynamodb.values())
         notifications = len(after.delivered_notifications - before.delivered_notifications)
         intake_invocations = after.intake_invocations - before.intake_invocations
@@ -325,7 +262,8 @@ class Bench:
         worker_records = {function: totals["records"] for function, totals in stats.items()}
         if dynamodb_operations == 0:
             problems.append(
-                "no DynamoDB call of the workers was counted (the botocore hook did not catch them)"
+                "no DynamoDB call of the workers was counted (the worker processes' botocore hook "
+                "did not catch them)"
             )
         if intake_invocations == 0 or notifications == 0:
             problems.append("no intake invocation or delivered notification was counted")
@@ -342,7 +280,6 @@ class Bench:
             "intacct_functions": intacct_functions,
             "dynamodb_operations": dynamodb_operations,
             "dynamodb_by_call": worker_dynamodb,
-            "dynamodb_other_threads": other_dynamodb,
             "worker_cpu_seconds": {function: round(cpu, 6) for function, cpu in worker_cpu.items()},
             "worker_records": worker_records,
             "worker_errors": {function: totals["errors"] for function, totals in stats.items()},
@@ -382,7 +319,6 @@ class Bench:
             salesforce={kind: int(count) for kind, count in salesforce["by_kind"].items()},
             intacct_requests=int(intacct["requests"]),
             intacct_functions={name: int(count) for name, count in intacct["functions"].items()},
-            dynamodb=self.dynamodb.snapshot(),
             intake_invocations=invocations,
             intake_cpu_seconds=cpu_seconds,
             delivered_notifications=delivered,
@@ -490,7 +426,7 @@ def print_report(
         ("intake CPU ms/notif", 20),
         ("seconds", 8),
     )
-    print("Per Opportunity, close-and-sync phase only (tokens and logins: totals, per container)")
+    print("Per Opportunity, close-and-sync phase only (tokens and logins: totals, per worker process)")
     print(
         "  ".join(
             f"{title:>{width}}" if index else f"{title:<{width}}"
@@ -522,8 +458,8 @@ def print_report(
     print(
         "SF reads = query + sobject_read; SF writes = composite + sobject_write minus the rep's own\n"
         "close_won PATCH per Opportunity; Intacct w/o login = without getAPISession. Tokens and logins\n"
-        "are per container on Lambda; here the layer's session caches are shared by every worker in the\n"
-        "process, so they are mostly spent before the phase."
+        "are per execution environment (one worker process per slot here, as on Lambda), so they are\n"
+        "mostly spent before the phase."
     )
     print("\nTargets")
     for target in targets:
@@ -558,40 +494,36 @@ def print_report(
 
 
 def run(count: int) -> int:
-    # The functions log JSON lines and metrics like on Lambda; the benchmark prints its own report.
+    # The intake (in this process) logs JSON lines and metrics like on Lambda; the benchmark prints its
+    # own report. The workers' processes log to the stack's logs directory.
     os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
     logging.basicConfig(level=logging.WARNING)
-    dynamodb = DynamoDBMeter()
     intake = IntakeMeter()
-    dynamodb.install()
-    try:
-        with tempfile.TemporaryDirectory(prefix="sfintacct-bench-") as state_dir:
-            print("Starting the local stack...", file=sys.stderr, flush=True)
-            with (
-                intake_measured(intake),
-                start_local_stack(
-                    Path(state_dir),
-                    ephemeral=True,
-                    queue_visibility_seconds=10,
-                    parameters={"LogLevel": "WARNING"},
-                ) as stack,
-            ):
-                bench = Bench(stack, dynamodb, intake)
-                try:
-                    bench.seed_products()
-                    print(f"Scenario customer_synced: {count} deal(s)...", file=sys.stderr, flush=True)
-                    synced = bench.customer_synced(count)
-                    print(f"Scenario new_customer: {count} deal(s)...", file=sys.stderr, flush=True)
-                    new = bench.new_customer(count)
-                    print("Timing cold imports...", file=sys.stderr, flush=True)
-                    imports = cold_import_ms(stack)
-                except BenchFailed as error:
-                    print(f"bench failed: {error}", file=sys.stderr)
-                    return 1
-                finally:
-                    bench.close()
-    finally:
-        dynamodb.uninstall()
+    with tempfile.TemporaryDirectory(prefix="sfintacct-bench-") as state_dir:
+        print("Starting the local stack...", file=sys.stderr, flush=True)
+        with (
+            intake_measured(intake),
+            start_local_stack(
+                Path(state_dir),
+                ephemeral=True,
+                queue_visibility_seconds=10,
+                parameters={"LogLevel": "WARNING"},
+            ) as stack,
+        ):
+            bench = Bench(stack, intake)
+            try:
+                bench.seed_products()
+                print(f"Scenario customer_synced: {count} deal(s)...", file=sys.stderr, flush=True)
+                synced = bench.customer_synced(count)
+                print(f"Scenario new_customer: {count} deal(s)...", file=sys.stderr, flush=True)
+                new = bench.new_customer(count)
+                print("Timing cold imports...", file=sys.stderr, flush=True)
+                imports = cold_import_ms(stack)
+            except BenchFailed as error:
+                print(f"bench failed: {error}", file=sys.stderr)
+                return 1
+            finally:
+                bench.close()
     scenarios = {result.name: result for result in (synced, new)}
     targets = target_results(scenarios)
     print_report(scenarios, targets, imports)

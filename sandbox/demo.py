@@ -160,7 +160,8 @@ def _increase(before: dict[str, int], after: dict[str, int]) -> dict[str, int]:
 
 
 def main() -> int:
-    # The functions log JSON lines and metrics like on Lambda; the demo prints its own story instead.
+    # The intake (in this process) logs JSON lines and metrics like on Lambda; the demo prints its own
+    # story instead. The workers' processes log to the stack's logs directory.
     os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
     logging.basicConfig(level=logging.WARNING)
     with tempfile.TemporaryDirectory(prefix="sfintacct-demo-") as state_dir:

@@ -8,8 +8,21 @@ FunctionResponseTypes [ReportBatchItemFailures]:
 - the handler returns normally without failures: every message is deleted;
 - it returns {"batchItemFailures": [{"itemIdentifier": messageId}, ...]}: every other message is deleted,
   the failed ones stay and reappear after the queue's visibility timeout;
-- it raises, runs past the function timeout, or returns an invalid response (not JSON-serialisable,
-  an empty/missing itemIdentifier or one that is not in the batch): nothing is deleted.
+- it raises, runs past the function timeout, dies, or returns an invalid response (not
+  JSON-serialisable, an empty/missing itemIdentifier or one that is not in the batch): nothing is
+  deleted, so the messages come back after the queue's visibility timeout.
+
+A mapping runs its function one of two ways:
+
+- `runtime` (a sandbox.lambda_runtime.FunctionRuntime), as the local stack does: every concurrency
+  slot is an execution environment of its own, a process that loads the handler once (cold start) and
+  keeps its module state across invocations (warm). The slot's thread sends the event to its process
+  and waits at most the function timeout; past it, the process is killed with SIGKILL (outcome
+  "timeout"). A process that dies during an invocation (e.g. killed by a crash plan) gives outcome
+  "error". Either way a fresh process (cold) replaces it. CPU time and DynamoDB calls are measured in
+  the process and reported with each invocation.
+- `handler`, a callable run on the polling thread of this process (for tests of the poller itself):
+  nothing can be killed, so an invocation past its timeout is only counted as "timeout" when it returns.
 
 A mapping with report_batch_item_failures=False (no FunctionResponseTypes) ignores what the handler
 returns, as Lambda does: the batch is deleted unless the handler raises or times out.
@@ -33,6 +46,14 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from sandbox.lambda_runtime import (
+    EnvironmentStartError,
+    ExecutionEnvironment,
+    FunctionRuntime,
+    InvocationResult,
+    LocalLambdaContext,
+)
+
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
     from mypy_boto3_sqs.literals import QueueAttributeNameType
@@ -45,6 +66,7 @@ Handler = Callable[[dict[str, Any], Any], object]
 MAX_MESSAGES_PER_RECEIVE = 10  # SQS ReceiveMessage limit
 POLL_WAIT_SECONDS = 1  # long-poll wait per receive; bounds how long stop() takes
 STOP_TIMEOUT_SECONDS = 2.0
+KILLED_INVOCATION_JOIN_SECONDS = 2.0  # after stop() kills a running invocation's process
 RECEIVE_ERROR_PAUSE_SECONDS = 1.0
 IDLE_CHECK_INTERVAL_SECONDS = 0.1
 DEFAULT_MEMORY_SIZE_MB = 128
@@ -74,6 +96,14 @@ class PollerError(Exception):
     """The poller was used wrongly (started twice) or a mapping's queue cannot be polled."""
 
 
+class SlotStartError(PollerError):
+    """An execution environment of a mapping could not start (its handler cannot be loaded)."""
+
+    def __init__(self, function_name: str, message: str) -> None:
+        super().__init__(message)
+        self.function_name = function_name
+
+
 class BatchResponseError(Exception):
     """The handler's partial batch response is invalid, so Lambda counts the whole batch as failed."""
 
@@ -84,7 +114,8 @@ class EventSourceMapping:
 
     function_name: str
     queue_url: str
-    handler: Handler
+    handler: Handler | None = None  # run in this process, on the polling thread
+    runtime: FunctionRuntime | None = None  # run in a process per concurrency slot
     batch_size: int = 10
     maximum_batching_window_seconds: int = 0
     maximum_concurrency: int = 2
@@ -93,6 +124,8 @@ class EventSourceMapping:
     report_batch_item_failures: bool = True  # FunctionResponseTypes: [ReportBatchItemFailures]
 
     def __post_init__(self) -> None:
+        if (self.handler is None) == (self.runtime is None):
+            raise ValueError(f"{self.function_name}: give either a handler or a runtime")
         if not 1 <= self.batch_size <= 10000:
             raise ValueError(f"{self.function_name}: batch_size must be 1..10000, not {self.batch_size}")
         if not 0 <= self.maximum_batching_window_seconds <= 300:
@@ -111,34 +144,6 @@ class EventSourceMapping:
             raise ValueError(f"{self.function_name}: function_timeout_seconds must be at least 1")
 
 
-class LocalLambdaContext:
-    """What a Lambda handler's `context` offers, for one invocation."""
-
-    function_version = "$LATEST"
-    identity = None
-    client_context = None
-
-    def __init__(
-        self,
-        *,
-        function_name: str,
-        invoked_function_arn: str,
-        memory_limit_in_mb: int,
-        timeout_seconds: int,
-        log_stream_name: str,
-    ) -> None:
-        self.function_name = function_name
-        self.invoked_function_arn = invoked_function_arn
-        self.memory_limit_in_mb = memory_limit_in_mb
-        self.aws_request_id = str(uuid.uuid4())
-        self.log_group_name = f"/aws/lambda/{function_name}"
-        self.log_stream_name = log_stream_name
-        self._deadline = time.monotonic() + timeout_seconds
-
-    def get_remaining_time_in_millis(self) -> int:
-        return max(0, int((self._deadline - time.monotonic()) * 1000))
-
-
 @dataclass(frozen=True)
 class InvocationRecord:
     """One handler invocation: how many records, how many were left for retry, and what it cost."""
@@ -146,9 +151,16 @@ class InvocationRecord:
     function_name: str
     records: int
     failed_records: int
-    outcome: str  # "success", "partial", "error" (raised or invalid response) or "timeout"
-    cpu_seconds: float
+    outcome: str  # "success", "partial", "error" (raised, died or invalid response) or "timeout"
+    cpu_seconds: float  # the process's CPU time around the handler call (in-process: the thread's)
     duration_seconds: float
+    slot: int = 0  # the concurrency slot (execution environment) that ran it
+    pid: int | None = None  # its process; None for an in-process handler
+    cold_start: bool = False  # the first invocation of that process
+    init_seconds: float | None = None  # the process's init (handler import) time, on a cold start
+    killed: bool = False  # the process died during the invocation (not killed by the poller's timeout)
+    exit_signal: str | None = None  # how a process that died or timed out ended, e.g. "SIGKILL"
+    dynamodb_calls: dict[tuple[str, str], int] = field(default_factory=dict)  # (table, operation) -> calls
 
 
 @dataclass
@@ -157,6 +169,9 @@ class _FunctionTotals:
     records: int = 0
     failed_records: int = 0
     errors: int = 0
+    timeouts: int = 0
+    kills: int = 0
+    cold_starts: int = 0
     cpu_seconds: float = 0.0
     duration_seconds: float = 0.0
     outcomes: dict[str, int] = field(default_factory=dict)
@@ -167,6 +182,9 @@ class _FunctionTotals:
         self.failed_records += invocation.failed_records
         if invocation.outcome in ("error", "timeout"):
             self.errors += 1
+        self.timeouts += invocation.outcome == "timeout"
+        self.kills += invocation.killed
+        self.cold_starts += invocation.cold_start
         self.cpu_seconds += invocation.cpu_seconds
         self.duration_seconds += invocation.duration_seconds
         self.outcomes[invocation.outcome] = self.outcomes.get(invocation.outcome, 0) + 1
@@ -261,7 +279,10 @@ class QueuePoller:
         self._threads: list[threading.Thread] = []
         self._lock = threading.Lock()
         self._running_invocations = 0
+        self._busy: set[ExecutionEnvironment] = set()
         self._invocations: list[InvocationRecord] = []
+        # The execution environments of the mappings that have a runtime, by mapping, one per slot.
+        self._environments: dict[int, list[ExecutionEnvironment]] = {}
         self._started = False
 
     def __enter__(self) -> QueuePoller:
@@ -274,38 +295,91 @@ class QueuePoller:
         self.stop()
 
     def start(self) -> None:
-        """Look up every queue's ARN (failing fast on a missing queue), then start the polling threads."""
+        """Look up every queue's ARN (failing fast on a missing queue), start every execution environment
+        (failing fast on a handler that cannot be loaded), then start the polling threads."""
         if self._started:
             raise PollerError("the poller is already started")
         queue_arns = {mapping.queue_url: self._queue_arn(mapping.queue_url) for mapping in self._mappings}
         for mapping in self._mappings:
             self._warn_on_short_visibility_timeout(mapping)
+        self._start_environments()
         self._started = True
-        for mapping in self._mappings:
+        for position, mapping in enumerate(self._mappings):
+            environments = self._environments.get(position, [])
             for index in range(mapping.maximum_concurrency):
                 thread = threading.Thread(
                     target=self._poll,
-                    args=(mapping, queue_arns[mapping.queue_url]),
+                    args=(
+                        mapping,
+                        queue_arns[mapping.queue_url],
+                        environments[index] if environments else None,
+                    ),
                     name=f"poller-{mapping.function_name}-{index}",
                     daemon=True,
                 )
                 self._threads.append(thread)
                 thread.start()
 
+    def _start_environments(self) -> None:
+        """Spawn every slot's process at once (their inits overlap), then wait for each to be ready."""
+        for position, mapping in enumerate(self._mappings):
+            if mapping.runtime is not None:
+                self._environments[position] = [
+                    ExecutionEnvironment(mapping.runtime, slot) for slot in range(mapping.maximum_concurrency)
+                ]
+        everything = [environment for group in self._environments.values() for environment in group]
+        environment = None
+        try:
+            for environment in everything:
+                environment.spawn()
+            for environment in everything:
+                environment.wait_ready()
+        except (EnvironmentStartError, OSError) as error:
+            for started in everything:
+                started.kill()
+            assert environment is not None
+            raise SlotStartError(environment.runtime.function_name, str(error)) from error
+
     def stop(self, timeout: float = STOP_TIMEOUT_SECONDS) -> None:
-        """Stop polling; wait up to `timeout` in all for the threads (a running handler is not cut off)."""
+        """Stop polling and end every execution environment within about `timeout` seconds.
+
+        A running invocation gets until the timeout to finish; then its process is killed (its messages
+        come back after the visibility timeout). An in-process handler cannot be cut off.
+        """
         self._stopping.set()
         deadline = time.monotonic() + timeout
         for thread in self._threads:
             thread.join(max(0.0, deadline - time.monotonic()))
+        with self._lock:
+            busy = list(self._busy)
+        for environment in busy:
+            environment.signal_kill()
+        for thread in self._threads:
+            thread.join(KILLED_INVOCATION_JOIN_SECONDS if busy else 0.0)
         still_running = [thread.name for thread in self._threads if thread.is_alive()]
         if still_running:
             logger.warning("poller threads still busy after stop: %s", ", ".join(still_running))
+        for environment in self.environments():
+            if f"poller-{environment.name}" in still_running:
+                environment.signal_kill()  # its thread still reads from it: never close under it
+            else:
+                environment.stop()
 
     @property
     def is_running(self) -> bool:
         """Whether any polling thread is still alive."""
         return any(thread.is_alive() for thread in self._threads)
+
+    def environments(self) -> list[ExecutionEnvironment]:
+        """Every execution environment (process slot), in mapping and slot order."""
+        return [environment for group in self._environments.values() for environment in group]
+
+    def slot_pids(self) -> dict[str, list[int | None]]:
+        """Per function, the process id of each slot (None while a slot has no process)."""
+        pids: dict[str, list[int | None]] = {}
+        for environment in self.environments():
+            pids.setdefault(environment.runtime.function_name, []).append(environment.pid)
+        return pids
 
     def invocations(self) -> list[InvocationRecord]:
         """Every invocation so far, oldest first."""
@@ -313,8 +387,9 @@ class QueuePoller:
             return list(self._invocations)
 
     def stats(self) -> dict[str, dict[str, Any]]:
-        """Totals per function: invocations, records, failed_records, errors, cpu_seconds, duration_seconds,
-        outcomes (count per outcome)."""
+        """Totals per function: invocations, records, failed_records, errors, timeouts (killed by the
+        poller for passing the function timeout), kills (the process died during the invocation, e.g.
+        by a crash plan), cold_starts, cpu_seconds, duration_seconds, outcomes (count per outcome)."""
         totals: dict[str, _FunctionTotals] = {
             mapping.function_name: _FunctionTotals() for mapping in self._mappings
         }
@@ -326,6 +401,9 @@ class QueuePoller:
                 "records": total.records,
                 "failed_records": total.failed_records,
                 "errors": total.errors,
+                "timeouts": total.timeouts,
+                "kills": total.kills,
+                "cold_starts": total.cold_starts,
                 "cpu_seconds": total.cpu_seconds,
                 "duration_seconds": total.duration_seconds,
                 "outcomes": dict(total.outcomes),
@@ -385,9 +463,14 @@ class QueuePoller:
 
     # --------------------------------------------------------------- one polling thread
 
-    def _poll(self, mapping: EventSourceMapping, queue_arn: str) -> None:
+    def _poll(
+        self, mapping: EventSourceMapping, queue_arn: str, environment: ExecutionEnvironment | None
+    ) -> None:
         log_stream_name = f"{time.strftime('%Y/%m/%d', time.gmtime())}/[$LATEST]{uuid.uuid4().hex}"
         while not self._stopping.is_set():
+            if environment is not None and not environment.is_alive() and not self._restart(environment):
+                self._stopping.wait(RECEIVE_ERROR_PAUSE_SECONDS)
+                continue
             try:
                 messages = self._gather_batch(mapping)
             except (BotoCoreError, ClientError) as error:
@@ -401,11 +484,20 @@ class QueuePoller:
             if not messages:
                 continue
             try:
-                self._invoke(mapping, queue_arn, messages, log_stream_name)
+                self._invoke(mapping, queue_arn, messages, environment, log_stream_name)
             except Exception as error:  # the thread keeps polling; the batch reappears after the timeout
                 logger.error(
                     "%s: invoking failed: %s: %s", mapping.function_name, type(error).__name__, error
                 )
+
+    def _restart(self, environment: ExecutionEnvironment) -> bool:
+        """A fresh process for a slot whose process died or was killed (the next invocation is cold)."""
+        try:
+            environment.start()
+        except (EnvironmentStartError, OSError) as error:
+            logger.error("%s: the execution environment cannot start: %s", environment.name, error)
+            return False
+        return True
 
     def _gather_batch(self, mapping: EventSourceMapping) -> list[MessageTypeDef]:
         """Receive up to batch_size messages; with a batching window, keep receiving until it closes.
@@ -430,6 +522,8 @@ class QueuePoller:
                 MessageAttributeNames=["All"],
             ).get("Messages", [])
             _add_received(messages, received)
+            if not messages:
+                return messages  # nothing yet: the thread checks its execution environment, then polls again
             if len(messages) >= mapping.batch_size:
                 return messages
             if messages and mapping.maximum_batching_window_seconds == 0:
@@ -459,65 +553,106 @@ class QueuePoller:
         mapping: EventSourceMapping,
         queue_arn: str,
         messages: list[MessageTypeDef],
+        environment: ExecutionEnvironment | None,
         log_stream_name: str,
     ) -> None:
         with self._lock:
             self._running_invocations += 1
+            if environment is not None:
+                self._busy.add(environment)
         try:
             event = sqs_event(messages, queue_arn, self._region)
-            context = LocalLambdaContext(
-                function_name=mapping.function_name,
-                invoked_function_arn=_function_arn(queue_arn, self._region, mapping.function_name),
-                memory_limit_in_mb=mapping.memory_size_mb,
-                timeout_seconds=mapping.function_timeout_seconds,
-                log_stream_name=log_stream_name,
-            )
-            message_ids = [message["MessageId"] for message in messages]
             started = time.monotonic()
-            started_cpu = time.thread_time()
-            outcome, failed = self._call_handler(mapping, event, context, message_ids)
-            cpu_seconds = time.thread_time() - started_cpu
+            deadline = time.time() + mapping.function_timeout_seconds
+            context = {
+                "function_name": mapping.function_name,
+                "invoked_function_arn": _function_arn(queue_arn, self._region, mapping.function_name),
+                "memory_limit_in_mb": mapping.memory_size_mb,
+                "aws_request_id": str(uuid.uuid4()),
+                "log_group_name": f"/aws/lambda/{mapping.function_name}",
+                "log_stream_name": log_stream_name,
+                "deadline_ms": int(deadline * 1000),
+            }
+            message_ids = [message["MessageId"] for message in messages]
+            if environment is not None:
+                result = environment.invoke(event, context, deadline)
+            else:
+                result = self._call_in_process(mapping, event, context)
             duration_seconds = time.monotonic() - started
-            if duration_seconds > mapping.function_timeout_seconds:
-                logger.error("%s: Task timed out after %.2f seconds", mapping.function_name, duration_seconds)
-                outcome, failed = "timeout", set(message_ids)
+            outcome, failed = self._settle(mapping, result, message_ids, duration_seconds)
             self._delete(mapping, [message for message in messages if message["MessageId"] not in failed])
             invocation = InvocationRecord(
                 function_name=mapping.function_name,
                 records=len(messages),
                 failed_records=len(failed),
                 outcome=outcome,
-                cpu_seconds=cpu_seconds,
+                cpu_seconds=result.cpu_seconds,
                 duration_seconds=duration_seconds,
+                slot=environment.slot if environment is not None else 0,
+                pid=result.pid if environment is not None else None,
+                cold_start=result.cold_start,
+                init_seconds=result.init_seconds,
+                killed=result.status == "died",
+                exit_signal=result.exit_signal,
+                dynamodb_calls=result.dynamodb_calls,
             )
             with self._lock:
                 self._invocations.append(invocation)
         finally:
             with self._lock:
                 self._running_invocations -= 1
+                if environment is not None:
+                    self._busy.discard(environment)
 
-    def _call_handler(
+    def _call_in_process(
+        self, mapping: EventSourceMapping, event: dict[str, Any], context: dict[str, Any]
+    ) -> InvocationResult:
+        """Run an in-process handler on this thread (it cannot be cut off at its timeout)."""
+        assert mapping.handler is not None
+        lambda_context = LocalLambdaContext(**context)
+        started_cpu = time.thread_time()
+        try:
+            response = mapping.handler(event, lambda_context)
+            json.dumps(response)  # Lambda serialises the response; failing that fails the invocation
+        except Exception as error:
+            status, response, text = "raised", None, f"{type(error).__name__}: {error}"
+        else:
+            status, text = "returned", ""
+        return InvocationResult(
+            status=status,
+            pid=0,
+            cold_start=False,
+            response=response,
+            error=text,
+            cpu_seconds=time.thread_time() - started_cpu,
+        )
+
+    def _settle(
         self,
         mapping: EventSourceMapping,
-        event: dict[str, Any],
-        context: LocalLambdaContext,
+        result: InvocationResult,
         message_ids: list[str],
+        duration_seconds: float,
     ) -> tuple[str, set[str]]:
-        """Run the handler; the outcome and the ids to leave on the queue."""
+        """The invocation's outcome and the ids to leave on the queue, as Lambda's mapping decides."""
+        name = mapping.function_name
+        everything = set(message_ids)
+        if result.status == "timeout" or duration_seconds > mapping.function_timeout_seconds:
+            logger.error("%s: Task timed out after %.2f seconds", name, duration_seconds)
+            return "timeout", everything
+        if result.status == "died":
+            logger.error("%s: the execution environment died during the invocation: %s", name, result.error)
+            return "error", everything
+        if result.status != "returned":
+            logger.error("%s failed: %s", name, result.error)
+            return "error", everything
+        if not mapping.report_batch_item_failures:
+            return "success", set()
         try:
-            response = mapping.handler(event, context)
-            json.dumps(response)  # Lambda serialises the response; failing that fails the invocation
-            failed = (
-                failed_message_ids(response, message_ids) if mapping.report_batch_item_failures else set()
-            )
+            failed = failed_message_ids(result.response, message_ids)
         except BatchResponseError as error:
-            logger.error(
-                "%s: invalid partial batch response, whole batch failed: %s", mapping.function_name, error
-            )
-            return "error", set(message_ids)
-        except Exception as error:
-            logger.error("%s failed: %s: %s", mapping.function_name, type(error).__name__, error)
-            return "error", set(message_ids)
+            logger.error("%s: invalid partial batch response, whole batch failed: %s", name, error)
+            return "error", everything
         return ("partial" if failed else "success"), failed
 
     def _delete(self, mapping: EventSourceMapping, messages: Sequence[MessageTypeDef]) -> None:

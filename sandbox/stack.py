@@ -6,8 +6,10 @@ Parts start in order and stop in reverse; each part publishes what it offers int
 which is written to <state dir>/stack.json once everything is ready. New parts are added in
 default_parts().
 
-The intake (behind the local API) and the SQS workers (driven by the queue poller) run in this
-process, so they share one os.environ: see StackContext.claim_process_environment.
+The intake (behind the local API) runs in this process, with its environment applied to os.environ
+while the stack runs. The SQS workers run like Lambda's: the queue poller gives every concurrency slot
+of a function its own process (sandbox.lambda_runtime) with the function's environment, killed when an
+invocation passes its timeout or when a crash plan (sandbox.crash_plan) says so.
 """
 
 from __future__ import annotations
@@ -41,10 +43,17 @@ from sandbox.aws_local import (
     sqs_client,
     start_moto_server,
 )
+from sandbox.crash_plan import PLAN_FILE_NAME, Crash, CrashPlan, PlannedCrash
 from sandbox.dynamodb_local import DynamoDBLocal, start_dynamodb_local
-from sandbox.local_api import load_handler
-from sandbox.poller import EventSourceMapping, Handler, QueuePoller, start_queue_poller
-from sandbox.template_resources import TEMPLATE_PATH, ResourceValues, Template, TemplateError
+from sandbox.lambda_runtime import FunctionRuntime
+from sandbox.poller import EventSourceMapping, QueuePoller, SlotStartError
+from sandbox.template_resources import (
+    TEMPLATE_PATH,
+    FunctionSettings,
+    ResourceValues,
+    Template,
+    TemplateError,
+)
 from sandbox.tls import create_local_tls
 
 if TYPE_CHECKING:
@@ -59,12 +68,6 @@ STACK_FILE_NAME = "stack.json"
 NAME_PREFIX = "sfintacct-local"
 MAX_VISIBILITY_TIMEOUT_SECONDS = 43200  # SQS's limit
 SETTLE_SECONDS = 60.0  # how long wait_until_settled waits by default
-
-# Powertools settings that name the function (its service, its metrics): functions sharing this
-# process may differ in these, and the first function to claim one keeps its value.
-PER_FUNCTION_VARIABLES = frozenset(
-    {"POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_FUNCTION_NAME", "POWERTOOLS_METRICS_NAMESPACE"}
-)
 
 
 class StackStartError(Exception):
@@ -94,9 +97,8 @@ class StackContext:
         self.tls = create_local_tls(state_dir / "tls")
         self.info: dict[str, Any] = {"region": region, "ca_file": str(self.tls.ca_file)}
         self.resources: dict[str, ResourceValues] = {}
+        # Template parameter values: those given to start_local_stack, then those the parts publish.
         self.parameters: dict[str, str] = {}
-        # os.environ variables claimed by the functions run in this process: name -> (function, value).
-        self.process_environment: dict[str, tuple[str, str]] = {}
         self._ports = dict(ports)
         self._ephemeral = ephemeral
 
@@ -106,8 +108,16 @@ class StackContext:
             return self._ports[part_name]
         return 0 if self._ephemeral else default
 
+    @property
+    def log_dir(self) -> Path:
+        return self.state_dir / "logs"
+
     def log_path(self, part_name: str) -> Path:
-        return self.state_dir / "logs" / f"{part_name}.log"
+        return self.log_dir / f"{part_name}.log"
+
+    def resolved_template(self) -> Template:
+        """The template with every parameter value known so far (overrides included)."""
+        return self.template.with_parameters(self.parameters)
 
     def put_secret(self, key: str, value: Mapping[str, str]) -> str:
         """Store a JSON secret in the local Secrets Manager; its ARN goes to info["secrets"][key]."""
@@ -149,31 +159,6 @@ class StackContext:
         template = self.template.with_parameters({**self.parameters, **(parameters or {})})
         return {**template.function_environment(logical_id, self.resources), **self.aws_environment()}
 
-    def claim_process_environment(self, environments: Mapping[str, Mapping[str, str]]) -> dict[str, str]:
-        """The variables to set in os.environ for functions (logical id -> environment) run in this process.
-
-        Every function of the stack that runs in this process shares its os.environ, so a variable that
-        two of them (these or those of an earlier part) set to different values is refused with
-        StackStartError, except PER_FUNCTION_VARIABLES, which stay with the first function.
-        """
-        claimed = dict(self.process_environment)
-        to_set: dict[str, str] = {}
-        for function, environment in environments.items():
-            for name, value in environment.items():
-                if name not in claimed:
-                    claimed[name] = (function, value)
-                    to_set[name] = value
-                    continue
-                owner, owner_value = claimed[name]
-                if owner_value != value and name not in PER_FUNCTION_VARIABLES:
-                    raise StackStartError(
-                        f"environment variable {name} is {owner_value!r} for {owner} but {value!r} for "
-                        f"{function}; the functions of the local stack share one process, so it must "
-                        "have one value"
-                    )
-        self.process_environment = claimed
-        return to_set
-
 
 class StackPart(Protocol):
     """One piece of the local stack."""
@@ -211,7 +196,7 @@ class DynamoDBPart:
             context.port(self.name, self.default_port), log_path=context.log_path("dynamodb-local")
         )
         client = dynamodb_client(self._server.endpoint, context.region)
-        tables = create_tables(client, context.template, context.name_prefix)
+        tables = create_tables(client, context.resolved_template(), context.name_prefix)
         context.resources.update(tables)
         self._tables = {logical_id: values.ref for logical_id, values in tables.items()}
         context.info["dynamodb_endpoint"] = self._server.endpoint
@@ -245,7 +230,7 @@ class MotoPart:
         self._server = start_moto_server(
             context.port(self.name, self.default_port), log_path=context.log_path("moto-server")
         )
-        template = context.template
+        template = context.resolved_template()
         if context.queue_visibility_seconds is not None:
             template = template.with_queue_properties({"VisibilityTimeout": context.queue_visibility_seconds})
         queues = create_queues(
@@ -435,7 +420,7 @@ class LocalApiPart:
         intake_environment = context.function_environment(
             "IntakeFunction", {"IntakeSecretArn": intake_secret_arn}
         )
-        self._environment.apply(context.claim_process_environment({"IntakeFunction": intake_environment}))
+        self._environment.apply(intake_environment)
         port = context.port(self.name, self.default_port)
         try:
             self._api = start_local_api(load_intake_handler(), port=port)
@@ -488,22 +473,39 @@ OPPORTUNITY_OUTBOUND_FIELDS = ("Id", "Name", "AccountId", "StageName", "IsWon", 
 DEFAULT_WORKER_CONCURRENCY = 2
 # Powertools metrics need a namespace; this one is used when the template gives none.
 LOCAL_METRICS_NAMESPACE = "SfIntacctLocal"
+ORDER_FUNCTION = "OpportunityToOrderFunction"
+# What a worker process takes from this process's environment (the rest is the function's own).
+INHERITED_VARIABLES = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TMPDIR", "TZ")
+# Worker processes read no AWS config or credential file of the machine, nor instance metadata.
+ISOLATION_VARIABLES = {
+    "AWS_CONFIG_FILE": os.devnull,
+    "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+    "AWS_EC2_METADATA_DISABLED": "true",
+}
 
 
 class WorkersPart:
-    """The template's SQS-triggered functions, run in this process by the queue poller.
+    """The template's SQS-triggered functions, run by the queue poller like Lambda runs them.
 
     Each function with an SQS event gets what Lambda's event source mapping would give it: its queue
     (Queue: !GetAtt X.Arn), BatchSize, MaximumBatchingWindowInSeconds, ScalingConfig.MaximumConcurrency,
-    FunctionResponseTypes, and the function's Timeout and MemorySize. The handler comes from CodeUri +
-    Handler. Like Lambda, which runs concurrent invocations in separate execution environments, each
-    concurrent slot loads the handler module for itself (as sfintacct_worker_<LogicalId>_<n>), so
-    module-level objects such as a Powertools BatchProcessor are not shared by concurrent invocations.
+    FunctionResponseTypes, and the function's Timeout and MemorySize, all resolved with the stack's
+    parameter values (start_local_stack(parameters=...) included). The handler comes from CodeUri +
+    Handler, the layers from Layers.
 
-    The functions' environments (template.yaml, resolved to the local resources) are applied to
-    os.environ before the handlers are loaded, plus INTACCT_CA_FILE and SALESFORCE_CA_FILE (the stack's
-    CA) and a metrics namespace where the template gives none. With a local queue visibility timeout,
-    a function's timeout is cut to it.
+    Every concurrency slot is an execution environment of its own: a process (sandbox.lambda_runtime)
+    that imports the handler once and serves invocation after invocation, killed with SIGKILL when an
+    invocation passes the function timeout, and replaced by a fresh one (a cold start) whenever it dies.
+    Its environment is the function's (template.yaml resolved to the local resources) plus
+    INTACCT_CA_FILE and SALESFORCE_CA_FILE (the stack's CA) and a metrics namespace where the template
+    gives none; nothing is shared with this process or the other functions. Its stdout and stderr go to
+    <state dir>/logs/<LogicalId>-<slot>.log.
+
+    With a local queue visibility timeout V, a function's timeout is cut to V, its Intacct HTTP timeout
+    to max(1, V // 2), its Intacct retry budget to max(1, V // 3), and the order claim lease is set to
+    outlast an attempt in flight: function timeout + Intacct timeout + 1.
+
+    crash_at() kills a worker process for real at a step of the sync (see sandbox.crash_plan).
     """
 
     name = "workers"
@@ -511,7 +513,7 @@ class WorkersPart:
     def __init__(self) -> None:
         self._poller: QueuePoller | None = None
         self._workers: dict[str, dict[str, Any]] = {}
-        self._environment = EnvironmentChanges()
+        self._crash_plan: CrashPlan | None = None
 
     @property
     def poller(self) -> QueuePoller:
@@ -519,118 +521,166 @@ class WorkersPart:
             raise StackStartError("the workers part has not started")
         return self._poller
 
+    @property
+    def crash_plan(self) -> CrashPlan:
+        if self._crash_plan is None:
+            raise StackStartError("the workers part has not started")
+        return self._crash_plan
+
     def start(self, context: StackContext) -> None:
         endpoint = context.info.get("sqs_endpoint")
         if not endpoint:
             raise StackStartError("workers: the moto part must start before the workers part")
+        self._crash_plan = CrashPlan(context.state_dir / PLAN_FILE_NAME)
+        self._crash_plan.reset()
+        template = context.resolved_template()
+        mappings: list[EventSourceMapping] = []
         try:
-            sources = context.template.sqs_event_sources(context.resources)
+            sources = template.sqs_event_sources(context.resources)
             functions = {
-                source.function_logical_id: context.template.function_settings(source.function_logical_id)
+                source.function_logical_id: template.function_settings(source.function_logical_id)
                 for source in sources
             }
             if len(functions) < len(sources):
                 raise StackStartError("workers: a function with more than one SQS event cannot run locally")
-            dead_letter_queues = {
-                source.queue_logical_id: context.template.dead_letter_queue(
-                    source.queue_logical_id, context.resources
+            for source in sources:
+                function = functions[source.function_logical_id]
+                timeout_seconds = function.timeout_seconds
+                if context.queue_visibility_seconds is not None:
+                    timeout_seconds = min(timeout_seconds, context.queue_visibility_seconds)
+                concurrency = source.maximum_concurrency or DEFAULT_WORKER_CONCURRENCY
+                runtime = FunctionRuntime(
+                    function_name=function.logical_id,
+                    code_dir=function.code_dir,
+                    handler=function.handler,
+                    environment=self._environment(context, function, timeout_seconds),
+                    log_dir=context.log_dir,
+                    crash_plan=self._crash_plan.path,
                 )
-                for source in sources
-            }
-            local_variables = {
-                "INTACCT_CA_FILE": str(context.tls.ca_file),
-                "SALESFORCE_CA_FILE": str(context.tls.ca_file),
-                "POWERTOOLS_METRICS_NAMESPACE": LOCAL_METRICS_NAMESPACE,
-            }
-            # With short local visibility timeouts, retries and claims must fit in them too.
-            short_timeouts = (
-                {
-                    "INTACCT_RETRY_BUDGET_SECONDS": str(max(1, context.queue_visibility_seconds // 3)),
-                    "ORDER_CLAIM_LEASE_SECONDS": str(context.queue_visibility_seconds),
-                }
-                if context.queue_visibility_seconds is not None
-                else {}
-            )
-            environments = {
-                function_id: {
-                    **local_variables,
-                    **context.function_environment(function_id),
-                    **short_timeouts,
-                }
-                for function_id in functions
-            }
-        except TemplateError as error:
-            raise StackStartError(f"workers: {error}") from error
-        # Before loading: handlers read the environment when they are imported.
-        self._environment.apply(context.claim_process_environment(environments))
-
-        mappings: list[EventSourceMapping] = []
-        for source in sources:
-            function = functions[source.function_logical_id]
-            timeout_seconds = function.timeout_seconds
-            if context.queue_visibility_seconds is not None:
-                timeout_seconds = min(timeout_seconds, context.queue_visibility_seconds)
-            concurrency = source.maximum_concurrency or DEFAULT_WORKER_CONCURRENCY
-            queue_url = context.resources[source.queue_logical_id].ref
-            # One mapping with one polling thread per execution environment, each with its own module.
-            for index in range(concurrency):
+                queue_url = context.resources[source.queue_logical_id].ref
                 mappings.append(
                     EventSourceMapping(
                         function_name=function.logical_id,
                         queue_url=queue_url,
-                        handler=_load_worker_handler(
-                            function.logical_id, function.code_dir, function.handler, index
-                        ),
+                        runtime=runtime,
                         batch_size=source.batch_size,
                         maximum_batching_window_seconds=source.maximum_batching_window_seconds,
-                        maximum_concurrency=1,
+                        maximum_concurrency=concurrency,
                         function_timeout_seconds=timeout_seconds,
                         memory_size_mb=function.memory_size_mb,
                         report_batch_item_failures=source.report_batch_item_failures,
                     )
                 )
-            dead_letter_queue = dead_letter_queues[source.queue_logical_id]
-            self._workers[function.logical_id] = {
-                "queue_url": queue_url,
-                "dead_letter_queue_url": (
-                    context.resources[dead_letter_queue].ref if dead_letter_queue is not None else None
-                ),
-                "batch_size": source.batch_size,
-                "maximum_batching_window_seconds": source.maximum_batching_window_seconds,
-                "maximum_concurrency": concurrency,
-                "timeout_seconds": timeout_seconds,
-            }
-        self._poller = start_queue_poller(sqs_client(endpoint, context.region), mappings, context.region)
+                dead_letter_queue = template.dead_letter_queue(source.queue_logical_id, context.resources)
+                self._workers[function.logical_id] = {
+                    "queue_url": queue_url,
+                    "dead_letter_queue_url": (
+                        context.resources[dead_letter_queue].ref if dead_letter_queue is not None else None
+                    ),
+                    "batch_size": source.batch_size,
+                    "maximum_batching_window_seconds": source.maximum_batching_window_seconds,
+                    "maximum_concurrency": concurrency,
+                    "timeout_seconds": timeout_seconds,
+                    "log_files": [str(runtime.log_path(slot)) for slot in range(concurrency)],
+                }
+        except TemplateError as error:
+            raise StackStartError(f"workers: {error}") from error
+        poller = QueuePoller(sqs_client(endpoint, context.region), mappings, context.region)
+        try:
+            poller.start()
+        except SlotStartError as error:
+            function = functions[error.function_name]
+            raise StackStartError(
+                f"workers: cannot load {function.logical_id}'s handler {function.handler} from "
+                f"{function.code_dir}: {error}"
+            ) from error
+        self._poller = poller
         context.info["workers"] = self._workers
+        context.info["crash_plan_file"] = str(self._crash_plan.path)
+
+    @staticmethod
+    def _environment(
+        context: StackContext, function: FunctionSettings, timeout_seconds: int
+    ) -> dict[str, str]:
+        """A worker process's whole environment."""
+        short_timeouts: dict[str, str] = {}
+        if context.queue_visibility_seconds is not None:
+            intacct_timeout = max(1, context.queue_visibility_seconds // 2)
+            short_timeouts = {
+                "INTACCT_TIMEOUT_SECONDS": str(intacct_timeout),
+                "INTACCT_RETRY_BUDGET_SECONDS": str(max(1, context.queue_visibility_seconds // 3)),
+                # Longer than an attempt can be in flight, so a live attempt never loses its claim.
+                "ORDER_CLAIM_LEASE_SECONDS": str(timeout_seconds + intacct_timeout + 1),
+            }
+        # The code directory comes first on sys.path (the working directory); then the layers, as
+        # /opt/python on Lambda; then this repository, for the runtime (sandbox.lambda_runtime).
+        python_path = [*(str(directory) for directory in function.layer_dirs), str(REPO_ROOT)]
+        return {
+            **{name: os.environ[name] for name in INHERITED_VARIABLES if name in os.environ},
+            **ISOLATION_VARIABLES,
+            "INTACCT_CA_FILE": str(context.tls.ca_file),
+            "SALESFORCE_CA_FILE": str(context.tls.ca_file),
+            "POWERTOOLS_METRICS_NAMESPACE": LOCAL_METRICS_NAMESPACE,
+            **context.function_environment(function.logical_id),
+            **short_timeouts,
+            "PYTHONPATH": os.pathsep.join(python_path),
+        }
+
+    # ------------------------------------------------------------------ crash plans
+
+    def crash_at(
+        self, step: str, function: str = ORDER_FUNCTION, record_id: str | None = None
+    ) -> PlannedCrash:
+        """Kill `function`'s worker process with SIGKILL when it reaches `step` (one of
+        sfintacct.sync.service.CHECKPOINTS) for `record_id`, or for the next record when None.
+
+        Exactly one process dies for each call; the returned PlannedCrash tells when (wait, happened,
+        crash). The invocation ends as a kill in the poller stats; its messages come back after the
+        queue's visibility timeout and a fresh process takes them.
+        """
+        from sfintacct.sync.service import CHECKPOINTS  # noqa: PLC0415 - only crash tests need it
+
+        if step not in CHECKPOINTS:
+            raise ValueError(f"unknown step {step!r}; the steps are {', '.join(CHECKPOINTS)}")
+        if function not in self._workers:
+            raise ValueError(f"no worker runs {function!r}; the workers are {', '.join(self._workers)}")
+        return self.crash_plan.add(function, step, record_id)
+
+    def crashes(self) -> list[Crash]:
+        """Every kill a crash plan made so far, oldest first."""
+        return self.crash_plan.crashes()
+
+    def clear_crash_plan(self) -> None:
+        """Forget the planned crashes that did not happen (the kills done stay on record)."""
+        self.crash_plan.clear()
+
+    def slot_pids(self) -> dict[str, list[int | None]]:
+        """Per function, the process id of each slot (None while a slot has no process)."""
+        return self.poller.slot_pids()
+
+    # ------------------------------------------------------------------ part
 
     def stop(self) -> None:
         if self._poller is not None:
             self._poller.stop()
-        # The workers ran in this process: give the process its own environment back.
-        self._environment.restore()
 
     def summary(self) -> list[str]:
         if self._poller is None:
             return []
+        pids = self._poller.slot_pids()
         return [
             f"Worker           {function_id} <- {worker['queue_url'].rsplit('/', 1)[-1]}   "
             f"batch {worker['batch_size']}, concurrency {worker['maximum_concurrency']}, "
-            f"timeout {worker['timeout_seconds']} s"
+            f"timeout {worker['timeout_seconds']} s   "
+            f"(pids {', '.join(str(pid) for pid in pids.get(function_id, []))})   "
+            f"logs: logs/{function_id}-<slot>.log"
             for function_id, worker in self._workers.items()
         ]
 
     def pids(self) -> list[int]:
-        return []
-
-
-def _load_worker_handler(function_id: str, code_dir: Path, handler: str, index: int) -> Handler:
-    try:
-        return load_handler(code_dir, handler, f"sfintacct_worker_{function_id}_{index}")
-    except Exception as error:
-        raise StackStartError(
-            f"workers: cannot load {function_id}'s handler {handler} from {code_dir}: "
-            f"{type(error).__name__}: {error}"
-        ) from error
+        if self._poller is None:
+            return []
+        return [pid for pids in self._poller.slot_pids().values() for pid in pids if pid is not None]
 
 
 class EnvironmentChanges:
@@ -684,12 +734,17 @@ class LocalStack:
         return self._context.tls.ca_file
 
     @property
-    def poller(self) -> QueuePoller:
-        """The queue poller that runs the workers: wait_until_idle(timeout), stats(), invocations()."""
+    def workers(self) -> WorkersPart:
+        """The workers: crash_at(step, function, record_id), crashes(), slot_pids(), poller."""
         for part in self.parts:
             if isinstance(part, WorkersPart):
-                return part.poller
+                return part
         raise LookupError("this local stack runs no workers part")
+
+    @property
+    def poller(self) -> QueuePoller:
+        """The queue poller that runs the workers: wait_until_idle(timeout), stats(), invocations()."""
+        return self.workers.poller
 
     def wait_until_settled(self, timeout: float = SETTLE_SECONDS) -> bool:
         """True once Salesforce has sent every Outbound Message and the workers have nothing left to do.

@@ -25,6 +25,7 @@ DEFAULT_STACK_NAME = "sfintacct-local"
 TABLE_TYPE = "AWS::DynamoDB::Table"
 QUEUE_TYPE = "AWS::SQS::Queue"
 FUNCTION_TYPE = "AWS::Serverless::Function"
+LAYER_TYPE = "AWS::Serverless::LayerVersion"
 
 # What Lambda and SAM use when neither the function nor Globals say.
 DEFAULT_FUNCTION_TIMEOUT_SECONDS = 3
@@ -160,6 +161,7 @@ class FunctionSettings:
     handler: str  # "module.function", e.g. app.lambda_handler
     timeout_seconds: int
     memory_size_mb: int
+    layer_dirs: tuple[Path, ...] = ()  # ContentUri of each layer of the template it uses, in order
 
 
 @dataclass(frozen=True)
@@ -357,7 +359,27 @@ class Template:
                 self._function_property(resource, "MemorySize", DEFAULT_FUNCTION_MEMORY_SIZE_MB),
                 f"{logical_id}.MemorySize",
             ),
+            layer_dirs=self._layer_dirs(logical_id, resource),
         )
+
+    def _layer_dirs(self, logical_id: str, resource: Mapping[str, Any]) -> tuple[Path, ...]:
+        """The local directories of a function's Layers (each a !Ref to a LayerVersion of the template)."""
+        properties = resource.get("Properties", {})
+        layers = properties.get(
+            "Layers", self.document.get("Globals", {}).get("Function", {}).get("Layers", [])
+        )
+        directories: list[Path] = []
+        for layer in layers or []:
+            name = layer.get("Ref") if isinstance(layer, dict) else None
+            declared = self.resources.get(str(name)) if name else None
+            content_uri = (declared or {}).get("Properties", {}).get("ContentUri")
+            if declared is None or declared.get("Type") != LAYER_TYPE or not isinstance(content_uri, str):
+                raise TemplateError(
+                    f"{logical_id}: layer {layer!r} is not a LayerVersion of the template with a local "
+                    "ContentUri, so it cannot run locally"
+                )
+            directories.append((self.base_dir / content_uri).resolve())
+        return tuple(directories)
 
     def sqs_event_sources(self, created: Mapping[str, ResourceValues]) -> list[SqsEventSource]:
         """Every enabled SQS event of every function, in template order; Queue must be a created queue."""

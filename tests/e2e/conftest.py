@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 import time
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
@@ -12,8 +11,7 @@ import pytest
 from sandbox.aws_local import dynamodb_client, sqs_client
 from sandbox.intacct.admin_client import IntacctAdminClient
 from sandbox.sales_rep import SalesRep
-from sandbox.stack import LocalStack
-from sfintacct.sync.service import SyncService
+from sandbox.stack import LocalStack, WorkersPart
 from sfintacct.sync.sync_log import SyncLog
 
 if TYPE_CHECKING:
@@ -49,25 +47,12 @@ def sync_log(stack: LocalStack) -> SyncLog:
 
 
 @pytest.fixture
-def order_services(stack: LocalStack) -> Iterator[list[SyncService]]:
-    """The sync services the opportunity-to-order worker runs, one per concurrent slot (checkpoints reset)."""
-    services = worker_services(stack, "Opportunity")
-    yield services
-    for service in services:
-        service.checkpoint = lambda step, record_id: None  # type: ignore[method-assign]
-
-
-def worker_services(stack: LocalStack, object_type: str) -> list[SyncService]:
-    """The live SyncService inside each loaded copy of the stack's worker handler for `object_type`."""
-    assert stack.poller is not None
-    services: list[SyncService] = [
-        module.worker.service
-        for name, module in list(sys.modules.items())
-        if name.startswith("sfintacct_worker_")
-        and getattr(getattr(module, "worker", None), "object_type", "") == object_type
-    ]
-    assert services, f"no worker for {object_type} is loaded"
-    return services
+def workers(stack: LocalStack) -> Iterator[WorkersPart]:
+    """The stack's workers (processes), for crash plans: `workers.crash_at(step, function, record_id)`
+    kills a worker process with SIGKILL at a sync step. A planned crash that did not happen is dropped
+    after the test, so it cannot kill a later test's worker."""
+    yield stack.workers
+    stack.workers.clear_crash_plan()
 
 
 def settle(stack: LocalStack, timeout: float = SETTLE_SECONDS) -> None:

@@ -8,6 +8,7 @@ Lambda's event source mapping, the workers call the sandboxes over HTTPS and Dyn
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -19,22 +20,19 @@ from typing import Any
 import httpx
 import pytest
 
+from sandbox.crash_plan import PlannedCrash
 from sandbox.intacct.admin_client import IntacctAdminClient
 from sandbox.local_api import LocalLambdaContext, load_intake_handler
 from sandbox.sales_rep import THREE_LINES, Line, SalesRep
-from sandbox.stack import LocalStack
-from sfintacct.sync.service import CHECKPOINTS, SyncService
+from sandbox.stack import LocalStack, WorkersPart
+from sfintacct.sync.service import CHECKPOINTS
 from sfintacct.sync.sync_log import SyncLog
 from sfintacct.sync_request import SyncRequest
-from tests.e2e.conftest import customers_of, orders_of, queue_depth, settle, sqs, wait_for
+from tests.e2e.conftest import SETTLE_SECONDS, customers_of, orders_of, queue_depth, settle, sqs, wait_for
 
 pytestmark = pytest.mark.e2e
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-
-
-class SimulatedCrash(Exception):
-    """The worker stops at a checkpoint as if its Lambda had died there."""
 
 
 def lines_of(intacct: IntacctAdminClient, doc_id: str) -> list[dict[str, Any]]:
@@ -204,30 +202,52 @@ def test_a_later_change_to_a_synced_opportunity_never_makes_a_second_order(
 
 @pytest.mark.parametrize("step", CHECKPOINTS)
 def test_a_crash_between_any_two_steps_still_makes_exactly_one_order(
-    step: str,
-    stack: LocalStack,
-    rep: SalesRep,
-    intacct: IntacctAdminClient,
-    order_services: list[SyncService],
+    step: str, stack: LocalStack, rep: SalesRep, intacct: IntacctAdminClient, workers: WorkersPart
 ) -> None:
     account_id = rep.create("Account", {"Name": f"Crash at {step}"})
     opportunity_id = rep.deal(account_id, f"Crash test {step}", THREE_LINES[:2])
     settle(stack)
-    crashed = threading.Event()
+    kill = workers.crash_at(step, function="OpportunityToOrderFunction", record_id=opportunity_id)
 
-    def crash_once(reached: str, record_id: str) -> None:
-        if reached == step and record_id == opportunity_id and not crashed.is_set():
-            crashed.set()
-            raise SimulatedCrash(f"worker died {step}")
-
-    for service in order_services:
-        service.checkpoint = crash_once  # type: ignore[method-assign]
     rep.close_won(opportunity_id)
+    assert kill.wait(SETTLE_SECONDS), f"no order worker reached {step}"
+    settle(stack)  # the message comes back after the visibility timeout; a fresh process takes it
+
+    assert_killed(kill)
+    doc_id = assert_one_customer_and_one_order(intacct, account_id, opportunity_id)
+    opportunity = rep.read("Opportunity", opportunity_id)
+    assert (opportunity["Intacct_Order_Id__c"], opportunity["Intacct_Sync_Status__c"]) == (doc_id, "Synced")
+    customer_id = customers_of(intacct, account_id)[0]["CUSTOMERID"]
+    assert rep.read("Account", account_id)["Intacct_Customer_Id__c"] == customer_id
+
+
+@pytest.mark.parametrize("step", CHECKPOINTS)
+def test_a_crash_between_any_two_steps_still_makes_exactly_one_customer(
+    step: str, stack: LocalStack, rep: SalesRep, intacct: IntacctAdminClient, workers: WorkersPart
+) -> None:
+    kill = workers.crash_at(step, function="CustomerUpsertFunction")  # the next Account to get there
+
+    account_id = new_account(rep, f"Crash account at {step}")  # its Outbound Message makes the customer
+    assert kill.wait(SETTLE_SECONDS), f"no customer worker reached {step}"
     settle(stack)
 
-    assert crashed.is_set()
-    doc_id = assert_one_customer_and_one_order(intacct, account_id, opportunity_id)
-    assert rep.read("Opportunity", opportunity_id)["Intacct_Order_Id__c"] == doc_id
+    assert_killed(kill, account_id)
+    customers = customers_of(intacct, account_id)
+    assert len(customers) == 1, customers
+    account = rep.read("Account", account_id)
+    assert (account["Intacct_Customer_Id__c"], account["Intacct_Sync_Status__c"]) == (
+        customers[0]["CUSTOMERID"],
+        "Synced",
+    )
+
+
+def assert_killed(kill: PlannedCrash, record_id: str | None = None) -> None:
+    """The crash plan killed a worker process (SIGKILL, no unwinding) working on the record."""
+    crash = kill.crash
+    assert crash is not None
+    assert crash.record_id == (record_id or kill.record_id)
+    with pytest.raises(ProcessLookupError):
+        os.kill(crash.pid, 0)
 
 
 def test_an_order_whose_answer_is_lost_after_commit_is_not_made_twice(

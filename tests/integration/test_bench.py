@@ -1,7 +1,7 @@
 """`make bench` with two deals per scenario: it runs, its JSON line has every figure, the targets pass.
 
-The benchmark starts a local stack of its own, so it runs in a subprocess (the stack's workers share
-the process environment and the benchmark hooks botocore).
+The benchmark starts a local stack of its own, so it runs in a subprocess (the intake it measures
+runs in that process, with its environment).
 """
 
 from __future__ import annotations

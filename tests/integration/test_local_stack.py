@@ -24,6 +24,8 @@ from defusedxml import ElementTree as SafeET
 
 from sandbox.aws_local import dynamodb_client, secretsmanager_client, sqs_client
 from sandbox.dynamodb_local import DynamoDBLocalError, find_install_dir, start_dynamodb_local
+from sandbox.intacct.admin_client import IntacctAdminClient
+from sandbox.salesforce.admin_client import SalesforceAdminClient
 from sandbox.stack import (
     STACK_FILE_NAME,
     DynamoDBPart,
@@ -125,7 +127,8 @@ def get_api_session(endpoint: str, credentials: dict[str, str], verify: ssl.SSLC
 
 
 def start_stack_command(state_dir: Path) -> tuple[subprocess.Popen[str], dict[str, int]]:
-    """Run `python -m sandbox.stack --ephemeral`; returns the process and its children's pids by name."""
+    """Run `python -m sandbox.stack --ephemeral`; returns the process and its children's pids by name
+    (the servers, and each worker slot as <function>-<slot>)."""
     command = subprocess.Popen(
         [sys.executable, "-m", "sandbox.stack", "--ephemeral", "--state-dir", str(state_dir)],
         cwd=REPO_ROOT,
@@ -150,6 +153,10 @@ def start_stack_command(state_dir: Path) -> tuple[subprocess.Popen[str], dict[st
         for match in re.finditer(r"^(DynamoDB Local|SQS \+ Secrets)\s.*\(pid (\d+)\)", text, re.MULTILINE)
     }
     assert set(pids) == {"DynamoDB Local", "SQS + Secrets"}, text
+    for match in re.finditer(r"^Worker\s+(\S+) <- .*\(pids ([\d, ]+)\)", text, re.MULTILINE):
+        for slot, pid in enumerate(match.group(2).split(", ")):
+            pids[f"{match.group(1)}-{slot}"] = int(pid)
+    assert len(pids) == 2 + 2 * TEMPLATE.parameter("WorkerMaximumConcurrency"), text  # and the worker slots
     return command, pids
 
 
@@ -198,6 +205,7 @@ def test_stack_file_describes_every_part(local_stack: LocalStack) -> None:
     }
     assert info["intacct"]["endpoint"].startswith("https://127.0.0.1:")
     assert info["intacct"]["endpoint"].endswith("/ia/xml/xmlgw.phtml")
+    assert Path(info["crash_plan_file"]).parent == local_stack.state_dir
 
 
 def test_dynamodb_has_the_template_tables(local_stack: LocalStack) -> None:
@@ -298,25 +306,39 @@ def test_function_environment_points_the_workers_at_the_local_resources(local_st
 
 def test_the_stack_runs_the_template_workers_on_their_queues(local_stack: LocalStack) -> None:
     info = local_stack.info
+    concurrency = TEMPLATE.parameter("WorkerMaximumConcurrency")
+
+    def log_files(function: str) -> list[str]:
+        return [str(local_stack.state_dir / "logs" / f"{function}-{slot}.log") for slot in range(concurrency)]
+
     assert info["workers"] == {
         "CustomerUpsertFunction": {
             "queue_url": info["queues"]["CustomerUpsertQueue"],
             "dead_letter_queue_url": info["queues"]["CustomerUpsertDeadLetterQueue"],
             "batch_size": 10,
             "maximum_batching_window_seconds": 0,
-            "maximum_concurrency": TEMPLATE.parameter("WorkerMaximumConcurrency"),
+            "maximum_concurrency": concurrency,
             "timeout_seconds": LOCAL_STACK_VISIBILITY_SECONDS,
+            "log_files": log_files("CustomerUpsertFunction"),
         },
         "OpportunityToOrderFunction": {
             "queue_url": info["queues"]["OpportunityToOrderQueue"],
             "dead_letter_queue_url": info["queues"]["OpportunityToOrderDeadLetterQueue"],
             "batch_size": 5,
             "maximum_batching_window_seconds": 0,
-            "maximum_concurrency": TEMPLATE.parameter("WorkerMaximumConcurrency"),
+            "maximum_concurrency": concurrency,
             "timeout_seconds": LOCAL_STACK_VISIBILITY_SECONDS,
+            "log_files": log_files("OpportunityToOrderFunction"),
         },
     }
     assert local_stack.poller.is_running
+    # Every slot is a process of its own, not this one.
+    slot_pids = local_stack.workers.slot_pids()
+    assert set(slot_pids) == {"CustomerUpsertFunction", "OpportunityToOrderFunction"}
+    pids = [pid for pids in slot_pids.values() for pid in pids]
+    assert len(pids) == 2 * concurrency
+    assert len(set(pids)) == len(pids)
+    assert all(pid is not None and pid != os.getpid() and not process_gone(pid) for pid in pids)
     assert "Worker           CustomerUpsertFunction <- sfintacct-local-CustomerUpsertQueue" in (
         local_stack.summary()
     )
@@ -337,6 +359,52 @@ def test_the_stack_runs_the_template_workers_on_their_queues(local_stack: LocalS
         client.purge_queue(QueueUrl=queue_url)  # nothing left behind for the other tests of the session
 
 
+def test_killing_the_worker_processes_leaves_every_other_part_and_its_state_intact(
+    local_stack: LocalStack,
+) -> None:
+    info = local_stack.info
+    servers = local_stack.part("dynamodb").pids() + local_stack.part("moto").pids()
+    marker = f"kill-test-{uuid.uuid4()}"
+    dynamodb = dynamodb_client(info["dynamodb_endpoint"])
+    table = info["tables"]["IdempotencyTable"]
+    dynamodb.put_item(TableName=table, Item={"id": {"S": marker}, "status": {"S": "INPROGRESS"}})
+    sqs = sqs_client(info["sqs_endpoint"])
+    dead_letters = info["queues"]["CustomerUpsertDeadLetterQueue"]  # no worker polls it
+    sqs.send_message(QueueUrl=dead_letters, MessageBody=marker)
+    intacct = IntacctAdminClient(info["intacct"]["admin_url"], info["intacct"]["ca_file"])
+    salesforce = SalesforceAdminClient(info["salesforce"]["admin_url"], info["salesforce"]["ca_file"])
+    intacct_records = intacct.records("CUSTOMER")
+    salesforce_accounts = salesforce.records("Account")
+    killed = [pid for pids in local_stack.workers.slot_pids().values() for pid in pids if pid is not None]
+    try:
+        for pid in killed:
+            os.kill(pid, signal.SIGKILL)  # as Lambda's execution environments die: no clean-up at all
+
+        # Each slot gets a fresh process; the servers and the sandboxes never noticed.
+        assert wait_until(
+            lambda: all(
+                pid is not None and pid not in killed
+                for pids in local_stack.workers.slot_pids().values()
+                for pid in pids
+            )
+        )
+        assert local_stack.part("dynamodb").pids() + local_stack.part("moto").pids() == servers
+        assert all(not process_gone(pid) for pid in servers)
+        item = dynamodb.get_item(TableName=table, Key={"id": {"S": marker}}, ConsistentRead=True)
+        assert item["Item"]["status"] == {"S": "INPROGRESS"}
+        received = sqs.receive_message(QueueUrl=dead_letters, MaxNumberOfMessages=10, WaitTimeSeconds=1)
+        assert marker in [message["Body"] for message in received.get("Messages", [])]
+        assert intacct.records("CUSTOMER") == intacct_records
+        assert salesforce.records("Account") == salesforce_accounts
+        secret = secretsmanager_client(info["secretsmanager_endpoint"]).get_secret_value(
+            SecretId=info["secrets"]["intacct"]
+        )
+        assert json.loads(secret["SecretString"])["company_id"] == info["intacct"]["company_id"]
+    finally:
+        dynamodb.delete_item(TableName=table, Key={"id": {"S": marker}})
+        sqs.purge_queue(QueueUrl=dead_letters)
+
+
 # ---------------------------------------------------------------------------- start and stop
 
 
@@ -348,7 +416,8 @@ def test_stop_leaves_no_process_and_no_stack_file(tmp_path: Path) -> None:
         stack.info["sqs_endpoint"],
         stack.info["intacct"]["endpoint"],
     ]
-    assert len(pids) == 2
+    slot_pids = [pid for pids in stack.workers.slot_pids().values() for pid in pids]
+    assert len(pids) == 2 + len(slot_pids)  # DynamoDB Local, moto and one process per worker slot
     assert all(port_open(url) for url in endpoints)
 
     stack.stop()
@@ -435,12 +504,22 @@ SHOWN_VARIABLES = (
     "WORK_QUEUE_URL",
     "AWS_ENDPOINT_URL_SQS",
 )
+INVOCATIONS = 0  # module state: kept across the invocations of one process
 
 
 def lambda_handler(event, context):
+    global INVOCATIONS
+    INVOCATIONS += 1
+    for record in event["Records"]:
+        if record["body"].startswith("checkpoint:"):  # a step of the sync, where a crash plan may kill
+            from sfintacct.sync.service import SyncService
+
+            SyncService.checkpoint(None, "before_intacct_write", record["body"])
     invocation = {
         "code": CODE,
         "module": __name__,
+        "pid": os.getpid(),
+        "invocations_in_process": INVOCATIONS,
         "function_name": context.function_name,
         "memory_limit_in_mb": context.memory_limit_in_mb,
         "remaining_millis": context.get_remaining_time_in_millis(),
@@ -454,6 +533,7 @@ def lambda_handler(event, context):
         ],
         "environment": {name: os.environ.get(name) for name in SHOWN_VARIABLES},
     }
+    print(f"{CODE} handled {len(event['Records'])} record(s)")  # stdout: the slot's log file
     with RECORDS.open("a", encoding="utf-8") as handle:
         handle.write(json.dumps(invocation) + "\\n")
     failed = [record["messageId"] for record in event["Records"] if record["body"].startswith("fail")]
@@ -466,22 +546,30 @@ Transform: AWS::Serverless-2016-10-31
 Parameters:
   MaxReceiveCount: {Type: Number, Default: 3}
   WorkerMaximumConcurrency: {Type: Number, Default: 3}
+  FirstBatchSize: {Type: Number, Default: 4}
+  FirstTimeout: {Type: Number, Default: 60}
 Globals:
   Function:
     Timeout: 30
     MemorySize: 256
+    Layers:
+      - !Ref StubLayer
     Environment:
       Variables:
         POWERTOOLS_SERVICE_NAME: stub
         SHARED_SETTING: same-everywhere
         STUB_RECORDS_DIR: "@RECORDS_DIR@"
 Resources:
+  StubLayer:
+    Type: AWS::Serverless::LayerVersion
+    Properties:
+      ContentUri: "@LAYER_DIR@"
   FirstFunction:
     Type: AWS::Serverless::Function
     Properties:
       CodeUri: first/
       Handler: app.lambda_handler
-      Timeout: 60
+      Timeout: !Ref FirstTimeout
       Environment:
         Variables:
           POWERTOOLS_SERVICE_NAME: first
@@ -491,7 +579,7 @@ Resources:
           Type: SQS
           Properties:
             Queue: !GetAtt FirstQueue.Arn
-            BatchSize: 4
+            BatchSize: !Ref FirstBatchSize
             FunctionResponseTypes: [ReportBatchItemFailures]
             ScalingConfig:
               MaximumConcurrency: !Ref WorkerMaximumConcurrency
@@ -545,6 +633,7 @@ def write_stub_app(
         (directory / code / "app.py").write_text(textwrap.dedent(STUB_HANDLER).replace("@CODE@", code))
     template = (
         STUB_TEMPLATE.replace("@RECORDS_DIR@", str(records_dir))
+        .replace("@LAYER_DIR@", str(REPO_ROOT / "layers" / "sync"))
         .replace("@SECOND_SHARED_SETTING@", second_shared_setting)
         .replace("@SECOND_HANDLER@", second_handler)
     )
@@ -553,13 +642,20 @@ def write_stub_app(
     return path
 
 
-def start_stub_stack(directory: Path, template_path: Path) -> LocalStack:
+def start_stub_stack(
+    directory: Path,
+    template_path: Path,
+    *,
+    queue_visibility_seconds: int | None = STUB_VISIBILITY_SECONDS,
+    parameters: dict[str, str] | None = None,
+) -> LocalStack:
     return start_local_stack(
         directory / "state",
         ephemeral=True,
         parts=[MotoPart(), WorkersPart()],
         template_path=template_path,
-        queue_visibility_seconds=STUB_VISIBILITY_SECONDS,
+        queue_visibility_seconds=queue_visibility_seconds,
+        parameters=parameters,
     )
 
 
@@ -584,6 +680,10 @@ def queue_arn(stack: LocalStack, queue_id: str) -> str:
     return attributes["Attributes"]["QueueArn"]
 
 
+def all_slot_pids(stack: LocalStack) -> list[int]:
+    return [pid for pids in stack.workers.slot_pids().values() for pid in pids if pid is not None]
+
+
 def test_each_queue_is_driven_into_its_own_functions_handler(stub_stack: LocalStack) -> None:
     client = sqs_client(stub_stack.info["sqs_endpoint"])
     client.send_message(QueueUrl=stub_stack.info["queues"]["FirstQueue"], MessageBody="to-first")
@@ -602,37 +702,50 @@ def test_each_queue_is_driven_into_its_own_functions_handler(stub_stack: LocalSt
     ]
     assert first["function_name"] == "FirstFunction"
     assert second["function_name"] == "SecondFunction"
-    assert first["module"].startswith("sfintacct_worker_FirstFunction_")
+    assert first["module"] == second["module"] == "app"  # imported by name, as Lambda does
+    assert first["pid"] in stub_stack.workers.slot_pids()["FirstFunction"]
+    assert second["pid"] in stub_stack.workers.slot_pids()["SecondFunction"]
     assert (first["memory_limit_in_mb"], second["memory_limit_in_mb"]) == (256, 1024)  # Globals, own
     # Timeouts of 60 s and 30 s (Globals), cut to the local visibility timeout.
     assert 0 < first["remaining_millis"] <= STUB_VISIBILITY_SECONDS * 1000
     assert 0 < second["remaining_millis"] <= STUB_VISIBILITY_SECONDS * 1000
-    for invocation in (first, second):
+    for invocation, service_name, queue in ((first, "first", "FirstQueue"), (second, "second", None)):
         assert invocation["environment"] == {
             "SHARED_SETTING": "same-everywhere",
-            "POWERTOOLS_SERVICE_NAME": "first",  # a per-function name: the first function keeps it
+            "POWERTOOLS_SERVICE_NAME": service_name,  # each function has its own environment
             "POWERTOOLS_METRICS_NAMESPACE": "SfIntacctLocal",  # the template gives none
             "INTACCT_CA_FILE": str(stub_stack.ca_file),
             "SALESFORCE_CA_FILE": str(stub_stack.ca_file),
-            "WORK_QUEUE_URL": stub_stack.info["queues"]["FirstQueue"],
+            "WORK_QUEUE_URL": stub_stack.info["queues"][queue] if queue else None,
             "AWS_ENDPOINT_URL_SQS": stub_stack.info["sqs_endpoint"],
         }
     stats = stub_stack.poller.stats()
     assert stats["FirstFunction"]["records"] == 1
     assert stats["SecondFunction"]["records"] == 1
     assert stats["FirstFunction"]["outcomes"] == {"success": 1}
+    # What the handlers print goes to their slot's log.
+    logs = [Path(path).read_text() for path in stub_stack.info["workers"]["FirstFunction"]["log_files"]]
+    assert sum("first handled 1 record(s)" in log for log in logs) == 1
 
 
-def test_concurrent_invocations_of_a_function_do_not_share_its_module(stub_stack: LocalStack) -> None:
-    modules = {f"sfintacct_worker_FirstFunction_{index}" for index in range(3)}  # MaximumConcurrency 3
-    assert modules <= set(sys.modules)
-    handlers = {sys.modules[name].lambda_handler for name in modules}
-    assert len(handlers) == 3
+def test_each_slot_of_a_function_is_a_process_of_its_own(stub_stack: LocalStack) -> None:
+    slot_pids = stub_stack.workers.slot_pids()
+
+    assert {function: len(pids) for function, pids in slot_pids.items()} == {
+        "FirstFunction": 3,  # MaximumConcurrency 3
+        "SecondFunction": 2,  # no ScalingConfig
+    }
+    pids = all_slot_pids(stub_stack)
+    assert len(set(pids)) == 5
+    assert os.getpid() not in pids
+    assert not any(process_gone(pid) for pid in pids)
+    assert sorted(stub_stack.pids()) == sorted([*stub_stack.part("moto").pids(), *pids])
 
 
 def test_the_stack_file_and_the_summary_list_the_workers(stub_stack: LocalStack) -> None:
     queues = stub_stack.info["queues"]
     stack_file = json.loads((stub_stack.state_dir / STACK_FILE_NAME).read_text(encoding="utf-8"))
+    logs = stub_stack.state_dir / "logs"
 
     assert stack_file["workers"] == {
         "FirstFunction": {
@@ -642,6 +755,7 @@ def test_the_stack_file_and_the_summary_list_the_workers(stub_stack: LocalStack)
             "maximum_batching_window_seconds": 0,
             "maximum_concurrency": 3,
             "timeout_seconds": STUB_VISIBILITY_SECONDS,
+            "log_files": [str(logs / f"FirstFunction-{slot}.log") for slot in range(3)],
         },
         "SecondFunction": {
             "queue_url": queues["SecondQueue"],
@@ -650,11 +764,15 @@ def test_the_stack_file_and_the_summary_list_the_workers(stub_stack: LocalStack)
             "maximum_batching_window_seconds": 1,
             "maximum_concurrency": 2,  # no ScalingConfig
             "timeout_seconds": STUB_VISIBILITY_SECONDS,
+            "log_files": [str(logs / f"SecondFunction-{slot}.log") for slot in range(2)],
         },
     }
+    assert stack_file["crash_plan_file"] == str(stub_stack.state_dir / "crash-plan.json")
     summary = stub_stack.summary()
     assert "FirstFunction <- sfintacct-local-FirstQueue   batch 4, concurrency 3, timeout 2 s" in summary
     assert "SecondFunction <- sfintacct-local-SecondQueue   batch 2, concurrency 2, timeout 2 s" in summary
+    first_pids = ", ".join(str(pid) for pid in stub_stack.workers.slot_pids()["FirstFunction"])
+    assert f"(pids {first_pids})" in summary
 
 
 def test_the_local_visibility_timeout_brings_failed_records_back_within_seconds(
@@ -691,35 +809,67 @@ def test_the_local_visibility_timeout_brings_failed_records_back_within_seconds(
     assert [message["Body"] for message in dead_letters.get("Messages", [])] == ["fail-always"]
 
 
-def test_workers_with_conflicting_environment_values_are_refused(tmp_path: Path) -> None:
-    template_path = write_stub_app(tmp_path, second_shared_setting="something-else")
-    before = dict(os.environ)
+def test_parameter_overrides_reach_the_queues_and_the_workers(tmp_path: Path) -> None:
+    parameters = {
+        "WorkerMaximumConcurrency": "1",
+        "FirstBatchSize": "3",
+        "FirstTimeout": "7",
+        "MaxReceiveCount": "2",
+    }
+    with start_stub_stack(
+        tmp_path, write_stub_app(tmp_path), queue_visibility_seconds=None, parameters=parameters
+    ) as stack:
+        first = stack.info["workers"]["FirstFunction"]
+        assert (first["maximum_concurrency"], first["batch_size"], first["timeout_seconds"]) == (1, 3, 7)
+        assert len(stack.workers.slot_pids()["FirstFunction"]) == 1
+        client = sqs_client(stack.info["sqs_endpoint"])
+        queue_url = stack.info["queues"]["FirstQueue"]
+        redrive = client.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["RedrivePolicy"])
+        assert json.loads(redrive["Attributes"]["RedrivePolicy"])["maxReceiveCount"] == 2
 
-    with pytest.raises(StackStartError, match="SHARED_SETTING") as refused:
-        start_stub_stack(tmp_path, template_path)
+        client.send_message_batch(
+            QueueUrl=queue_url,
+            Entries=[{"Id": str(index), "MessageBody": f"m-{index}"} for index in range(7)],
+        )
+        assert stack.poller.wait_until_idle(IDLE_TIMEOUT_SECONDS)
 
-    assert "FirstFunction" in str(refused.value)
-    assert "SecondFunction" in str(refused.value)
-    assert dict(os.environ) == before
-    assert not (tmp_path / "state" / STACK_FILE_NAME).exists()
+        invocations = stub_invocations(stack)
+        assert sorted(record["body"] for item in invocations for record in item["records"]) == [
+            f"m-{index}" for index in range(7)
+        ]
+        assert max(len(item["records"]) for item in invocations) <= 3  # the overridden BatchSize
+        assert len({item["pid"] for item in invocations}) == 1  # the one slot
+        assert all(5000 < item["remaining_millis"] <= 7000 for item in invocations)  # Timeout 7 s
 
 
-def test_the_environment_is_given_back_when_the_stack_stops(
+def test_each_function_has_its_own_environment_and_this_process_keeps_its_own(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("SHARED_SETTING", "the process's own")
     monkeypatch.delenv("WORK_QUEUE_URL", raising=False)
     before = dict(os.environ)
-    stack = start_stub_stack(tmp_path, write_stub_app(tmp_path))
-    assert os.environ["SHARED_SETTING"] == "same-everywhere"
-    assert os.environ["WORK_QUEUE_URL"] == stack.info["queues"]["FirstQueue"]
-    assert os.environ["INTACCT_CA_FILE"] == str(stack.ca_file)
+    template_path = write_stub_app(tmp_path, second_shared_setting="something-else")
 
-    started = time.monotonic()
-    stack.stop()
+    stack = start_stub_stack(tmp_path, template_path)
+    try:
+        assert dict(os.environ) == before  # the workers' environments are their processes' only
+        client = sqs_client(stack.info["sqs_endpoint"])
+        client.send_message(QueueUrl=stack.info["queues"]["FirstQueue"], MessageBody="to-first")
+        client.send_message(QueueUrl=stack.info["queues"]["SecondQueue"], MessageBody="to-second")
+        assert stack.poller.wait_until_idle(IDLE_TIMEOUT_SECONDS)
+        slot_pids = all_slot_pids(stack)
+    finally:
+        started = time.monotonic()
+        stack.stop()
 
     assert time.monotonic() - started < 5
+    environments = {item["code"]: item["environment"] for item in stub_invocations(stack)}
+    assert environments["first"]["SHARED_SETTING"] == "same-everywhere"
+    assert environments["second"]["SHARED_SETTING"] == "something-else"
+    assert environments["first"]["WORK_QUEUE_URL"] == stack.info["queues"]["FirstQueue"]
+    assert environments["second"]["WORK_QUEUE_URL"] is None
     assert not stack.poller.is_running
+    assert all(process_gone(pid) for pid in slot_pids)
     assert dict(os.environ) == before
 
 
@@ -729,10 +879,55 @@ def test_a_handler_that_cannot_be_loaded_is_reported_clearly(tmp_path: Path) -> 
 
     with pytest.raises(
         StackStartError, match=r"cannot load SecondFunction's handler missing\.lambda_handler"
-    ):
+    ) as refused:
         start_stub_stack(tmp_path, template_path)
 
+    assert "No module named 'missing'" in str(refused.value)
     assert dict(os.environ) == before
+    assert not (tmp_path / "state" / STACK_FILE_NAME).exists()
+
+
+def test_a_crash_plan_kills_one_worker_process_at_its_step(stub_stack: LocalStack) -> None:
+    client = sqs_client(stub_stack.info["sqs_endpoint"])
+    queue_url = stub_stack.info["queues"]["FirstQueue"]
+    planned = stub_stack.workers.crash_at("before_intacct_write", function="FirstFunction")
+    pids_before = set(stub_stack.workers.slot_pids()["FirstFunction"])
+
+    client.send_message(QueueUrl=queue_url, MessageBody="checkpoint:r-1")
+    assert planned.wait(IDLE_TIMEOUT_SECONDS)
+    assert stub_stack.poller.wait_until_idle(IDLE_TIMEOUT_SECONDS)
+
+    crash = planned.crash
+    assert crash is not None
+    assert (crash.function, crash.step, crash.record_id) == (
+        "FirstFunction",
+        "before_intacct_write",
+        "checkpoint:r-1",
+    )
+    assert crash.pid in pids_before
+    assert process_gone(crash.pid)
+    assert stub_stack.workers.crashes() == [crash]
+    # The killed invocation deleted nothing: the message came back and a fresh process handled it.
+    [handled] = [
+        item for item in stub_invocations(stub_stack) if item["records"][0]["body"] == "checkpoint:r-1"
+    ]
+    assert handled["records"][0]["receive_count"] == 2
+    assert handled["invocations_in_process"] == 1
+    assert handled["pid"] != crash.pid
+    stats = stub_stack.poller.stats()["FirstFunction"]
+    assert (stats["kills"], stats["timeouts"], stats["outcomes"]) == (1, 0, {"error": 1, "success": 1})
+    [killed] = [item for item in stub_stack.poller.invocations() if item.killed]
+    assert (killed.pid, killed.exit_signal, killed.outcome) == (crash.pid, "SIGKILL", "error")
+    assert len(all_slot_pids(stub_stack)) == 5  # the slot has a process again
+    log = Path(stub_stack.info["workers"]["FirstFunction"]["log_files"][killed.slot]).read_text()
+    assert f"pid {crash.pid}) at before_intacct_write of checkpoint:r-1" in log
+
+
+def test_crash_at_refuses_an_unknown_step_or_function(stub_stack: LocalStack) -> None:
+    with pytest.raises(ValueError, match="unknown step"):
+        stub_stack.workers.crash_at("halfway", function="FirstFunction")
+    with pytest.raises(ValueError, match="no worker runs"):
+        stub_stack.workers.crash_at("before_write_back", function="ThirdFunction")
 
 
 def test_the_command_refuses_a_visibility_timeout_sqs_would_refuse(

@@ -1,4 +1,6 @@
-"""The local queue poller against a moto server: batches, partial failures, visibility timeout, redrive."""
+"""The local queue poller against a moto server: batches, partial failures, visibility timeout, redrive,
+and functions run in execution environments of their own (processes: warm, killed at the timeout,
+replaced when they die, killed by crash plans)."""
 
 from __future__ import annotations
 
@@ -6,11 +8,14 @@ import base64
 import hashlib
 import json
 import logging
+import os
+import signal
 import threading
 import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -18,11 +23,14 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, pro
 from aws_lambda_powertools.utilities.parser.models import SqsRecordModel
 
 from sandbox.aws_local import sqs_client
+from sandbox.crash_plan import CrashPlan
+from sandbox.lambda_runtime import FunctionRuntime
 from sandbox.poller import (
     BatchResponseError,
     EventSourceMapping,
     PollerError,
     QueuePoller,
+    SlotStartError,
     failed_message_ids,
     start_queue_poller,
 )
@@ -32,6 +40,7 @@ if TYPE_CHECKING:
 
 pytestmark = pytest.mark.integration
 
+REPO_ROOT = Path(__file__).resolve().parents[2]
 MAX_RECEIVE_COUNT = 2
 VISIBILITY_TIMEOUT_SECONDS = 1
 IDLE_TIMEOUT_SECONDS = 15.0
@@ -507,3 +516,256 @@ def test_mapping_settings_are_checked_like_aws() -> None:
         EventSourceMapping(function_name="worker", queue_url="q", handler=RecordingHandler(), batch_size=50)
     with pytest.raises(ValueError, match="batch_size"):
         EventSourceMapping(function_name="worker", queue_url="q", handler=RecordingHandler(), batch_size=0)
+
+
+# ---------------------------------------------------------------------------- execution environments
+
+PROCESS_APP = """
+import json
+import os
+import signal
+import time
+
+INVOCATIONS = 0  # module state: kept across the invocations of one process, gone with it
+LOADED_AT = time.time()
+
+
+def lambda_handler(event, context):
+    global INVOCATIONS
+    INVOCATIONS += 1
+    bodies = [record["body"] for record in event["Records"]]
+    first_receive = event["Records"][0]["attributes"]["ApproximateReceiveCount"] == "1"
+    seen = {
+        "pid": os.getpid(),
+        "invocations": INVOCATIONS,
+        "loaded_at": LOADED_AT,
+        "bodies": bodies,
+        "first_receive": first_receive,
+        "remaining_millis": context.get_remaining_time_in_millis(),
+    }
+    with open(os.environ["SEEN_FILE"], "a", encoding="utf-8") as handle:
+        handle.write(json.dumps(seen) + "\\n")
+    print(f"handled {bodies}")
+    if first_receive and "hang" in bodies:
+        time.sleep(60)
+    if first_receive and "die" in bodies:
+        os.kill(os.getpid(), signal.SIGKILL)
+    return {"batchItemFailures": []}
+"""
+PROCESS_TIMEOUT_SECONDS = 2
+PROCESS_VISIBILITY_SECONDS = 3
+
+
+def process_runtime(directory: Path) -> FunctionRuntime:
+    """A function whose handler (app.py in `directory`) writes what it saw to <directory>/seen.jsonl."""
+    (directory / "app.py").write_text(PROCESS_APP)
+    return FunctionRuntime(
+        function_name="worker",
+        code_dir=directory,
+        handler="app.lambda_handler",
+        environment={
+            "PATH": os.environ.get("PATH", ""),
+            "PYTHONPATH": str(REPO_ROOT),
+            "SEEN_FILE": str(directory / "seen.jsonl"),
+        },
+        log_dir=directory / "logs",
+    )
+
+
+def seen(directory: Path) -> list[dict[str, Any]]:
+    path = directory / "seen.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def process_gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    return False
+
+
+@pytest.fixture
+def process_mapping(sqs: SQSClient, queue: QueuePair, tmp_path: Path) -> EventSourceMapping:
+    """One slot (concurrency 1) of a function run in its own process, timeout 2 s, visibility 3 s."""
+    sqs.set_queue_attributes(
+        QueueUrl=queue.url, Attributes={"VisibilityTimeout": str(PROCESS_VISIBILITY_SECONDS)}
+    )
+    return EventSourceMapping(
+        function_name="worker",
+        queue_url=queue.url,
+        runtime=process_runtime(tmp_path),
+        maximum_concurrency=1,
+        function_timeout_seconds=PROCESS_TIMEOUT_SECONDS,
+    )
+
+
+def test_a_slot_keeps_its_module_state_across_invocations(
+    sqs: SQSClient, queue: QueuePair, process_mapping: EventSourceMapping, tmp_path: Path
+) -> None:
+    with start_queue_poller(sqs, [process_mapping]) as poller:
+        [slot_pid] = poller.slot_pids()["worker"]
+        for body in ("one", "two", "three"):
+            send_bodies(sqs, queue.url, [body])
+            assert poller.wait_until_idle(IDLE_TIMEOUT_SECONDS)
+
+    handled = seen(tmp_path)
+    assert [item["bodies"] for item in handled] == [["one"], ["two"], ["three"]]
+    assert slot_pid is not None
+    assert {item["pid"] for item in handled} == {slot_pid}  # one process, not this one
+    assert slot_pid != os.getpid()
+    assert [item["invocations"] for item in handled] == [1, 2, 3]  # warm: the module was loaded once
+    assert len({item["loaded_at"] for item in handled}) == 1
+    assert all(0 < item["remaining_millis"] <= PROCESS_TIMEOUT_SECONDS * 1000 for item in handled)
+    invocations = poller.invocations()
+    assert [invocation.cold_start for invocation in invocations] == [True, False, False]
+    assert invocations[0].init_seconds is not None
+    assert invocations[0].init_seconds > 0
+    assert all(invocation.pid == slot_pid for invocation in invocations)
+    assert all(invocation.cpu_seconds > 0 for invocation in invocations)
+    stats = poller.stats()["worker"]
+    assert (stats["invocations"], stats["cold_starts"], stats["kills"], stats["timeouts"]) == (3, 1, 0, 0)
+    log = (tmp_path / "logs" / "worker-0.log").read_text()
+    assert "handled ['two']" in log  # the handler's stdout
+    assert log.count('"platform.report"') == 3
+    assert process_gone(slot_pid)  # stop() ended it
+
+
+def test_an_invocation_past_its_timeout_is_killed_and_a_fresh_process_serves_the_next(
+    sqs: SQSClient,
+    queue: QueuePair,
+    process_mapping: EventSourceMapping,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    send_bodies(sqs, queue.url, ["hang"])
+
+    with (
+        caplog.at_level(logging.ERROR, logger="sandbox.poller"),
+        start_queue_poller(sqs, [process_mapping]) as poller,
+    ):
+        assert poller.wait_until_idle(IDLE_TIMEOUT_SECONDS)
+        [slot_pid] = poller.slot_pids()["worker"]
+
+    first, second = seen(tmp_path)
+    assert first["bodies"] == second["bodies"] == ["hang"]
+    assert (first["first_receive"], second["first_receive"]) == (True, False)  # the message came back
+    assert process_gone(first["pid"])  # killed at the timeout
+    assert second["pid"] != first["pid"]
+    assert second["invocations"] == 1  # a cold process: its module state starts afresh
+    assert second["loaded_at"] > first["loaded_at"]
+    assert slot_pid == second["pid"]
+    timed_out, retried = poller.invocations()
+    assert (timed_out.outcome, timed_out.pid, timed_out.failed_records) == ("timeout", first["pid"], 1)
+    assert PROCESS_TIMEOUT_SECONDS <= timed_out.duration_seconds < PROCESS_TIMEOUT_SECONDS + 1
+    assert (retried.outcome, retried.pid, retried.cold_start) == ("success", second["pid"], True)
+    stats = poller.stats()["worker"]
+    assert (stats["timeouts"], stats["kills"], stats["errors"], stats["cold_starts"]) == (1, 0, 1, 2)
+    assert any("Task timed out after 2." in record.getMessage() for record in caplog.records)
+    assert queue_depth(sqs, queue.url) == 0
+
+
+def test_a_process_that_dies_during_an_invocation_deletes_nothing_and_is_replaced(
+    sqs: SQSClient, queue: QueuePair, process_mapping: EventSourceMapping, tmp_path: Path
+) -> None:
+    send_bodies(sqs, queue.url, ["die"])
+
+    with start_queue_poller(sqs, [process_mapping]) as poller:
+        assert poller.wait_until_idle(IDLE_TIMEOUT_SECONDS)
+
+    first, second = seen(tmp_path)
+    assert (first["first_receive"], second["first_receive"]) == (True, False)
+    assert process_gone(first["pid"])
+    assert second["pid"] != first["pid"]
+    assert second["invocations"] == 1
+    died, retried = poller.invocations()
+    assert (died.outcome, died.killed, died.exit_signal, died.failed_records) == ("error", True, "SIGKILL", 1)
+    assert (retried.outcome, retried.cold_start) == ("success", True)
+    stats = poller.stats()["worker"]
+    assert (stats["kills"], stats["timeouts"], stats["errors"]) == (1, 0, 1)
+
+
+def test_a_process_killed_while_idle_is_replaced_before_the_next_invocation(
+    sqs: SQSClient, queue: QueuePair, process_mapping: EventSourceMapping, tmp_path: Path
+) -> None:
+    with start_queue_poller(sqs, [process_mapping]) as poller:
+        [first_pid] = poller.slot_pids()["worker"]
+        assert first_pid is not None
+        os.kill(first_pid, signal.SIGKILL)
+        send_bodies(sqs, queue.url, ["after"])
+        assert poller.wait_until_idle(IDLE_TIMEOUT_SECONDS)
+
+    [handled] = seen(tmp_path)
+    assert handled["pid"] != first_pid
+    [invocation] = poller.invocations()
+    assert (invocation.outcome, invocation.cold_start) == ("success", True)
+
+
+def test_a_handler_that_cannot_be_loaded_stops_the_start(
+    sqs: SQSClient, queue: QueuePair, tmp_path: Path
+) -> None:
+    runtime = process_runtime(tmp_path)
+    (tmp_path / "app.py").write_text("raise RuntimeError('the mapping file is broken')\n")
+    poller = QueuePoller(
+        sqs, [EventSourceMapping(function_name="worker", queue_url=queue.url, runtime=runtime)]
+    )
+
+    with pytest.raises(SlotStartError, match="RuntimeError: the mapping file is broken") as refused:
+        poller.start()
+
+    assert refused.value.function_name == "worker"
+    assert not poller.is_running
+    assert "the mapping file is broken" in (tmp_path / "logs" / "worker-0.log").read_text()  # the traceback
+
+
+# ---------------------------------------------------------------------------- crash plans
+
+CHECKPOINT_APP = """
+from sfintacct.sync.service import SyncService
+
+
+def lambda_handler(event, context):
+    for record in event["Records"]:
+        SyncService.checkpoint(None, "after_intacct_write", record["body"])
+    return {"batchItemFailures": []}
+"""
+
+
+def test_a_crash_plan_entry_kills_exactly_one_of_several_processes(
+    sqs: SQSClient, queue: QueuePair, tmp_path: Path
+) -> None:
+    sqs.set_queue_attributes(QueueUrl=queue.url, Attributes={"VisibilityTimeout": "2"})
+    (tmp_path / "app.py").write_text(CHECKPOINT_APP)
+    plan = CrashPlan(tmp_path / "crash-plan.json")
+    runtime = FunctionRuntime(
+        function_name="worker",
+        code_dir=tmp_path,
+        handler="app.lambda_handler",
+        environment={"PYTHONPATH": os.pathsep.join([str(REPO_ROOT / "layers" / "sync"), str(REPO_ROOT)])},
+        log_dir=tmp_path / "logs",
+        crash_plan=plan.path,
+    )
+    mapping = EventSourceMapping(
+        function_name="worker", queue_url=queue.url, runtime=runtime, batch_size=1, maximum_concurrency=3
+    )
+    this_record = plan.add("worker", "after_intacct_write", record_id="r-5")
+    any_record = plan.add("worker", "after_intacct_write")  # the next record but r-5, taken first above
+    plan.add("other-function", "after_intacct_write")  # not this function's: never taken
+    plan.add("worker", "before_write_back")  # a step this handler never reaches: never taken
+
+    send_bodies(sqs, queue.url, [f"r-{index}" for index in range(8)])
+    with start_queue_poller(sqs, [mapping]) as poller:
+        assert poller.wait_until_idle(IDLE_TIMEOUT_SECONDS)
+
+    crashes = plan.crashes()
+    assert len(crashes) == 2  # one process per entry, however many reached the step together
+    assert {crash.id for crash in crashes} == {any_record.id, this_record.id}
+    assert this_record.crash is not None
+    assert this_record.crash.record_id == "r-5"
+    assert len({crash.pid for crash in crashes}) == 2
+    assert all(process_gone(crash.pid) for crash in crashes)
+    assert [entry["step"] for entry in plan.planned()] == ["after_intacct_write", "before_write_back"]
+    stats = poller.stats()["worker"]
+    assert stats["kills"] == 2
+    assert stats["records"] - stats["failed_records"] == 8  # every record was handled in the end
+    assert not any_record.cancel()  # consumed already
