@@ -169,7 +169,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
         if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
             return self._read_chunked_body()
         length_header = self.headers.get("Content-Length") or "0"
-        if not length_header.strip().isdigit():
+        if not (length_header.isascii() and length_header.strip().isdigit()):
             self._refuse(400, "Invalid Content-Length")
             return None
         length = int(length_header)

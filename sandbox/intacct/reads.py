@@ -157,7 +157,7 @@ def query(context: CallContext, element: Element) -> FunctionOutput:
     order = parse_order(state, name, element.find("orderby"))
     size = page_size(element, QUERY_DEFAULT_PAGE, QUERY_MAX_PAGE)
     offset_text = child_text(element, "offset") or "0"
-    if not offset_text.isdigit():
+    if not (offset_text.isascii() and offset_text.isdigit()):
         raise query_error(f"Invalid offset {offset_text!r}.")
     offset = int(offset_text)
     rows = [

@@ -127,7 +127,11 @@ class QueryCursors:
         now = time.monotonic()
         with self._lock:
             cursor = self._cursors.get(locator)
-            if cursor is None or now - cursor.touched > CURSOR_IDLE_SECONDS or not offset_text.isdigit():
+            if (
+                cursor is None
+                or now - cursor.touched > CURSOR_IDLE_SECONDS
+                or not (offset_text.isascii() and offset_text.isdigit())
+            ):
                 raise api_error(400, "INVALID_QUERY_LOCATOR", "invalid query locator")
             cursor.touched = now
             rows = cursor.rows

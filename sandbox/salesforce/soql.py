@@ -327,7 +327,7 @@ class Parser:
             return None
         self.take()
         token = self.take()
-        if token.kind != "number" or not token.text.isdigit():
+        if token.kind != "number" or not (token.text.isascii() and token.text.isdigit()):
             raise SoqlSyntaxError(self.query, token.position, f"unexpected token: '{token.text}'")
         return int(token.text)
 
@@ -441,7 +441,7 @@ class Parser:
             if keyword in RELATIVE_DATES_WITH_ARGUMENT:
                 self.expect_punctuation(":")
                 argument = self.take()
-                if argument.kind != "number" or not argument.text.isdigit():
+                if argument.kind != "number" or not (argument.text.isascii() and argument.text.isdigit()):
                     raise SoqlSyntaxError(
                         self.query, argument.position, f"unexpected token: '{argument.text}'"
                     )

@@ -313,7 +313,7 @@ class SalesDocumentLine(_Record):
         return cls(
             record_no=text_of(record, "RECORDNO"),
             doc_id=text_of(record, "DOCHDRID"),
-            line_no=int(line_no) if line_no.isdigit() else -1,
+            line_no=int(line_no) if line_no.isascii() and line_no.isdigit() else -1,
             item_id=text_of(record, "ITEMID"),
             quantity=decimal_of(record, "QUANTITY"),
             unit=text_of(record, "UNIT"),

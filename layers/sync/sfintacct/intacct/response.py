@@ -72,7 +72,7 @@ class FunctionResult:
     def data_number(self, name: str) -> int | None:
         """A numeric `<data>` attribute, or None when absent or not a number."""
         text = self.data_attribute(name)
-        return int(text) if text.isdigit() else None
+        return int(text) if text.isascii() and text.isdigit() else None
 
     def records(self) -> list[Record]:
         """The records under `<data>`, each a dict of field -> text (or a nested dict for groups)."""

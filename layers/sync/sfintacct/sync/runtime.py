@@ -88,6 +88,6 @@ def _number(environment: Mapping[str, str], name: str, default: int) -> int:
     text = environment.get(name, "").strip()
     if not text:
         return default
-    if not text.isdigit() or int(text) < 1:
+    if not (text.isascii() and text.isdigit()) or int(text) < 1:
         raise WorkerSettingsError(f"{name} must be a positive whole number, not {text!r}")
     return int(text)
