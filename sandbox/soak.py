@@ -62,7 +62,7 @@ import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar
@@ -521,8 +521,11 @@ def check(expected: Expectation, state: SandboxState) -> Findings:
                 "stale_customers",
                 account_id,
                 "the customer's NAME is not the Account's current Name",
-                customer_name=customer.get("NAME"),
-                account_name=account.get("Name"),
+                customer={
+                    **_brief(customer, "NAME", "WHENMODIFIED"),
+                    "PHONE1": (customer.get("DISPLAYCONTACT") or {}).get("PHONE1"),
+                },
+                account=_brief(account, "Name", "Phone", "LastModifiedDate", "Intacct_Last_Synced__c"),
             )
 
     for opportunity_id, planned_account_id in sorted(expected.opportunities.items()):
@@ -930,6 +933,7 @@ class Soak:
         self.real_notification_ids: list[str] = []  # Outbound Message Ids Salesforce sent
         self.event_uuids: list[str] = []  # EventUuids the soak sent
         self.later: list[tuple[int, Callable[[], None]]] = []
+        self.actions: dict[str, list[str]] = defaultdict(list)  # record id -> what the soak did, when
         self._definitions: list[dict[str, Any]] = []  # the Outbound Messages as they were
         self.notifier: Notifier | None = None
 
@@ -1051,15 +1055,19 @@ class Soak:
         if plan.kill is not None:
             kill = plan.kill
             self.kills.plan(kill.function, kill.step, opportunity_id if kill.this_deal else None)
+            self._did(opportunity_id, f"kill planned: {kill.function} at {kill.step}")
         self.opportunities[opportunity_id] = account_id
+        self._did(account_id, f"deal {plan.index} ({opportunity_id}) closes")
         if plan.notice == "outbound":
             self.rep.close_won(opportunity_id)
+            self._did(opportunity_id, f"deal {plan.index} closed by the rep")
             notification_id = self._real_notification_id(opportunity_id)
             if notification_id:
                 self.real_notification_ids.append(notification_id)
                 self.notifications[opportunity_id].append(("salesforce_outbound", notification_id))
         else:
             self.quiet.close_won(opportunity_id)
+            self._did(opportunity_id, f"deal {plan.index} closed quietly")
             self._notify(plan, opportunity_id)
         if plan.edit:
             self.rep.update(
@@ -1071,16 +1079,14 @@ class Soak:
                 },
             )
             self.counts["edits"] += 1
+            self._did(opportunity_id, "edited (Description, NextStep)")
         if plan.account_edit:
+            name = f"Soak {self.plan.seed} Customer {plan.account_slot} rev {plan.index}"
             self.rep.update(
-                "Account",
-                account_id,
-                {
-                    "Name": f"Soak {self.plan.seed} Customer {plan.account_slot} rev {plan.index}",
-                    "Phone": f"+1 617 555 {plan.index % 10000:04d}",
-                },
+                "Account", account_id, {"Name": name, "Phone": f"+1 617 555 {plan.index % 10000:04d}"}
             )
             self.counts["account_edits"] += 1
+            self._did(account_id, f"renamed to {name!r}")
         for duplicate in plan.duplicates:
             self._duplicate(plan, opportunity_id, duplicate)
         due = [entry for entry in self.later if entry[0] <= plan.index]
@@ -1125,6 +1131,7 @@ class Soak:
             self.notifications[opportunity_id].append(("collision_batch", uuid))
             self.notifications[other].append(("collision_batch", uuid))
             self.counts["collisions:event_uuid_in_one_request"] += 1
+            self._did(opportunity_id, f"event {uuid} sent with one for {other} (collision_batch)")
 
     def _duplicate(self, plan: DealPlan, opportunity_id: str, kind: str) -> None:
         sent = self.notifications.get(opportunity_id, [])
@@ -1173,6 +1180,7 @@ class Soak:
     def _outbound(self, opportunity_id: str, notification_id: str, how: str, *, counted_as: str = "") -> None:
         record = self.rep.read("Opportunity", opportunity_id)
         self._notifier().outbound([(notification_id, record)])
+        self._did(opportunity_id, f"Outbound Message {notification_id} sent ({counted_as or how})")
         if counted_as:
             self.counts[counted_as] += 1
         else:
@@ -1180,11 +1188,15 @@ class Soak:
 
     def _event(self, opportunity_id: str, uuid: str, *, counted_as: str = "") -> None:
         self._notifier().events([{"EventUuid": uuid, "OpportunityId__c": opportunity_id}])
+        self._did(opportunity_id, f"event {uuid} sent ({counted_as or 'event'})")
         if counted_as:
             self.counts[counted_as] += 1
         else:
             self.notifications[opportunity_id].append(("event", uuid))
             self.event_uuids.append(uuid)
+
+    def _did(self, record_id: str, what: str) -> None:
+        self.actions[record_id].append(f"{datetime.now(UTC):%H:%M:%S.%f} {what}")
 
     def _new_uuid(self) -> str:
         return f"soak-{self.plan.seed}-{self.rng.getrandbits(64):016x}"
@@ -1310,16 +1322,23 @@ class Soak:
         )
         details: dict[str, list[str]] = {}
         for problem in findings.problems[:SHOWN_PROBLEMS]:
-            if problem.record_id in details or problem.record_id[:3] not in ("001", "006"):
+            record_id = problem.record_id
+            if record_id in details or record_id[:3] not in ("001", "006"):
                 continue
-            entries = log.history(problem.record_id)
-            details[problem.record_id] = [
-                f"{entry.at:%H:%M:%S} {entry.status} {entry.reason} {entry.message} "
-                f"(producer {entry.producer_id}, {entry.source}, order {entry.intacct_order_id})"
-                for entry in entries
-            ] + [
-                f"notified: {how} {producer_id}"
-                for how, producer_id in self.notifications.get(problem.record_id, [])
+            # An Account's problem may come from the order worker of one of its deals: their logs too.
+            records = [record_id] + [o for o, a in self.opportunities.items() if a == record_id]
+            lines = [
+                (
+                    entry.at,
+                    f"{entry.at:%H:%M:%S.%f} {entry.sf_id} {entry.status} {entry.reason} "
+                    f"{entry.message} (producer {entry.producer_id}, {entry.source}, "
+                    f"customer {entry.intacct_customer_id}, order {entry.intacct_order_id})",
+                )
+                for record in records
+                for entry in log.history(record)
+            ]
+            details[record_id] = [line for _, line in sorted(lines)] + [
+                f"soak: {action}" for action in self.actions.get(record_id, [])
             ]
         return details
 
