@@ -168,7 +168,7 @@ class DealPlan:
     duplicates: tuple[str, ...] = ()  # "copy_now", "copy_later", "event_same_change", "event_repeat"
     late_duplicate: bool = False  # notified once more after the stack first settled
     edit: bool = False
-    account_edit: bool = False
+    account_edit: bool = False  # the rep renames the deal's Account right after the close
     faults: tuple[Fault, ...] = ()  # injected right before this deal is closed
     kill: Kill | None = None  # planned right before this deal is closed
 
@@ -220,7 +220,7 @@ def make_plan(deals: int, seed: int, *, kills: bool = True) -> SoakPlan:
                 duplicates=_duplicates(rng, notice),
                 late_duplicate=rng.random() < 0.08,
                 edit=rng.random() < 0.3,
-                account_edit=kind == "synced" and rng.random() < 0.08,
+                account_edit=kind != "racing" and rng.random() < 0.1,
                 faults=_faults(rng),
                 kill=_kill(rng) if kills and rng.random() < 0.1 else None,
             )
@@ -1081,7 +1081,7 @@ class Soak:
             self.counts["edits"] += 1
             self._did(opportunity_id, "edited (Description, NextStep)")
         if plan.account_edit:
-            name = f"Soak {self.plan.seed} Customer {plan.account_slot} rev {plan.index}"
+            name = f"Soak {self.plan.seed} {plan.account_kind} Customer {plan.account_slot} rev {plan.index}"
             self.rep.update(
                 "Account", account_id, {"Name": name, "Phone": f"+1 617 555 {plan.index % 10000:04d}"}
             )
