@@ -30,7 +30,8 @@ The chaos, drawn from `--seed` (the plan is the same for a seed; timings are not
                  not notify (the Opportunity Outbound Message leaves that user out for the soak, like a
                  Flow entry condition on the running user), so the colliding notification is its ONLY
                  one: work deduplicated on the envelope's id alone would lose it.
-  edits          the rep edits the Opportunity right after closing it; renames and re-dials Accounts.
+  edits          the rep edits the Opportunity right after closing it, and renames Accounts right after
+                 a close or a while later (as their deals' retries may be under way).
   kills          worker processes killed with SIGKILL at random sync checkpoints through the local
                  stack's crash plan (`stack.workers.crash_at`), when the stack has one (see WorkerKills).
 
@@ -168,7 +169,9 @@ class DealPlan:
     duplicates: tuple[str, ...] = ()  # "copy_now", "copy_later", "event_same_change", "event_repeat"
     late_duplicate: bool = False  # notified once more after the stack first settled
     edit: bool = False
-    account_edit: bool = False  # the rep renames the deal's Account right after the close
+    # The rep renames the deal's Account this many deals after the close (0: right after it; later,
+    # its deals' retries may be under way), or never (None).
+    account_edit: int | None = None
     faults: tuple[Fault, ...] = ()  # injected right before this deal is closed
     kill: Kill | None = None  # planned right before this deal is closed
 
@@ -220,7 +223,9 @@ def make_plan(deals: int, seed: int, *, kills: bool = True) -> SoakPlan:
                 duplicates=_duplicates(rng, notice),
                 late_duplicate=rng.random() < 0.08,
                 edit=rng.random() < 0.3,
-                account_edit=kind != "racing" and rng.random() < 0.1,
+                account_edit=rng.choice([0, rng.randint(5, 60)])
+                if kind != "racing" and rng.random() < 0.1
+                else None,
                 faults=_faults(rng),
                 kill=_kill(rng) if kills and rng.random() < 0.1 else None,
             )
@@ -321,7 +326,7 @@ def _ensure_coverage(plans: list[DealPlan], rng: random.Random, *, kills: bool) 
         (lambda p: p.account_kind == "new", lambda p: replace(p, account_kind="new", account_slot=0)),
         (
             lambda p: p.account_kind == "racing",
-            lambda p: replace(p, account_kind="racing", account_slot=p.index, account_edit=False),
+            lambda p: replace(p, account_kind="racing", account_slot=p.index, account_edit=None),
         ),
         (
             lambda p: p.notice == "collision_outbound",
@@ -1080,19 +1085,29 @@ class Soak:
             )
             self.counts["edits"] += 1
             self._did(opportunity_id, "edited (Description, NextStep)")
-        if plan.account_edit:
-            name = f"Soak {self.plan.seed} {plan.account_kind} Customer {plan.account_slot} rev {plan.index}"
-            self.rep.update(
-                "Account", account_id, {"Name": name, "Phone": f"+1 617 555 {plan.index % 10000:04d}"}
-            )
-            self.counts["account_edits"] += 1
-            self._did(account_id, f"renamed to {name!r}")
+        if plan.account_edit is not None:
+            rename = self._rename(plan, account_id)
+            if plan.account_edit:
+                self.later.append((plan.index + plan.account_edit, rename))
+            else:
+                rename()
         for duplicate in plan.duplicates:
             self._duplicate(plan, opportunity_id, duplicate)
         due = [entry for entry in self.later if entry[0] <= plan.index]
         self.later = [entry for entry in self.later if entry[0] > plan.index]
         for _, action in due:
             action()
+
+    def _rename(self, plan: DealPlan, account_id: str) -> Callable[[], None]:
+        def rename() -> None:
+            name = f"Soak {self.plan.seed} {plan.account_kind} Customer {plan.account_slot} rev {plan.index}"
+            self.rep.update(
+                "Account", account_id, {"Name": name, "Phone": f"+1 617 555 {plan.index % 10000:04d}"}
+            )
+            self.counts["account_edits"] += 1
+            self._did(account_id, f"renamed to {name!r}")
+
+        return rename
 
     def _notify(self, plan: DealPlan, opportunity_id: str) -> None:
         """The only notification of a quiet close: fresh, or colliding with another deal's id."""
