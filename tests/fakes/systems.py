@@ -44,6 +44,8 @@ class FakeIntacct:
     fail_customer_writes_with: Exception | None = None  # raised by customer creates and updates until cleared
     hold_next_write: bool = False
     held: list[_HeldWrite] = field(default_factory=list)
+    commit_held_at_next_create: bool = False  # the held writes commit just as a customer create arrives
+    customer_updates: list[CustomerUpdate] = field(default_factory=list)
 
     # -------------------------------------------------------------- reads
 
@@ -61,6 +63,9 @@ class FakeIntacct:
 
     def create_customer(self, customer: NewCustomer, *, control_id: str) -> CustomerRef:
         self.requests.append("create_customer")
+        if self.commit_held_at_next_create:
+            self.commit_held_at_next_create = False
+            self.commit_held()
         self._check_unique(control_id)
         if self.fail_customer_writes_with is not None:
             raise self.fail_customer_writes_with
@@ -74,6 +79,7 @@ class FakeIntacct:
         if self.fail_customer_writes_with is not None:
             raise self.fail_customer_writes_with
         assert changes.customer_id is not None
+        self.customer_updates.append(changes)
         self.completed.add(control_id)
         return CustomerRef(record_no="1", customer_id=changes.customer_id)
 

@@ -440,6 +440,24 @@ def test_a_customer_update_whose_answer_was_lost_is_sent_again_not_taken_as_done
     assert world.intacct.requests.count("update_customer") == 2
 
 
+def test_a_customer_created_meanwhile_from_older_data_is_brought_up_to_date_by_the_account_sync(
+    world: World,
+) -> None:
+    account_id, opportunity_id = won_deal(world)
+    world.intacct.hold_next_write = True  # the order and its new customer, still being committed
+    with pytest.raises(Exception, match="timed out"):
+        world.handle("Opportunity", opportunity_id)
+    world.salesforce.accounts[account_id].update(Name="Northwind Traders", LastModifiedDate=EDITED)
+    world.intacct.commit_held_at_next_create = True  # it commits between the look-up and the create
+
+    outcome = world.handle("Account", account_id)
+
+    assert outcome.status == "synced"
+    assert len(world.intacct.customers) == 1
+    assert world.intacct.customer_updates[-1].name == "Northwind Traders"
+    assert world.salesforce.accounts[account_id]["Intacct_Customer_Id__c"] == account_id
+
+
 def test_a_customer_already_in_intacct_is_adopted_not_duplicated(world: World) -> None:
     account_id = new_account(world)
     world.intacct.customers.append(

@@ -34,7 +34,7 @@ from typing import Any
 
 from sfintacct.crosswalk import AlreadyClaimed, CrosswalkEntry, CrosswalkKind, CrosswalkPermanentError
 from sfintacct.intacct.errors import AlreadyApplied, DuplicateRecord, OutcomeUnknown, PermanentIntacctError
-from sfintacct.intacct.models import NewCustomer, SalesDocument
+from sfintacct.intacct.models import CustomerUpdate, NewCustomer, SalesDocument
 from sfintacct.mapping import MappingError, RecordDataError, SyncMapping
 from sfintacct.salesforce.errors import PermanentSalesforceError
 from sfintacct.salesforce.errors import RecordNotFound as SalesforceRecordNotFound
@@ -50,7 +50,7 @@ from sfintacct.sync.customers import (
 from sfintacct.sync.errors import PermanentSyncError, TransientSyncError, describe
 from sfintacct.sync.outcome import OutcomeStatus, Reason, SyncOutcome
 from sfintacct.sync.ports import CrosswalkPort, IntacctPort, SalesforcePort, SyncLogPort
-from sfintacct.sync.salesforce_values import is_won, modified_at
+from sfintacct.sync.salesforce_values import change_stamp, is_won, modified_at
 from sfintacct.sync_request import SyncRequest
 
 logger = logging.getLogger(__name__)
@@ -196,9 +196,10 @@ class SyncService:
             # Sent before, or the outcome is unknown, or created meanwhile: find what Intacct holds.
             found = find_customer_id(plan.account_id, mapping=self.mapping, intacct=self.intacct)
             if found is not None:
-                # A duplicate was written by someone else, with data we do not know: leave no digest,
-                # so the next Account sync brings it up to date.
-                return found, replace(plan, digest="") if isinstance(error, DuplicateRecord) else plan
+                if isinstance(error, DuplicateRecord):
+                    # Created meanwhile by another worker, perhaps from older data: send ours now.
+                    self._update_created_customer(plan, found)
+                return found, plan
             if isinstance(error, OutcomeUnknown):
                 raise
             raise TransientSyncError(
@@ -206,6 +207,13 @@ class SyncService:
                 f"carries {self.mapping.salesforce_id_field}={plan.account_id}: {error}"
             ) from error
         return reference.customer_id, plan
+
+    def _update_created_customer(self, plan: CustomerPlan, customer_id: str) -> None:
+        assert isinstance(plan.write, NewCustomer)
+        update = CustomerUpdate.model_validate({**plan.write.model_dump(), "customer_id": customer_id})
+        control_id = f"customer-update-{plan.account_id}-{change_stamp(plan.account_modified_at)}"
+        with contextlib.suppress(AlreadyApplied):
+            self.intacct.update_customer(update, control_id=control_id)
 
     # ------------------------------------------------------------------ Opportunity -> order
 
