@@ -189,15 +189,20 @@ class ExecutionEnvironment:
         process.wait()
         _close(process)
 
+    def close_input(self) -> None:
+        """Close the process's stdin: it exits once idle (stop() then waits for it)."""
+        process = self._process
+        if process is not None and process.stdin is not None:
+            with contextlib.suppress(OSError):
+                process.stdin.close()
+
     def stop(self, timeout: float = STOP_TIMEOUT_SECONDS) -> None:
         """End the process: close its stdin (it exits when idle), SIGKILL if it has not within `timeout`."""
+        self.close_input()
         with self._lock:
             process, self._process = self._process, None
         if process is None:
             return
-        if process.stdin is not None:
-            with contextlib.suppress(OSError):
-                process.stdin.close()
         try:
             process.wait(timeout=timeout)
         except subprocess.TimeoutExpired:

@@ -359,11 +359,14 @@ class QueuePoller:
         still_running = [thread.name for thread in self._threads if thread.is_alive()]
         if still_running:
             logger.warning("poller threads still busy after stop: %s", ", ".join(still_running))
+        idle = [env for env in self.environments() if f"poller-{env.name}" not in still_running]
         for environment in self.environments():
-            if f"poller-{environment.name}" in still_running:
+            if environment not in idle:
                 environment.signal_kill()  # its thread still reads from it: never close under it
-            else:
-                environment.stop()
+        for environment in idle:
+            environment.close_input()  # all at once: the processes end side by side
+        for environment in idle:
+            environment.stop()
 
     @property
     def is_running(self) -> bool:
