@@ -354,8 +354,9 @@ class QueuePoller:
             busy = list(self._busy)
         for environment in busy:
             environment.signal_kill()
+        deadline = time.monotonic() + (KILLED_INVOCATION_JOIN_SECONDS if busy else 0.0)
         for thread in self._threads:
-            thread.join(KILLED_INVOCATION_JOIN_SECONDS if busy else 0.0)
+            thread.join(max(0.0, deadline - time.monotonic()))
         still_running = [thread.name for thread in self._threads if thread.is_alive()]
         if still_running:
             logger.warning("poller threads still busy after stop: %s", ", ".join(still_running))

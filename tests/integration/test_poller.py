@@ -701,6 +701,37 @@ def test_a_process_killed_while_idle_is_replaced_before_the_next_invocation(
     assert (invocation.outcome, invocation.cold_start) == ("success", True)
 
 
+def test_stop_kills_a_running_invocation_instead_of_waiting_for_its_timeout(
+    sqs: SQSClient, queue: QueuePair, tmp_path: Path
+) -> None:
+    mapping = EventSourceMapping(
+        function_name="worker",
+        queue_url=queue.url,
+        runtime=process_runtime(tmp_path),
+        maximum_concurrency=1,
+        function_timeout_seconds=60,
+    )
+    send_bodies(sqs, queue.url, ["hang"])
+    poller = start_queue_poller(sqs, [mapping])
+    assert wait_for_file(tmp_path / "seen.jsonl")
+    [running] = seen(tmp_path)
+
+    started = time.monotonic()
+    poller.stop()
+
+    assert time.monotonic() - started < 5
+    assert not poller.is_running
+    assert process_gone(running["pid"])
+    assert poller.slot_pids() == {"worker": [None]}
+
+
+def wait_for_file(path: Path, timeout: float = IDLE_TIMEOUT_SECONDS) -> bool:
+    deadline = time.monotonic() + timeout
+    while not path.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return path.exists()
+
+
 def test_a_handler_that_cannot_be_loaded_stops_the_start(
     sqs: SQSClient, queue: QueuePair, tmp_path: Path
 ) -> None:
