@@ -9,7 +9,7 @@ write-backs to its records, so a later read shows them, and can fail the next wr
 from __future__ import annotations
 
 import copy
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -46,6 +46,7 @@ class FakeIntacct:
     held: list[_HeldWrite] = field(default_factory=list)
     commit_held_at_next_create: bool = False  # the held writes commit just as a customer create arrives
     customer_updates: list[CustomerUpdate] = field(default_factory=list)
+    during_next_order_search: Callable[[], None] | None = None  # runs while a slow order search waits
 
     # -------------------------------------------------------------- reads
 
@@ -57,6 +58,9 @@ class FakeIntacct:
 
     def find_sales_documents(self, *, reference_no: str | None = None, **_: Any) -> list[SalesDocument]:
         self.requests.append("find_sales_documents")
+        if self.during_next_order_search is not None:
+            meanwhile, self.during_next_order_search = self.during_next_order_search, None
+            meanwhile()
         return [order for order in self.orders if order.reference_no == reference_no]
 
     # -------------------------------------------------------------- writes
@@ -130,6 +134,8 @@ class FakeIntacct:
         order: SalesTransaction,
     ) -> tuple[CustomerRef | None, str]:
         reference = self._add_customer(customer) if isinstance(customer, NewCustomer) else None
+        if isinstance(customer, CustomerUpdate):
+            self.customer_updates.append(customer)
         doc_id = f"Sales Order-SO{len(self.orders) + 1:04d}"
         self.orders.append(
             SalesDocument.from_record(

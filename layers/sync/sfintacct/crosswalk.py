@@ -2,7 +2,8 @@
 
 One DynamoDB item per (Salesforce record, Intacct object kind):
 
-    pk = "SF#<18-char Salesforce id>", sk = "CUSTOMER" | "ORDER"
+    pk = "SF#<18-char Salesforce id>", sk = "CUSTOMER" | "ORDER" | "CUSTOMER_WRITE" (a lock: claimed and
+                                          released around each write of the Account's customer)
     status              CLAIMED (someone is creating the Intacct object) | COMPLETE (it exists)
     intacct_id          CUSTOMERID or DOCID, once known
     intacct_key         "<KIND>#<intacct_id>", the key of the reverse-lookup index "by-intacct-id"
@@ -63,6 +64,7 @@ class CrosswalkKind(StrEnum):
 
     CUSTOMER = "CUSTOMER"
     ORDER = "ORDER"
+    CUSTOMER_WRITE = "CUSTOMER_WRITE"  # a lock item only (claim / release): who is writing the customer now
 
 
 class CrosswalkStatus(StrEnum):

@@ -341,7 +341,7 @@ def test_a_new_customer_and_its_order_held_in_flight_are_made_once(world_factory
     assert_salesforce_shows_the_sync(world, account_id, opportunity_id)
 
 
-def test_customer_data_sent_with_an_order_whose_repeat_was_refused_is_sent_again_by_the_next_account_sync(
+def test_customer_data_that_went_down_with_a_refused_repeat_of_the_order_is_sent_alone(
     world_factory: Any,
 ) -> None:
     world: World = world_factory(claim_lease_seconds=0.05)
@@ -357,14 +357,38 @@ def test_customer_data_sent_with_an_order_whose_repeat_was_refused_is_sent_again
         Name="Northwind Traders Ltd", LastModifiedDate="2026-11-28T10:06:00.000+0000"
     )
     time.sleep(0.1)
-    world.handle("Opportunity", opportunity_id, "retry")  # its own customer update was rolled back
-    world.intacct.commit_held()
-    updates_before = world.intacct.requests.count("update_customer")
+    world.handle("Opportunity", opportunity_id, "retry")  # refused as a repeat: its customer update too
 
-    world.handle("Account", account_id, "later")
-
-    assert world.intacct.requests.count("update_customer") == updates_before + 1  # the latest data goes out
+    assert world.intacct.customer_updates[-1].name == "Northwind Traders Ltd"  # so it was sent alone
     assert len(world.intacct.orders) == 1
+    sent = list(world.intacct.requests)
+    assert world.handle("Account", account_id, "later").reason == "up_to_date"
+    assert writes(world) == [name for name in sent if not name.startswith("find_")]
+
+
+def test_a_retry_holding_an_older_copy_of_the_account_never_overwrites_the_newer_customer(
+    world_factory: Any,
+) -> None:
+    world: World = world_factory(claim_lease_seconds=0.05)
+    account_id = new_account(world)
+    world.handle("Account", account_id)
+    _, opportunity_id = won_deal(world, account_id=account_id)
+    world.salesforce.accounts[account_id].update(Name="Old Name", LastModifiedDate=EDITED)
+    world.crosswalk.claim(opportunity_id, CrosswalkKind.ORDER, "killed-attempt", 0.05)  # a killed attempt
+    time.sleep(0.1)
+
+    def rep_renames_the_account() -> None:  # while the retry looks for the order in Intacct
+        world.salesforce.accounts[account_id].update(
+            Name="New Name", LastModifiedDate="2026-11-28T10:07:00.000+0000"
+        )
+        assert world.handle("Account", account_id, "renamed").reason == "updated"
+
+    world.intacct.during_next_order_search = rep_renames_the_account
+    outcome = world.handle("Opportunity", opportunity_id, "retry")  # read the Account before the rename
+
+    assert outcome.status == "synced"
+    assert world.intacct.customer_updates[-1].name == "New Name"
+    assert world.handle("Account", account_id, "later").reason == "up_to_date"
 
 
 def test_the_order_control_id_does_not_change_when_the_opportunity_is_edited(world_factory: Any) -> None:
@@ -441,13 +465,17 @@ def test_a_customer_update_whose_answer_was_lost_is_sent_again_not_taken_as_done
 
 
 def test_a_customer_created_meanwhile_from_older_data_is_brought_up_to_date_by_the_account_sync(
-    world: World,
+    world_factory: Any,
 ) -> None:
+    world: World = world_factory(claim_lease_seconds=0.05)
     account_id, opportunity_id = won_deal(world)
     world.intacct.hold_next_write = True  # the order and its new customer, still being committed
     with pytest.raises(Exception, match="timed out"):
         world.handle("Opportunity", opportunity_id)
     world.salesforce.accounts[account_id].update(Name="Northwind Traders", LastModifiedDate=EDITED)
+    with pytest.raises(Exception, match="another worker is writing the customer"):
+        world.handle("Account", account_id, "too-early")  # the first write may still commit
+    time.sleep(0.1)  # its lease ends
     world.intacct.commit_held_at_next_create = True  # it commits between the look-up and the create
 
     outcome = world.handle("Account", account_id)

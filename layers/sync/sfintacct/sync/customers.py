@@ -67,7 +67,10 @@ def plan_customer(
     stamp = change_stamp(modified)
     digest = customer_digest(account, mapping)
     if known is not None and known.intacct_id:
-        if known.attributes.get(DIGEST_ATTRIBUTE) == digest:
+        applied = known.source_modified_at
+        older_copy = modified is not None and applied is not None and modified < applied
+        if known.attributes.get(DIGEST_ATTRIBUTE) == digest or older_copy:
+            # Up to date, or this copy of the Account is older than the change sent last: send nothing.
             return CustomerPlan(
                 account_id, modified, CustomerAction.UP_TO_DATE, known.intacct_id, None, "", digest
             )

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
@@ -147,7 +147,8 @@ class SyncService:
                 OutcomeStatus.SKIPPED, Reason.NOT_FOUND, account_id, None, str(error)
             )
         plan = plan_customer(account, known, mapping=self.mapping, intacct=self.intacct)
-        customer_id = self._apply_customer_alone(plan)
+        with self._customer_writer(plan, known, account, request.producer_id) as plan:
+            customer_id = self._apply_customer_alone(plan)
         if plan.write is not None or not shows_synced(account, "Intacct_Customer_Id__c", customer_id):
             self._write_back(account_id, [write_back.account_synced(account_id, customer_id, self.clock())])
         if plan.action is CustomerAction.UP_TO_DATE:
@@ -166,6 +167,40 @@ class SyncService:
         return self._account_outcome(
             OutcomeStatus.SYNCED, reason, account_id, customer_id, f"customer {reason}"
         )
+
+    @contextlib.contextmanager
+    def _customer_writer(
+        self, plan: CustomerPlan, known: CrosswalkEntry | None, account: dict[str, Any], owner: str
+    ) -> Iterator[CustomerPlan]:
+        """Hold the Account's customer-write lock while the plan's customer write is sent and recorded.
+
+        Two writes of one customer never overlap, so an older copy of the Account can never land in
+        Intacct after a newer one. Yields the plan to send: made again from the crosswalk as it is once
+        the lock is held, if another worker recorded a change meanwhile (a plan from an older copy of the
+        Account then sends nothing). When the write's outcome is unknown (it may still commit), the lock
+        is kept until its lease ends; a killed worker's lock ends the same way.
+        """
+        if plan.write is None:
+            yield plan
+            return
+        account_id = plan.account_id
+        try:
+            self.crosswalk.claim(account_id, CrosswalkKind.CUSTOMER_WRITE, owner, self.claim_lease_seconds)
+        except AlreadyClaimed as error:
+            raise TransientSyncError(
+                f"another worker is writing the customer of Account {account_id}"
+            ) from error
+        current = self.crosswalk.get(account_id, CrosswalkKind.CUSTOMER)
+        if current != known:
+            plan = plan_customer(account, current, mapping=self.mapping, intacct=self.intacct)
+        try:
+            yield plan
+        except OutcomeUnknown:
+            raise  # the write may still commit: nobody else writes this customer until the lease ends
+        except Exception:
+            self.crosswalk.release(account_id, CrosswalkKind.CUSTOMER_WRITE, owner)
+            raise
+        self.crosswalk.release(account_id, CrosswalkKind.CUSTOMER_WRITE, owner)
 
     def _apply_customer_alone(self, plan: CustomerPlan) -> str:
         """Send the plan's customer write in its own request and record it; returns the CUSTOMERID."""
@@ -276,17 +311,26 @@ class SyncService:
                     owner=owner,
                     reason=Reason.RECOVERED,
                 )
-        plan = plan_customer(
-            account,
-            self.crosswalk.get(account_id, CrosswalkKind.CUSTOMER),
-            mapping=self.mapping,
-            intacct=self.intacct,
+        known_customer = self.crosswalk.get(account_id, CrosswalkKind.CUSTOMER)
+        plan = plan_customer(account, known_customer, mapping=self.mapping, intacct=self.intacct)
+        with self._customer_writer(plan, known_customer, account, owner) as locked_plan:
+            order_plan = locked_plan
+            if locked_plan.customer_id is None:
+                # Intacct numbers new customers here: create it first, then the order can name it.
+                new_id = self._apply_customer_alone(locked_plan)
+                order_plan = replace(locked_plan, customer_id=new_id, write=None)
+            customer_id = order_plan.customer_id
+            assert customer_id is not None
+            doc_id = self._write_order(snapshot, order_plan, customer_id, claim)
+        return self._finish_order(
+            snapshot, account, doc_id=doc_id, customer_id=customer_id, owner=owner, reason=Reason.CREATED
         )
-        if plan.customer_id is None:
-            # Intacct numbers new customers here: create it first, then the order can name it.
-            plan = replace(plan, customer_id=self._apply_customer_alone(plan), write=None)
-        customer_id = plan.customer_id
-        assert customer_id is not None
+
+    def _write_order(
+        self, snapshot: OpportunitySnapshot, plan: CustomerPlan, customer_id: str, claim: CrosswalkEntry
+    ) -> str:
+        """Send the order (with the plan's customer write, in one transaction) and record the customer."""
+        opportunity_id = snapshot.opportunity_id
         order = self.mapping.sales_transaction(
             snapshot, customer_id=customer_id, transaction_type=self.transaction_type
         )
@@ -305,25 +349,22 @@ class SyncService:
                     raise
                 if isinstance(error, DuplicateRecord):
                     raise TransientSyncError(
-                        f"Intacct customer {plan.customer_id} already exists but does not carry "
-                        f"{self.mapping.salesforce_id_field}={account_id}; set that field on it to adopt it: "
-                        f"{error}"
+                        f"Intacct customer {customer_id} already exists but does not carry "
+                        f"{self.mapping.salesforce_id_field}={plan.account_id}; "
+                        f"set that field on it to adopt it: {error}"
                     ) from error
                 raise TransientSyncError(
                     f"Intacct says the order of {opportunity_id} was sent before, but no order has reference "
                     f"{opportunity_id} yet: {error}"
                 ) from error
-            doc_id = existing.doc_id
-            # Whether this request's customer write was the one applied is unknown: record no digest,
-            # so the next Account sync sends the customer's data again.
-            plan = replace(plan, digest="")
+            # This request's customer write, if any, went down with it: send it alone now.
+            self._apply_customer_alone(plan)
+            return existing.doc_id
         self.checkpoint("after_intacct_write", opportunity_id)
         self.checkpoint("before_crosswalk_write", opportunity_id)
         if plan.write is not None:
             record_customer(plan, customer_id, self.crosswalk)
-        return self._finish_order(
-            snapshot, account, doc_id=doc_id, customer_id=customer_id, owner=owner, reason=Reason.CREATED
-        )
+        return doc_id
 
     def _finish_order(
         self,
