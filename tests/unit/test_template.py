@@ -323,17 +323,26 @@ def test_sync_log_is_read_by_salesforce_id_and_expires(resources: dict[str, Any]
     assert props["TimeToLiveSpecification"] == {"AttributeName": "expires_at", "Enabled": True}
 
 
-def test_an_order_claim_outlives_the_attempt_that_took_it(resources: dict[str, Any]) -> None:
-    """No second attempt may send the order while the first can still be in flight: the worker runs at
-    most Timeout, and a request it sent just before it was stopped may take INTACCT_TIMEOUT_SECONDS more."""
-    props = properties(resources, "OpportunityToOrderFunction")
+@pytest.mark.parametrize(
+    ("function_id", "queue_id"),
+    [
+        ("OpportunityToOrderFunction", "OpportunityToOrderQueue"),
+        ("CustomerUpsertFunction", "CustomerUpsertQueue"),
+    ],
+)
+def test_a_claim_outlives_the_attempt_that_took_it(
+    resources: dict[str, Any], function_id: str, queue_id: str
+) -> None:
+    """No second attempt may write an order or a customer while the first can still be in flight: the
+    worker runs at most Timeout, and a request it sent just before it was stopped may take
+    INTACCT_TIMEOUT_SECONDS more."""
+    props = properties(resources, function_id)
     env = props["Environment"]["Variables"]
     longest_attempt = props["Timeout"] + int(env["INTACCT_TIMEOUT_SECONDS"])
 
     assert int(env["ORDER_CLAIM_LEASE_SECONDS"]) > longest_attempt
     # ... and the message comes back only after the lease is over, so a redelivery finds it free.
-    queue = resources["OpportunityToOrderQueue"]["Properties"]
-    assert queue["VisibilityTimeout"] > int(env["ORDER_CLAIM_LEASE_SECONDS"])
+    assert resources[queue_id]["Properties"]["VisibilityTimeout"] > int(env["ORDER_CLAIM_LEASE_SECONDS"])
 
 
 def test_intacct_retries_end_before_the_worker_times_out(resources: dict[str, Any]) -> None:
