@@ -384,7 +384,6 @@ def opportunity_request(stack: LocalStack, opportunity_id: str, producer_id: str
         object_type="Opportunity",
         record_id=opportunity_id,
         producer_id=producer_id,
-        fields={},
         received_at=datetime.now(UTC),
     )
 
@@ -396,7 +395,6 @@ def account_request(stack: LocalStack, account_id: str, producer_id: str, modifi
         object_type="Account",
         record_id=account_id,
         producer_id=f"{account_id}-{producer_id}",
-        fields={},
         last_modified=modified,
         received_at=datetime.now(UTC),
     )
