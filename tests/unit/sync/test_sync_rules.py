@@ -122,6 +122,13 @@ def won_deal(
     return account_id, opportunity_id
 
 
+def deal_of_a_synced_account(world: World) -> tuple[str, str]:
+    """A won deal whose Account was synced before: the customer exists, the order goes alone."""
+    account_id = new_account(world)
+    world.handle("Account", account_id)
+    return won_deal(world, account_id=account_id)
+
+
 def request(
     object_type: str, record_id: str, producer_id: str = "n-1", modified: datetime | None = None
 ) -> SyncRequest:
@@ -306,9 +313,7 @@ def test_an_edit_after_close_while_the_first_create_is_still_running_makes_one_o
     world_factory: Any,
 ) -> None:
     world: World = world_factory(claim_lease_seconds=0.05)
-    account_id = new_account(world)
-    world.handle("Account", account_id)  # the customer exists: the order goes alone
-    _, opportunity_id = won_deal(world, account_id=account_id)
+    account_id, opportunity_id = deal_of_a_synced_account(world)  # its customer exists already
     world.intacct.hold_next_write = True  # Intacct takes the order but answers too late
 
     with pytest.raises(Exception, match="timed out"):
@@ -345,9 +350,7 @@ def test_customer_data_that_went_down_with_a_refused_repeat_of_the_order_is_sent
     world_factory: Any,
 ) -> None:
     world: World = world_factory(claim_lease_seconds=0.05)
-    account_id = new_account(world)
-    world.handle("Account", account_id)
-    _, opportunity_id = won_deal(world, account_id=account_id)
+    account_id, opportunity_id = deal_of_a_synced_account(world)  # its customer exists already
     world.salesforce.accounts[account_id].update(Name="Northwind Traders", LastModifiedDate=EDITED)
     world.intacct.hold_next_write = True  # the customer update and the order, still being committed
 
@@ -370,9 +373,7 @@ def test_a_retry_holding_an_older_copy_of_the_account_never_overwrites_the_newer
     world_factory: Any,
 ) -> None:
     world: World = world_factory(claim_lease_seconds=0.05)
-    account_id = new_account(world)
-    world.handle("Account", account_id)
-    _, opportunity_id = won_deal(world, account_id=account_id)
+    account_id, opportunity_id = deal_of_a_synced_account(world)  # its customer exists already
     world.salesforce.accounts[account_id].update(Name="Old Name", LastModifiedDate=EDITED)
     world.crosswalk.claim(opportunity_id, CrosswalkKind.ORDER, "killed-attempt", 0.05)  # a killed attempt
     time.sleep(0.1)
