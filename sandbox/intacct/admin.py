@@ -96,7 +96,8 @@ def config(state: SandboxState, method: str, body: bytes) -> AdminReply:
     if method != "PUT":
         return AdminReply(405, {"error": f"{method} is not allowed on /admin/config"})
     update = json_object(body)
-    unknown = set(update) - {"custom_fields", "session_seconds", "remember_failed_controlids"}
+    flags = ("remember_failed_controlids", "repeats_in_flight_apply")
+    unknown = set(update) - {"custom_fields", "session_seconds", *flags}
     if unknown:
         raise AdminError(f"unknown config keys: {sorted(unknown)}")
     custom_fields = validate_custom_fields(update.get("custom_fields", {}))
@@ -105,12 +106,13 @@ def config(state: SandboxState, method: str, body: bytes) -> AdminReply:
         isinstance(session_seconds, bool) or not isinstance(session_seconds, int) or session_seconds < 1
     ):
         raise AdminError("session_seconds must be a positive integer")
-    remember_failed = update.get("remember_failed_controlids")
-    if remember_failed is not None and not isinstance(remember_failed, bool):
-        raise AdminError("remember_failed_controlids must be true or false")
+    for flag in flags:
+        if flag in update and not isinstance(update[flag], bool):
+            raise AdminError(f"{flag} must be true or false")
     with state.lock:
-        if remember_failed is not None:
-            state.config.remember_failed_controlids = remember_failed
+        for flag in flags:
+            if flag in update:
+                setattr(state.config, flag, update[flag])
         state.config.custom_fields.update(custom_fields)
         if session_seconds is not None:
             state.config.session_seconds = session_seconds

@@ -56,10 +56,13 @@ class IntacctAdminClient:
         custom_fields: dict[str, list[str]] | None = None,
         session_seconds: int | None = None,
         remember_failed_controlids: bool | None = None,
+        repeats_in_flight_apply: bool | None = None,
     ) -> dict[str, Any]:
         payload: dict[str, Any] = {}
         if remember_failed_controlids is not None:
             payload["remember_failed_controlids"] = remember_failed_controlids
+        if repeats_in_flight_apply is not None:
+            payload["repeats_in_flight_apply"] = repeats_in_flight_apply
         if custom_fields is not None:
             payload["custom_fields"] = custom_fields
         if session_seconds is not None:

@@ -57,11 +57,17 @@ class Answer:
 
 
 _FUNCTION_TAG = re.compile(rb"<function\b[^>]*>\s*<([A-Za-z_][\w.-]*)")
+_FUNCTION_CONTROL_ID = re.compile(rb'<function\b[^>]*\bcontrolid="([^"]*)"')
 
 
 def function_names_in(body: bytes) -> set[str]:
     """The functions a request body names (before it is parsed), for faults that wait before running."""
     return {match.decode("ascii") for match in _FUNCTION_TAG.findall(body)}
+
+
+def function_control_ids_in(body: bytes) -> set[str]:
+    """The function control ids a request body carries (before it is parsed)."""
+    return {match.decode("utf-8", "replace") for match in _FUNCTION_CONTROL_ID.findall(body)}
 
 
 def html_page(status: int) -> bytes:
@@ -172,10 +178,18 @@ class _Handler(BaseHTTPRequestHandler):
         with state.lock:
             state.counts.requests += 1
             latency_ms = state.faults.take_delay_ms(function_names_in(body))
+            # Checked on arrival when repeats in flight apply: what a repeat completes meanwhile is let be.
+            checked_on_arrival = (
+                function_control_ids_in(body) - state.data.all_completed_controlids()
+                if latency_ms and state.config.repeats_in_flight_apply
+                else set()
+            )
         if latency_ms:
             time.sleep(latency_ms / 1000)
         with state.lock:
+            completed_meanwhile = state.data.forget_completed_controlids(checked_on_arrival)
             answer = self.gateway_answer(path, body)
+            state.data.remember_completed_controlids(completed_meanwhile)
             if not answer.drop_connection:
                 state.counts.statuses[str(answer.status)] += 1
         return answer

@@ -277,6 +277,20 @@ class CompanyData:
     def snapshot(self) -> CompanyData:
         return copy.deepcopy(self)
 
+    def all_completed_controlids(self) -> set[str]:
+        return set().union(*self.completed_controlids.values())
+
+    def forget_completed_controlids(self, control_ids: set[str]) -> dict[str, set[str]]:
+        """Take these control ids out of the completed ones for a moment; returns what was taken."""
+        taken = {company: completed & control_ids for company, completed in self.completed_controlids.items()}
+        for company, ids in taken.items():
+            self.completed_controlids[company] -= ids
+        return taken
+
+    def remember_completed_controlids(self, taken: dict[str, set[str]]) -> None:
+        for company, ids in taken.items():
+            self.completed_controlids.setdefault(company, set()).update(ids)
+
 
 @dataclass
 class SandboxConfig:
@@ -287,12 +301,17 @@ class SandboxConfig:
     # Whether a function that failed under uniqueid=true still uses up its control id. Intacct's docs
     # say "previously executed and completed", which suggests not, but no source says (UNCERTAIN).
     remember_failed_controlids: bool = False
+    # Whether a repeat sent while a slow request with the same control id is still running applies too
+    # (the uniqueid check made on arrival), rather than being refused once the first one commits.
+    # No source says which (UNCERTAIN).
+    repeats_in_flight_apply: bool = False
 
     def to_json(self) -> dict[str, Any]:
         return {
             "custom_fields": copy.deepcopy(self.custom_fields),
             "session_seconds": self.session_seconds,
             "remember_failed_controlids": self.remember_failed_controlids,
+            "repeats_in_flight_apply": self.repeats_in_flight_apply,
         }
 
 

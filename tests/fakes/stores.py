@@ -127,7 +127,9 @@ class InMemoryCrosswalk:
             base = current or CrosswalkEntry(sf_id, CrosswalkKind(kind), CrosswalkStatus.COMPLETE, now)
             return self._completed(key, base, intacct_id, source_modified_at, attributes, now)
 
-    def release(self, sf_id: str, kind: CrosswalkKind, owner: str, now: datetime | None = None) -> bool:
+    def release(
+        self, sf_id: str, kind: CrosswalkKind, owner: str, *, refused: bool, now: datetime | None = None
+    ) -> bool:
         now = _aware(now or datetime.now(UTC), "now")
         key = self._key(sf_id, kind)
         with self._lock:
@@ -143,7 +145,7 @@ class InMemoryCrosswalk:
                 claim_owner=None,
                 lease_expires_at=datetime.fromtimestamp(0, UTC),
                 updated_at=_millis(now),
-                attempt=current.attempt + 1,
+                attempt=current.attempt + (1 if refused else 0),
             )
             return True
 

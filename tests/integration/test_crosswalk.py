@@ -187,14 +187,14 @@ def test_released_claim_can_be_taken_at_once(store: CrosswalkStore) -> None:
     sf_id = new_sf_id()
     store.claim(sf_id, CrosswalkKind.ORDER, "worker-a", LEASE_SECONDS, now=T0)
 
-    assert store.release(sf_id, CrosswalkKind.ORDER, "worker-b") is False
-    assert store.release(sf_id, CrosswalkKind.ORDER, "worker-a") is True
+    assert store.release(sf_id, CrosswalkKind.ORDER, "worker-b", refused=False) is False
+    assert store.release(sf_id, CrosswalkKind.ORDER, "worker-a", refused=False) is True
 
     taken = store.claim(sf_id, CrosswalkKind.ORDER, "worker-b", LEASE_SECONDS, now=T0 + timedelta(seconds=1))
     assert taken.claim_owner == "worker-b"
 
 
-def test_the_attempt_number_survives_claims_and_goes_up_only_when_a_claim_is_released(
+def test_the_attempt_number_survives_claims_and_goes_up_only_when_a_refused_claim_is_released(
     store: CrosswalkStore,
 ) -> None:
     sf_id = new_sf_id()
@@ -202,10 +202,12 @@ def test_the_attempt_number_survives_claims_and_goes_up_only_when_a_claim_is_rel
     later = T0 + timedelta(seconds=LEASE_SECONDS + 1)
     assert store.claim(sf_id, CrosswalkKind.ORDER, "worker-b", LEASE_SECONDS, now=later).attempt == 0
 
-    assert store.release(sf_id, CrosswalkKind.ORDER, "worker-b", now=later)
+    assert store.release(sf_id, CrosswalkKind.ORDER, "worker-b", refused=True, now=later)
     again = store.claim(sf_id, CrosswalkKind.ORDER, "worker-c", LEASE_SECONDS, now=later)
     assert again.attempt == 1
-    assert store.release(sf_id, CrosswalkKind.ORDER, "worker-c", now=later)
+    assert store.release(sf_id, CrosswalkKind.ORDER, "worker-c", refused=False, now=later)  # not refused
+    assert store.claim(sf_id, CrosswalkKind.ORDER, "worker-c", LEASE_SECONDS, now=later).attempt == 1
+    assert store.release(sf_id, CrosswalkKind.ORDER, "worker-c", refused=True, now=later)
     third = store.claim(sf_id, CrosswalkKind.ORDER, "worker-c", LEASE_SECONDS, now=later)
     assert third.attempt == 2
 

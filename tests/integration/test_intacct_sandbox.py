@@ -1222,10 +1222,13 @@ def test_timeout_after_commit_really_commits(client: Client) -> None:
     assert len(client.sandbox.admin.records("SODOCUMENT")) == 1
 
 
-def test_a_slow_order_commits_after_its_client_gave_up_and_a_repeat_meanwhile_is_applied_once(
-    client: Client,
+@pytest.mark.parametrize("repeats_apply", [False, True], ids=["repeat-refused", "repeat-applies"])
+def test_a_slow_order_commits_after_its_client_gave_up_and_a_repeat_sent_meanwhile_both_ways(
+    client: Client, repeats_apply: bool
 ) -> None:
+    """Whether Intacct refuses a repeat of a request that is still running is not documented: both ways."""
     seed_customers(client, ["Acme"])
+    client.sandbox.admin.configure(repeats_in_flight_apply=repeats_apply)
     client.sandbox.admin.set_faults(
         slow_next={"count": 1, "function": "create_sotransaction", "delay_ms": 1500}
     )
@@ -1234,20 +1237,28 @@ def test_a_slow_order_commits_after_its_client_gave_up_and_a_repeat_meanwhile_is
     body = client.request_xml(order, auth=auth, uniqueid="true")
     impatient = httpx.Client(verify=tls_context(client.sandbox), timeout=0.3)
 
-    started = time.monotonic()
-    with pytest.raises(httpx.ReadTimeout):
-        impatient.post(client.sandbox.session_url, content=body, headers={"content-type": "application/xml"})
-    repeat = client.post(order, url=client.sandbox.session_url, auth=auth, uniqueid="true")
-    assert time.monotonic() - started < 1.4  # the repeat was not held up by the slow one
-    assert repeat.result().findtext("status") == "success"
-    time.sleep(1.5)  # the slow one runs now, and is refused: its control id has been recorded
+    try:
+        started = time.monotonic()
+        with pytest.raises(httpx.ReadTimeout):
+            impatient.post(
+                client.sandbox.session_url, content=body, headers={"content-type": "application/xml"}
+            )
+        repeat = client.post(order, url=client.sandbox.session_url, auth=auth, uniqueid="true")
+        assert time.monotonic() - started < 1.4  # the repeat was not held up by the slow one
+        assert repeat.result().findtext("status") == "success"
+        time.sleep(1.5)  # the slow one runs now
+    finally:
+        client.sandbox.admin.configure(repeats_in_flight_apply=False)
 
-    assert len(client.sandbox.admin.records("SODOCUMENT")) == 1
+    # Refused as already recorded, or (checked when it arrived) applied a second time.
+    assert len(client.sandbox.admin.records("SODOCUMENT")) == (2 if repeats_apply else 1)
     assert client.sandbox.admin.set_faults()["slow_next"] == {
         "count": 0,
         "function": "create_sotransaction",
         "delay_ms": 1500,
     }
+    again = client.post(order, url=client.sandbox.session_url, auth=auth, uniqueid="true")
+    assert "already been recorded" in errors_of(again.result())[0]["description2"]  # not in flight: refused
 
 
 @pytest.mark.parametrize("remembered", [False, True])

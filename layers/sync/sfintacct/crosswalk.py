@@ -321,11 +321,14 @@ class CrosswalkStore:
             ) from None
         return _entry_from_item(response["Attributes"])
 
-    def release(self, sf_id: str, kind: CrosswalkKind, owner: str, now: datetime | None = None) -> bool:
-        """Give up a claim after Intacct refused the create, so a corrected record can be sent at once.
+    def release(
+        self, sf_id: str, kind: CrosswalkKind, owner: str, *, refused: bool, now: datetime | None = None
+    ) -> bool:
+        """Give up a claim whose attempt has nothing on its way to Intacct, so the next can start at once.
 
-        The record's `attempt` goes up by one: the next create carries a new control id (Intacct may
-        remember the refused one). False if `owner` did not hold the claim.
+        `refused`: Intacct refused the write; the record's `attempt` goes up by one, so the next create
+        carries a new control id (Intacct may remember the refused one). False if `owner` did not hold
+        the claim.
         """
         now = _aware(now or self._clock(), "now")
         try:
@@ -335,13 +338,13 @@ class CrosswalkStore:
                     Key=_key(sf_id, kind),
                     UpdateExpression=(
                         "SET lease_expires_at = :expired, updated_at = :now"
-                        " REMOVE claim_owner ADD attempt :one"
+                        " REMOVE claim_owner ADD attempt :added"
                     ),
                     ConditionExpression="#status = :claimed AND claim_owner = :owner",
                     ExpressionAttributeNames={"#status": "status"},
                     ExpressionAttributeValues={
                         ":expired": {"N": "0"},
-                        ":one": {"N": "1"},
+                        ":added": {"N": "1" if refused else "0"},
                         ":now": {"S": _iso(now)},
                         ":claimed": {"S": CrosswalkStatus.CLAIMED.value},
                         ":owner": {"S": owner},

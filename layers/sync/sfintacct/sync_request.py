@@ -7,7 +7,7 @@ Data Capture event) becomes one SyncRequest per record, serialised as the SQS me
 A SyncRequest says which record to sync and who asked, nothing more: the workers read the record
 itself from Salesforce (a notification may be partial or stale), so no field values travel on the
 queue and a message stays well under 2 KiB whatever Salesforce sends (SQS takes at most 1 MiB).
-Deduplication happens downstream, keyed on `producer_id`.
+Deduplication happens downstream, keyed on what the work is: object type, record id and producer id.
 """
 
 from __future__ import annotations
@@ -53,7 +53,8 @@ class SyncRequest(BaseModel):
     producer_id: str = Field(
         min_length=1,
         max_length=MAX_PRODUCER_ID_LENGTH,
-        description="Idempotency key: notification Id, EventUuid, CDC transactionKey:sequenceNumber:recordId",
+        description="Who asked (with object type and record id, the idempotency key): notification Id, "
+        "EventUuid, CDC transactionKey:sequenceNumber:recordId",
     )
     last_modified: AwareDatetime | None = Field(
         default=None, description="LastModifiedDate when the notification carried it (CDC: commitTimestamp)"

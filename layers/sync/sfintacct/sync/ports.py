@@ -94,7 +94,9 @@ class CrosswalkPort(Protocol):
         now: datetime | None = None,
     ) -> CrosswalkEntry: ...
 
-    def release(self, sf_id: str, kind: CrosswalkKind, owner: str, now: datetime | None = None) -> bool: ...
+    def release(
+        self, sf_id: str, kind: CrosswalkKind, owner: str, *, refused: bool, now: datetime | None = None
+    ) -> bool: ...
 
 
 class SyncLogPort(Protocol):

@@ -6,9 +6,11 @@ returns it; when the failure is transient it raises instead, so the queue delive
 
 Exactly once, whatever happens (ARCHITECTURE §2):
 - the crosswalk tells whether the order exists (COMPLETE) or someone is creating it (CLAIMED);
-- a worker claims the Opportunity before it writes to Intacct; the claim is held per message
-  (producer id), so the same message delivered again takes its own claim back at once, and its lease
-  outlasts the longest attempt (worker timeout + Intacct timeout: a template test checks it);
+- a worker claims the Opportunity before it writes to Intacct, as this attempt (producer id + a token:
+  no later attempt, not even of the same message, shares it). An attempt that ends with nothing on its
+  way to Intacct frees the claim; one whose outcome is unknown, or that was killed, holds it until the
+  lease ends, and the lease outlasts the longest attempt (worker timeout + Intacct timeout: a template
+  test checks it);
 - an Opportunity found CLAIMED (an earlier attempt stopped half-way) is first looked up in Intacct by
   its reference (PONUMBER = Opportunity id) before anything is sent again;
 - the order's Intacct control id is the Opportunity id and the claim's attempt number, sent with
@@ -27,6 +29,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import secrets
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -147,7 +150,7 @@ class SyncService:
                 OutcomeStatus.SKIPPED, Reason.NOT_FOUND, account_id, None, str(error)
             )
         plan = plan_customer(account, known, mapping=self.mapping, intacct=self.intacct)
-        with self._customer_writer(plan, known, account, request.producer_id) as plan:
+        with self._customer_writer(plan, known, account, attempt_owner(request)) as plan:
             customer_id = self._apply_customer_alone(plan)
         if plan.write is not None or not shows_synced(account, "Intacct_Customer_Id__c", customer_id):
             self._write_back(account_id, [write_back.account_synced(account_id, customer_id, self.clock())])
@@ -198,9 +201,9 @@ class SyncService:
         except OutcomeUnknown:
             raise  # the write may still commit: nobody else writes this customer until the lease ends
         except Exception:
-            self.crosswalk.release(account_id, CrosswalkKind.CUSTOMER_WRITE, owner)
+            self.crosswalk.release(account_id, CrosswalkKind.CUSTOMER_WRITE, owner, refused=False)
             raise
-        self.crosswalk.release(account_id, CrosswalkKind.CUSTOMER_WRITE, owner)
+        self.crosswalk.release(account_id, CrosswalkKind.CUSTOMER_WRITE, owner, refused=False)
 
     def _apply_customer_alone(self, plan: CustomerPlan) -> str:
         """Send the plan's customer write in its own request and record it; returns the CUSTOMERID."""
@@ -208,15 +211,15 @@ class SyncService:
             assert plan.customer_id is not None
             return plan.customer_id
         self.checkpoint("before_intacct_write", plan.account_id)
-        customer_id, applied_plan = self._write_customer(plan)
+        customer_id = self._write_customer(plan)
         self.checkpoint("after_intacct_write", plan.account_id)
         self.checkpoint("before_crosswalk_write", plan.account_id)
-        record_customer(applied_plan, customer_id, self.crosswalk)
+        record_customer(plan, customer_id, self.crosswalk)
         self.checkpoint("after_crosswalk_write", plan.account_id)
         return customer_id
 
-    def _write_customer(self, plan: CustomerPlan) -> tuple[str, CustomerPlan]:
-        """Send the customer write; the CUSTOMERID and the plan to record (its digest only if sent)."""
+    def _write_customer(self, plan: CustomerPlan) -> str:
+        """Send the customer write (Intacct then holds the plan's data); returns the CUSTOMERID."""
         if not isinstance(plan.write, NewCustomer):
             assert plan.write is not None
             assert plan.customer_id is not None
@@ -224,7 +227,7 @@ class SyncService:
             # goes up: the retry sends the same control id, and the change is applied then or refused.
             with contextlib.suppress(AlreadyApplied):
                 self.intacct.update_customer(plan.write, control_id=plan.control_id)
-            return plan.customer_id, plan
+            return plan.customer_id
         try:
             reference = self.intacct.create_customer(plan.write, control_id=plan.control_id)
         except (AlreadyApplied, OutcomeUnknown, DuplicateRecord) as error:
@@ -234,14 +237,14 @@ class SyncService:
                 if isinstance(error, DuplicateRecord):
                     # Created meanwhile by another worker, perhaps from older data: send ours now.
                     self._update_created_customer(plan, found)
-                return found, plan
+                return found
             if isinstance(error, OutcomeUnknown):
                 raise
             raise TransientSyncError(
                 f"Intacct answered {type(error).__name__} for Account {plan.account_id} but no customer "
                 f"carries {self.mapping.salesforce_id_field}={plan.account_id}: {error}"
             ) from error
-        return reference.customer_id, plan
+        return reference.customer_id
 
     def _update_created_customer(self, plan: CustomerPlan, customer_id: str) -> None:
         assert isinstance(plan.write, NewCustomer)
@@ -273,19 +276,22 @@ class SyncService:
             )
         if snapshot.account is None:
             raise PermanentSyncError(f"Opportunity {opportunity_id} has no Account, so there is no customer")
+        owner = attempt_owner(request)
         try:
-            claim = self.crosswalk.claim(
-                opportunity_id, CrosswalkKind.ORDER, request.producer_id, self.claim_lease_seconds
-            )
+            claim = self.crosswalk.claim(opportunity_id, CrosswalkKind.ORDER, owner, self.claim_lease_seconds)
         except AlreadyClaimed as error:
             raise TransientSyncError(f"another worker is creating the order of {opportunity_id}") from error
         if claim.is_complete:
             return self._already_synced(snapshot, claim)
         try:
             return self._create_order(snapshot, snapshot.account, claim, recovering=known is not None)
-        except PERMANENT_ERRORS:
-            # Intacct refused (nothing was written): free the Opportunity so a corrected one syncs at once.
-            self.crosswalk.release(opportunity_id, CrosswalkKind.ORDER, request.producer_id)
+        except OutcomeUnknown:
+            raise  # the order may still commit: no other attempt sends it until the lease ends
+        except Exception as error:
+            # Nothing of this attempt is on its way to Intacct: the next attempt may start at once. After
+            # a refusal (permanent), it gets a new control id, so a corrected record syncs.
+            refused = isinstance(error, PERMANENT_ERRORS)
+            self.crosswalk.release(opportunity_id, CrosswalkKind.ORDER, owner, refused=refused)
             raise
 
     def _create_order(
@@ -511,6 +517,11 @@ class SyncService:
             intacct_order_id=order_id,
             account_id=account_id,
         )
+
+
+def attempt_owner(request: SyncRequest) -> str:
+    """Who holds a claim: this attempt at the request, never an earlier or a later one."""
+    return f"{request.producer_id}#{secrets.token_hex(4)}"
 
 
 def shows_synced(record: Mapping[str, Any], id_field: str, intacct_id: str) -> bool:
