@@ -6,11 +6,9 @@ returns it; when the failure is transient it raises instead, so the queue delive
 
 Exactly once, whatever happens (ARCHITECTURE §2):
 - the crosswalk tells whether the order exists (COMPLETE) or someone is creating it (CLAIMED);
-- a worker claims the Opportunity before it writes to Intacct, as this attempt (producer id + a token:
-  no later attempt, not even of the same message, shares it). An attempt that ends with nothing on its
-  way to Intacct frees the claim; one whose outcome is unknown, or that was killed, holds it until the
-  lease ends, and the lease outlasts the longest attempt (worker timeout + Intacct timeout: a template
-  test checks it);
+- a worker claims the Opportunity before it writes to Intacct; the claim is held per message
+  (producer id), so the same message delivered again takes its own claim back at once, and its lease
+  outlasts the longest attempt (worker timeout + Intacct timeout: a template test checks it);
 - an Opportunity found CLAIMED (an earlier attempt stopped half-way) is first looked up in Intacct by
   its reference (PONUMBER = Opportunity id) before anything is sent again;
 - the order's Intacct control id is the Opportunity id and the claim's attempt number, sent with
@@ -29,7 +27,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import secrets
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -150,7 +147,7 @@ class SyncService:
                 OutcomeStatus.SKIPPED, Reason.NOT_FOUND, account_id, None, str(error)
             )
         plan = plan_customer(account, known, mapping=self.mapping, intacct=self.intacct)
-        with self._customer_writer(plan, known, account, attempt_owner(request)) as plan:
+        with self._customer_writer(plan, known, account, request.producer_id) as plan:
             customer_id = self._apply_customer_alone(plan)
         if plan.write is not None or not shows_synced(account, "Intacct_Customer_Id__c", customer_id):
             self._write_back(account_id, [write_back.account_synced(account_id, customer_id, self.clock())])
@@ -276,7 +273,7 @@ class SyncService:
             )
         if snapshot.account is None:
             raise PermanentSyncError(f"Opportunity {opportunity_id} has no Account, so there is no customer")
-        owner = attempt_owner(request)
+        owner = request.producer_id
         try:
             claim = self.crosswalk.claim(opportunity_id, CrosswalkKind.ORDER, owner, self.claim_lease_seconds)
         except AlreadyClaimed as error:
@@ -285,13 +282,10 @@ class SyncService:
             return self._already_synced(snapshot, claim)
         try:
             return self._create_order(snapshot, snapshot.account, claim, recovering=known is not None)
-        except OutcomeUnknown:
-            raise  # the order may still commit: no other attempt sends it until the lease ends
-        except Exception as error:
-            # Nothing of this attempt is on its way to Intacct: the next attempt may start at once. After
-            # a refusal (permanent), it gets a new control id, so a corrected record syncs.
-            refused = isinstance(error, PERMANENT_ERRORS)
-            self.crosswalk.release(opportunity_id, CrosswalkKind.ORDER, owner, refused=refused)
+        except PERMANENT_ERRORS:
+            # Intacct refused (nothing was written): free the Opportunity so a corrected one syncs at once,
+            # with a new control id.
+            self.crosswalk.release(opportunity_id, CrosswalkKind.ORDER, owner, refused=True)
             raise
 
     def _create_order(
@@ -517,11 +511,6 @@ class SyncService:
             intacct_order_id=order_id,
             account_id=account_id,
         )
-
-
-def attempt_owner(request: SyncRequest) -> str:
-    """Who holds a claim: this attempt at the request, never an earlier or a later one."""
-    return f"{request.producer_id}#{secrets.token_hex(4)}"
 
 
 def shows_synced(record: Mapping[str, Any], id_field: str, intacct_id: str) -> bool:
