@@ -219,7 +219,7 @@ class Gateway:
         if session is not None and session.expires_at <= now:
             del self.state.sessions[session_id]
             session = None
-        if session is None or path != SESSION_PATH:
+        if session is None:
             return None, IntacctError(
                 SIGN_IN_ERROR,
                 "Sign-in information is incorrect",

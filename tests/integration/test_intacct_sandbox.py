@@ -234,19 +234,23 @@ def test_get_api_session_returns_the_session_endpoint_and_timeout(client: Client
     assert api.findtext("sessionid", "").endswith("..")
 
 
-def test_session_auth_works_only_at_the_session_endpoint(client: Client) -> None:
+def test_session_auth_works_at_the_login_url_and_at_the_session_endpoint(client: Client) -> None:
+    """The real gateway takes a session id at the URL used to log in, and at the endpoint getAPISession
+    returns (normally that same URL); sageintacctsdk relies on the first."""
     auth = f"<sessionid>{client.session()}</sessionid>"
     query = function("items", read_by_query("ITEM", "", fields_list="ITEMID"))
 
-    wrong_path = client.post(query, auth=auth)
-    right_path = client.post(query, auth=auth, url=client.sandbox.session_url)
+    login_url = client.post(query, auth=auth)
+    session_endpoint = client.post(query, auth=auth, url=client.sandbox.session_url)
+    unknown_session = client.post(query, auth="<sessionid>no-such-session..</sessionid>")
 
-    assert wrong_path.control_status() == "success"
-    assert wrong_path.auth_status() == "failure"
-    assert wrong_path.results() == []
-    assert wrong_path.operation_errors()[0]["errorno"] == "XL03000006"
-    assert right_path.auth_status() == "success"
-    assert right_path.result().findtext("status") == "success"
+    for reply in (login_url, session_endpoint):
+        assert reply.auth_status() == "success"
+        assert reply.result().findtext("status") == "success"
+    assert unknown_session.control_status() == "success"
+    assert unknown_session.auth_status() == "failure"
+    assert unknown_session.results() == []
+    assert unknown_session.operation_errors()[0]["errorno"] == "XL03000006"
 
 
 def test_login_auth_is_accepted_at_the_session_endpoint_too(client: Client) -> None:

@@ -131,6 +131,12 @@ def dlq_bodies(sqs: SQSClient, dlq_url: str) -> list[str]:
     return sorted(message["Body"] for message in messages)
 
 
+def give_time_to_finish(sqs: SQSClient, queue: QueuePair, seconds: int = 30) -> None:
+    """Lengthen the queue's visibility timeout, as AWS requires (at least the function timeout), for tests
+    that count deliveries: with the fixture's 1 s, a slow machine redelivers a message still being handled."""
+    sqs.set_queue_attributes(QueueUrl=queue.url, Attributes={"VisibilityTimeout": str(seconds)})
+
+
 def queue_depth(sqs: SQSClient, queue_url: str) -> int:
     attributes = sqs.get_queue_attributes(
         QueueUrl=queue_url,
@@ -144,6 +150,7 @@ def queue_depth(sqs: SQSClient, queue_url: str) -> int:
 def test_a_succeeding_handler_consumes_everything_in_batches_with_a_lambda_context(
     sqs: SQSClient, queue: QueuePair
 ) -> None:
+    give_time_to_finish(sqs, queue)
     bodies = [f"message-{index}" for index in range(25)]
     send_bodies(sqs, queue.url, bodies)
     handler = RecordingHandler()
@@ -176,6 +183,7 @@ def test_a_succeeding_handler_consumes_everything_in_batches_with_a_lambda_conte
 
 
 def test_the_event_has_the_shape_lambda_sends(sqs: SQSClient, queue: QueuePair) -> None:
+    give_time_to_finish(sqs, queue)
     sqs.send_message(
         QueueUrl=queue.url,
         MessageBody='{"id": "006000000000001"}',
@@ -361,6 +369,7 @@ def test_an_unknown_item_identifier_fails_the_whole_batch(sqs: SQSClient, queue:
 
 
 def test_batches_never_exceed_batch_size(sqs: SQSClient, queue: QueuePair) -> None:
+    give_time_to_finish(sqs, queue)
     bodies = [f"m-{index}" for index in range(9)]
     send_bodies(sqs, queue.url, bodies)
     handler = RecordingHandler()
@@ -377,7 +386,7 @@ def test_batches_never_exceed_batch_size(sqs: SQSClient, queue: QueuePair) -> No
 def test_the_batching_window_gathers_messages_that_arrive_while_it_is_open(
     sqs: SQSClient, queue: QueuePair
 ) -> None:
-    sqs.set_queue_attributes(QueueUrl=queue.url, Attributes={"VisibilityTimeout": "10"})
+    give_time_to_finish(sqs, queue, seconds=10)
     handler = RecordingHandler()
     mapping = EventSourceMapping(
         function_name="worker",
