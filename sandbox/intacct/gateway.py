@@ -25,6 +25,7 @@ from sandbox.intacct.errors import (
     business_error,
 )
 from sandbox.intacct.functions import HANDLERS, WRITE_FUNCTIONS, count_key
+from sandbox.intacct.schema import schema_errors
 from sandbox.intacct.store import SandboxState, find_record, utc_now
 from sandbox.intacct.xmlout import add_errors, add_text, child_text
 
@@ -33,6 +34,7 @@ SESSION_PATH = "/na1/ia/xml/xmlgw.phtml"
 GATEWAY_PATHS = (LOGIN_PATH, SESSION_PATH)
 XML_CONTENT_TYPE = 'text/xml; encoding="UTF-8"'
 SUPPORTED_DTD_VERSION = "3.0"
+MAX_SCHEMA_ERRORS_SHOWN = 3
 
 logger = logging.getLogger(__name__)
 
@@ -106,6 +108,7 @@ class Gateway:
         try:
             root = parse_request(body)
             control = read_control(root)
+            check_schema(body)
             self.check_sender(control)
             check_dtd_version(control)
             operations = read_operations(root)
@@ -368,37 +371,23 @@ def check_dtd_version(control: ControlBlock) -> None:
         )
 
 
+def check_schema(body: bytes) -> None:
+    """Refuse the whole request when it breaks Intacct's published schema, quoting the parser."""
+    errors = schema_errors(body)
+    if errors:
+        shown = "; ".join(str(error) for error in errors[:MAX_SCHEMA_ERRORS_SHOWN])
+        more = len(errors) - MAX_SCHEMA_ERRORS_SHOWN
+        raise schema_failure(shown + (f" (and {more} more)" if more > 0 else ""))
+
+
 def read_operations(root: Element) -> list[tuple[Element, list[Element]]]:
-    """Each operation with its functions, after checking the structure the schema requires."""
-    operations = root.findall("operation")
-    if not operations:
-        raise schema_failure("the <operation> element is required.")
+    """Each operation with its functions (the structure is already checked against the schema)."""
     parsed: list[tuple[Element, list[Element]]] = []
-    for operation in operations:
-        authentication = operation.find("authentication")
-        if authentication is None:
-            raise schema_failure("the <operation> element requires <authentication>.")
-        login = authentication.find("login")
-        if login is None and authentication.find("sessionid") is None:
-            raise schema_failure("<authentication> requires <login> or <sessionid>.")
-        if login is not None:
-            for required in ("userid", "companyid", "password"):
-                if login.find(required) is None:
-                    raise schema_failure(f"<login> requires <{required}>.")
-        functions: list[Element] = []
-        for content in operation.findall("content"):
-            for function in content:
-                if function.tag != "function":
-                    raise schema_failure(
-                        f"<content> may only hold <function> elements, not <{function.tag}>."
-                    )
-                if function.get("controlid") is None:
-                    raise schema_failure("the <function> element requires the controlid attribute.")
-                if len(function.get("controlid", "")) > 256:
-                    raise schema_failure("a function controlid is longer than 256 characters.")
-                if len(function) != 1:
-                    raise schema_failure("each <function> must hold exactly one operation element.")
-                functions.append(function)
+    for operation in root.findall("operation"):
+        functions = [function for content in operation.findall("content") for function in content]
+        for function in functions:
+            if len(function.get("controlid", "")) > 256:
+                raise schema_failure("a function controlid is longer than 256 characters.")
         parsed.append((operation, functions))
     return parsed
 

@@ -8,9 +8,7 @@ from xml.etree.ElementTree import Element
 
 from sandbox.intacct.calls import CallContext, FunctionOutput, format_date, money, plain_number
 from sandbox.intacct.errors import (
-    SCHEMA_ERROR,
     FunctionFailure,
-    IntacctError,
     business_error,
 )
 from sandbox.intacct.store import (
@@ -51,15 +49,10 @@ def parse_date_triple(element: Element | None, what: str) -> date:
         ) from error
 
 
-def parse_slash_date(text: str, what: str) -> date:
-    """A mm/dd/yyyy date."""
-    parts = text.split("/")
-    try:
-        if len(parts) != 3 or len(parts[2]) != 4:
-            raise ValueError(text)
-        return date(int(parts[2]), int(parts[0]), int(parts[1]))
-    except ValueError as error:
-        raise document_failure(f"Invalid {what} '{text}': use mm/dd/yyyy.") from error
+def optional_date_triple(parent: Element, tag: str, what: str) -> date | None:
+    """A `<tag><year/><month/><day/></tag>` date that may be left out."""
+    element = parent.find(tag)
+    return None if element is None else parse_date_triple(element, what)
 
 
 def parse_custom_fields(state: SandboxState, element: Element | None, object_name_: str) -> Record:
@@ -79,96 +72,9 @@ def parse_custom_fields(state: SandboxState, element: Element | None, object_nam
     return values
 
 
-SOTRANSACTION_ELEMENTS = frozenset(
-    {
-        "transactiontype",
-        "datecreated",
-        "dateposted",
-        "createdfrom",
-        "customerid",
-        "documentno",
-        "origdocdate",
-        "referenceno",
-        "termname",
-        "datedue",
-        "message",
-        "shippingmethod",
-        "shipto",
-        "billto",
-        "supdocid",
-        "externalid",
-        "basecurr",
-        "currency",
-        "exchratedate",
-        "exchratetype",
-        "exchrate",
-        "vsoepricelist",
-        "customfields",
-        "state",
-        "projectid",
-        "customerponumber",
-        "taxsolutionid",
-        "sotransitems",
-        "subtotals",
-    }
-)
-SOTRANSITEM_ELEMENTS = frozenset(
-    {
-        "bundlenumber",
-        "itemid",
-        "itemdesc",
-        "itemaliasid",
-        "taxable",
-        "warehouseid",
-        "quantity",
-        "unit",
-        "discountpercent",
-        "price",
-        "sourcelinekey",
-        "discsurchargememo",
-        "locationid",
-        "departmentid",
-        "memo",
-        "itemdetails",
-        "customfields",
-        "revrectemplate",
-        "revrecstartdate",
-        "revrecenddate",
-        "renewalmacro",
-        "projectid",
-        "taskid",
-        "costtypeid",
-        "customerid",
-        "vendorid",
-        "employeeid",
-        "classid",
-        "contractid",
-        "fulfillmentstatus",
-        "taskno",
-        "billingtemplate",
-        "dropship",
-        "shipto",
-        "linesubtotals",
-    }
-)
-
-
-def check_elements(element: Element, allowed: frozenset[str], where: str) -> None:
-    for child in element:
-        if child.tag not in allowed:
-            raise FunctionFailure(
-                IntacctError(
-                    SCHEMA_ERROR,
-                    "",
-                    f"XML Parse schema error: Element '{child.tag}' is not expected in {where}.",
-                )
-            )
-
-
 def create_sotransaction(context: CallContext, element: Element) -> FunctionOutput:
     """Create an Order Entry document; returns its DOCID (`Sales Order-SO0001`) as the key."""
     state, data = context.state, context.state.data
-    check_elements(element, SOTRANSACTION_ELEMENTS, "create_sotransaction")
     definition = child_text(element, "transactiontype")
     if definition not in TRANSACTION_DEFINITIONS:
         raise document_failure(
@@ -281,7 +187,6 @@ def has(element: Element, tag: str) -> bool:
 def parse_line(context: CallContext, line: Element, line_no: int) -> Record:
     """Validate one sotransitem and turn it into SODOCUMENTENTRY fields."""
     data = context.state.data
-    check_elements(line, SOTRANSITEM_ELEMENTS, "sotransitem")
     where = f"line {line_no + 1}"
     item_id = child_text(line, "itemid")
     if not item_id:
@@ -312,10 +217,8 @@ def parse_line(context: CallContext, line: Element, line_no: int) -> Record:
     department_id = child_text(line, "departmentid")
     if department_id and find_record(data, "DEPARTMENT", "DEPARTMENTID", department_id) is None:
         raise document_failure(f"Invalid Department '{department_id}' specified on {where}.")
-    revrec_start = child_text(line, "revrecstartdate")
-    revrec_end = child_text(line, "revrecenddate")
-    start = parse_slash_date(revrec_start, f"revrecstartdate on {where}") if revrec_start else None
-    end = parse_slash_date(revrec_end, f"revrecenddate on {where}") if revrec_end else None
+    start = optional_date_triple(line, "revrecstartdate", f"revrecstartdate on {where}")
+    end = optional_date_triple(line, "revrecenddate", f"revrecenddate on {where}")
     if start and end and end < start:
         raise document_failure(f"revrecenddate is before revrecstartdate on {where}.")
     custom_values = parse_custom_fields(context.state, line.find("customfields"), "SODOCUMENTENTRY")

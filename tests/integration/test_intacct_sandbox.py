@@ -173,6 +173,10 @@ def line_xml(item: str = "SUB-PLATFORM", quantity: str = "1", extra: str = "") -
     return f"<sotransitem><itemid>{item}</itemid><quantity>{quantity}</quantity>{extra}</sotransitem>"
 
 
+def date_xml(tag: str, year: str, month: str, day: str) -> str:
+    return f"<{tag}><year>{year}</year><month>{month}</month><day>{day}</day></{tag}>"
+
+
 def order_xml(
     *,
     customer: str = "C-00001",
@@ -180,14 +184,16 @@ def order_xml(
     date: tuple[str, str, str] = ("2026", "11", "28"),
     terms: str = "<termname>N30</termname>",
     lines: str | None = None,
-    extra: str = "",
+    before_terms: str = "",
+    after_terms: str = "",
 ) -> str:
-    year, month, day = date
+    """A create_sotransaction in schema order: `before_terms` holds documentno/referenceno, `after_terms`
+    message, externalid, the currency group, customfields and state."""
     return (
         f"<create_sotransaction><transactiontype>{definition}</transactiontype>"
-        f"<datecreated><year>{year}</year><month>{month}</month><day>{day}</day></datecreated>"
-        f"<customerid>{customer}</customerid>{terms}{extra}"
-        f"<sotransitems>{lines if lines is not None else line_xml()}</sotransitems></create_sotransaction>"
+        + date_xml("datecreated", *date)
+        + f"<customerid>{customer}</customerid>{before_terms}{terms}{after_terms}"
+        + f"<sotransitems>{lines if lines is not None else line_xml()}</sotransitems></create_sotransaction>"
     )
 
 
@@ -740,13 +746,17 @@ def test_query_case_insensitive_option_and_required_select(client: Client) -> No
     reply = client.call(
         function("ci", query_xml("CUSTOMER", ["CUSTOMERID"], eq("NAME", "ACME"), extra=options))
         + function("cs", query_xml("CUSTOMER", ["CUSTOMERID"], eq("NAME", "ACME")))
-        + function("no-select", "<query><object>CUSTOMER</object></query>")
-        + function("bad-op", query_xml("CUSTOMER", ["CUSTOMERID"], eq("NAME", "x", "resembles")))
+    )
+    no_select = client.post(function("no-select", "<query><object>CUSTOMER</object></query>"))
+    bad_operator = client.post(
+        function("bad-op", query_xml("CUSTOMER", ["CUSTOMERID"], eq("NAME", "x", "resembles")))
     )
 
     assert reply.result(0).findtext("data/CUSTOMER/CUSTOMERID") == "C-00001"
     assert one(reply.result(1), "data").attrib["count"] == "0"
-    assert [reply.result(index).findtext("status") for index in (2, 3)] == ["failure", "failure"]
+    for refused, named in ((no_select, "select"), (bad_operator, "resembles")):
+        assert refused.control_status() == "failure"
+        assert named in refused.top_errors()[0]["description2"]
 
 
 def test_read_and_read_by_name(client: Client) -> None:
@@ -832,22 +842,26 @@ def test_create_sotransaction_numbers_per_definition_and_stores_header_and_lines
         line_xml(
             "SUB-PLATFORM",
             "2",
-            "<unit>Each</unit><price>12000</price><discountpercent>10</discountpercent>"
+            "<unit>Each</unit><discountpercent>10</discountpercent><price>12000</price>"
             "<locationid>US</locationid><departmentid>SALES</departmentid><memo>Year 1</memo>"
-            "<revrecstartdate>12/01/2026</revrecstartdate><revrecenddate>11/30/2027</revrecenddate>",
+            + date_xml("revrecstartdate", "2026", "12", "01")
+            + date_xml("revrecenddate", "2027", "11", "30"),
         )
         + line_xml("SVC-TRAINING", "1", "<price>0</price><memo>Free add-on</memo>")
         + line_xml("HW-GATEWAY", "3")
     )
-    extra = (
-        "<referenceno>006OPP</referenceno><message>Thanks</message><externalid>006OPP-EXT</externalid>"
-        "<basecurr>USD</basecurr><currency>EUR</currency>"
+    after_terms = (
+        "<message>Thanks</message><externalid>006OPP-EXT</externalid>"
+        "<basecurr>USD</basecurr><currency>EUR</currency><exchratetype/>"
         "<customfields><customfield><customfieldname>SALESFORCE_OPPORTUNITY_ID</customfieldname>"
         "<customfieldvalue>006OPP</customfieldvalue></customfield></customfields><state>Draft</state>"
     )
 
     reply = client.call(
-        function("so-1", order_xml(lines=lines, extra=extra))
+        function(
+            "so-1",
+            order_xml(lines=lines, before_terms="<referenceno>006OPP</referenceno>", after_terms=after_terms),
+        )
         + function("so-2", order_xml())
         + function(
             "inv-1", order_xml(definition="Sales Invoice", terms="<termname>Due on receipt</termname>")
@@ -1017,7 +1031,7 @@ def test_read_of_a_sales_order_includes_its_lines(client: Client) -> None:
 def test_create_sotransaction_with_due_date_and_own_document_number(client: Client) -> None:
     seed_customers(client, ["Acme"])
     due = "<datedue><year>2027</year><month>01</month><day>15</day></datedue>"
-    order = order_xml(terms=due, extra="<documentno>SO-MANUAL-7</documentno>")
+    order = order_xml(terms=due, before_terms="<documentno>SO-MANUAL-7</documentno>")
 
     first = client.call(function("so", order))
     second = client.call(function("so-again", order))
@@ -1036,18 +1050,17 @@ INVALID_ORDERS = {
     "bad date": (order_xml(date=("2026", "02", "30")), "datecreated"),
     "unknown term": (order_xml(terms="<termname>N45</termname>"), "N45"),
     "no terms or due date": (order_xml(terms=""), "termname or datedue"),
-    "unknown currency": (order_xml(extra="<currency>JPY</currency>"), "JPY"),
+    "unknown currency": (order_xml(after_terms="<currency>JPY</currency><exchratetype/>"), "JPY"),
     "unknown location": (order_xml(lines=line_xml(extra="<locationid>MARS</locationid>")), "MARS"),
     "unknown department": (order_xml(lines=line_xml(extra="<departmentid>LEGAL</departmentid>")), "LEGAL"),
-    "no lines": (order_xml(lines=""), "at least one line"),
     "bad quantity": (order_xml(lines=line_xml(quantity="lots")), "quantity"),
     "bad revrec date": (
-        order_xml(lines=line_xml(extra="<revrecstartdate>2026-12-01</revrecstartdate>")),
-        "mm/dd/yyyy",
+        order_xml(lines=line_xml(extra=date_xml("revrecstartdate", "2026", "02", "30"))),
+        "revrecstartdate on line 1",
     ),
     "unknown custom field": (
         order_xml(
-            extra="<customfields><customfield><customfieldname>NOPE</customfieldname>"
+            after_terms="<customfields><customfield><customfieldname>NOPE</customfieldname>"
             "<customfieldvalue>x</customfieldvalue></customfield></customfields>"
         ),
         "NOPE",
@@ -1072,6 +1085,49 @@ def test_create_sotransaction_validates_and_stores_nothing_on_failure(
     assert errors[-1]["description2"] == "Could not create Document record!"
     assert client.sandbox.admin.records("SODOCUMENT") == []
     assert client.sandbox.admin.records("SODOCUMENTENTRY") == []
+
+
+SCHEMA_VIOLATIONS = {
+    "shuffled header": (
+        "<create_sotransaction><transactiontype>Sales Order</transactiontype><customerid>C-00001</customerid>"
+        + date_xml("datecreated", "2026", "11", "28")
+        + "<termname>N30</termname><sotransitems>"
+        + line_xml()
+        + "</sotransitems></create_sotransaction>",
+        "Element 'customerid': This element is not expected. Expected is ( datecreated ).",
+    ),
+    "text rev-rec date": (
+        order_xml(lines=line_xml(extra="<revrecstartdate>01/04/2027</revrecstartdate>")),
+        "Element 'revrecstartdate': Character content other than whitespace is not allowed",
+    ),
+    "basecurr alone": (
+        order_xml(after_terms="<basecurr>USD</basecurr>"),
+        "Element 'sotransitems': This element is not expected. Expected is ( currency ).",
+    ),
+    "no lines": (order_xml(lines=""), "Element 'sotransitems': Missing child element(s)."),
+    "line elements out of order": (
+        order_xml(lines=line_xml(extra="<memo>Year 1</memo><price>10</price>")),
+        "Element 'price': This element is not expected.",
+    ),
+}
+
+
+@pytest.mark.parametrize(("order", "message"), SCHEMA_VIOLATIONS.values(), ids=SCHEMA_VIOLATIONS.keys())
+def test_a_request_that_breaks_the_schema_is_refused_whole_and_nothing_is_written(
+    client: Client, order: str, message: str
+) -> None:
+    """As at the gateway: the request is validated before anything runs, so the valid customer create
+    in front of the bad order is not applied either."""
+    reply = client.post(create_customer("customer", "Acme") + function("order", order))
+
+    assert reply.control_status() == "failure"
+    assert reply.results() == []
+    [error] = reply.top_errors()
+    assert error["errorno"] == "XL03000003"
+    assert error["description2"].startswith("XML Parse schema error: Error 1: ")
+    assert message in error["description2"]
+    assert client.sandbox.admin.records("CUSTOMER") == []
+    assert client.sandbox.admin.records("SODOCUMENT") == []
 
 
 # ---------------------------------------------------------------------------- transactions and uniqueid

@@ -347,6 +347,18 @@ def test_an_account_without_name_is_a_record_error(default: SyncMapping) -> None
             'line.custom_fields."BAD NAME": not a',
         ),
         ('term_name = { value = "N30" }            # or', "# ", "order.fields: map term_name or date_due"),
+        (
+            'message = "Name"',
+            'message = "Name"\nbase_currency = { value = "USD" }',
+            "order.fields.base_currency: Intacct takes it only with currency; map currency too",
+        ),
+        (
+            'message = "Name"',
+            'message = "Name"\nexchange_rate_type = { value = "Intacct Daily Rate" }\n'
+            'currency = "CurrencyIsoCode"',
+            "order.fields.exchange_rate_type: Intacct takes it only with currency; give "
+            "order.fields.currency a default",
+        ),
     ],
 )
 def test_an_invalid_mapping_names_the_entry(tmp_path: Path, old: str, new: str, expected: str) -> None:
@@ -356,6 +368,22 @@ def test_an_invalid_mapping_names_the_entry(tmp_path: Path, old: str, new: str, 
         load_mapping(path)
     assert str(caught.value).startswith(f"{path}: ")
     assert expected in str(caught.value)
+
+
+def test_a_currency_group_with_a_currency_default_loads_and_builds_a_valid_group(tmp_path: Path) -> None:
+    text = DEFAULT_TEXT.replace(
+        'message = "Name"',
+        'message = "Name"\nbase_currency = { value = "USD" }\n'
+        'currency = { field = "CurrencyIsoCode", default = "USD" }',
+        1,
+    )
+    mapping = load_mapping(write(tmp_path, text))
+
+    transaction = mapping.sales_transaction(
+        snapshot([line("00k1", "GC1040", Quantity=1.0)]), customer_id="C-1", transaction_type="Sales Order"
+    )
+
+    assert (transaction.base_currency, transaction.currency) == ("USD", "USD")
 
 
 def test_a_toml_syntax_error_is_a_mapping_error(tmp_path: Path) -> None:

@@ -165,6 +165,25 @@ def _entry_problems(section: str, fields: Mapping[str, Source], targets: Mapping
     return problems
 
 
+def _currency_group_problems(fields: Mapping[str, Source]) -> list[str]:
+    """Intacct's schema takes basecurr and exchratetype only together with currency, so every order
+    that maps one of them must have a currency: a constant, or a field with a default."""
+    problems = []
+    currency = fields.get("currency")
+    for name in ("base_currency", "exchange_rate_type"):
+        if name not in fields:
+            continue
+        entry = _entry(("order", "fields", name))
+        if currency is None:
+            problems.append(f"{entry}: Intacct takes it only with currency; map currency too")
+        elif currency.value is None and currency.default is None:
+            problems.append(
+                f"{entry}: Intacct takes it only with currency; give order.fields.currency a default "
+                "for records whose currency field is empty"
+            )
+    return problems
+
+
 def _custom_field_problems(section: str, custom_fields: Mapping[str, Source]) -> list[str]:
     return [
         f"{_entry((section, 'custom_fields', name))}: not a valid Intacct custom field name"
@@ -202,6 +221,7 @@ class SyncMapping(_Strict):
             ]
         if not {"term_name", "date_due"} & set(self.order.fields):
             problems.append("order.fields: map term_name or date_due")
+        problems += _currency_group_problems(self.order.fields)
         for name, source in self.order.fields.items():
             if source.field and source.field.split(".")[0].lower() in {"account", "opportunitylineitems"}:
                 problems.append(

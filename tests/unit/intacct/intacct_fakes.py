@@ -19,6 +19,7 @@ from xml.sax.saxutils import escape
 import httpx
 from defusedxml.ElementTree import fromstring
 
+from sandbox.intacct.schema import schema_errors
 from sfintacct.intacct import IntacctClient, IntacctSettings, SessionCache
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "intacct"
@@ -120,7 +121,11 @@ Reply = httpx.Response | Callable[[SeenRequest], httpx.Response]
 
 
 class FakeIntacct:
-    """The MockTransport handler: records requests and answers them with scripted replies in order."""
+    """The MockTransport handler: records requests and answers them with scripted replies in order.
+
+    Every request must pass Intacct's published schema, as at the real gateway: so every request any
+    client test makes is checked, whatever the test asserts.
+    """
 
     def __init__(self, replies: Iterable[Reply] = ()) -> None:
         self.replies: deque[Reply] = deque(replies)
@@ -132,6 +137,8 @@ class FakeIntacct:
     def __call__(self, request: httpx.Request) -> httpx.Response:
         body = request.read()
         seen = SeenRequest(request=request, body=body, root=fromstring(body, forbid_dtd=True))
+        errors = schema_errors(body)
+        assert not errors, f"request #{len(self.requests) + 1} breaks the Intacct schema: {errors}"
         self.requests.append(seen)
         if not self.replies:
             raise AssertionError(f"unexpected request #{len(self.requests)}: {seen.function_names}")

@@ -332,8 +332,11 @@ def test_sotransaction_lines_in_schema_order_with_decimals_and_zero_price() -> N
     assert lines[0].findtext("price") == "12000.00"
     assert lines[1].findtext("price") == "0"
     assert lines[1].findtext("quantity") == "2.5"
-    assert lines[1].findtext("revrecstartdate") == "04/01/2026"
-    assert lines[1].findtext("revrecenddate") == "03/31/2027"
+    revrec_dates = [
+        [lines[1].findtext(f"{tag}/{part}") for part in ("year", "month", "day")]
+        for tag in ("revrecstartdate", "revrecenddate")
+    ]
+    assert revrec_dates == [["2026", "04", "01"], ["2027", "03", "31"]]
 
 
 def test_sotransaction_with_due_date_instead_of_terms() -> None:

@@ -161,6 +161,13 @@ class SalesTransaction(_Input):
             raise ValueError("give exactly one of term_name and date_due")
         return self
 
+    @model_validator(mode="after")
+    def _currency_group(self) -> Self:
+        """Intacct's schema takes basecurr and exchratetype only together with currency."""
+        if self.currency is None and (self.base_currency is not None or self.exchange_rate_type is not None):
+            raise ValueError("base_currency and exchange_rate_type need currency (the transaction currency)")
+        return self
+
 
 # ---------------------------------------------------------------------------- records read back
 

@@ -41,11 +41,6 @@ def date_triple(parent: Element, tag: str, day: date) -> Element:
     return node
 
 
-def slash_date(day: date) -> str:
-    """mm/dd/yyyy."""
-    return f"{day.month:02d}/{day.day:02d}/{day.year:04d}"
-
-
 # ---------------------------------------------------------------------------- CUSTOMER
 
 
@@ -134,12 +129,12 @@ def sotransaction_element(transaction: SalesTransaction) -> Element:
         date_triple(node, "datedue", transaction.date_due)
     optional_text(node, "message", transaction.message)
     optional_text(node, "externalid", transaction.external_id)
-    optional_text(node, "basecurr", transaction.base_currency)
-    optional_text(node, "currency", transaction.currency)
-    if transaction.exchange_rate_type is not None:
-        add_text(node, "exchratetype", transaction.exchange_rate_type)
-    elif transaction.currency is not None:
-        SubElement(node, "exchratetype")
+    if transaction.currency is not None:
+        # The schema's currency group: [basecurr] currency exchratetype; an empty exchratetype means the
+        # company's default rate type, as the official SDKs send it.
+        optional_text(node, "basecurr", transaction.base_currency)
+        add_text(node, "currency", transaction.currency)
+        add_text(node, "exchratetype", transaction.exchange_rate_type or "")
     custom_fields_element(node, transaction.custom_fields)
     optional_text(node, "state", transaction.state)
     items = SubElement(node, "sotransitems")
@@ -163,9 +158,9 @@ def sotransitem_element(parent: Element, line: SalesTransactionLine) -> Element:
     optional_text(node, "memo", line.memo)
     custom_fields_element(node, line.custom_fields)
     if line.revrec_start_date is not None:
-        add_text(node, "revrecstartdate", slash_date(line.revrec_start_date))
+        date_triple(node, "revrecstartdate", line.revrec_start_date)
     if line.revrec_end_date is not None:
-        add_text(node, "revrecenddate", slash_date(line.revrec_end_date))
+        date_triple(node, "revrecenddate", line.revrec_end_date)
     return node
 
 
