@@ -98,12 +98,17 @@ def show_intacct(intacct: IntacctAdminClient, account_id: str, opportunity_id: s
         key=lambda line: int(line["LINE_NO"]),
     )
     for number, line in enumerate(lines, start=1):
+        revrec = f"  rev-rec from {line['REVRECSTARTDATE']}" if line.get("REVRECSTARTDATE") else ""
         print(
-            f"     line {number}: {line['ITEMID']:<13} qty {line['QUANTITY']:>3}  "
-            f"price {line['PRICE']:>8}  discount {line.get('DISCOUNT') or '0':>3}%  {line.get('MEMO') or ''}"
+            f"     line {number}: {line['ITEMID']:<13} qty {line['QUANTITY']:>3}  price {line['PRICE']:>8}  "
+            f"discount {line.get('DISCOUNT') or '0':>3}%{revrec}  {line.get('MEMO') or ''}"
         )
     if len(lines) != len(THREE_LINES):
         raise DemoFailed(f"expected {len(THREE_LINES)} order lines, found {len(lines)}")
+    for deal_line, order_line in zip(THREE_LINES, lines, strict=True):
+        wanted = deal_line.service_date
+        if wanted and order_line.get("REVRECSTARTDATE") != f"{wanted[5:7]}/{wanted[8:10]}/{wanted[:4]}":
+            raise DemoFailed(f"{deal_line.product_code}: ServiceDate {wanted} is not the rev-rec start date")
 
 
 def show_write_back(rep: SalesRep, account_id: str, opportunity_id: str) -> None:
