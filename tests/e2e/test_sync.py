@@ -92,6 +92,8 @@ def test_a_closed_won_deal_becomes_the_customer_and_a_sales_order_with_every_lin
     ]
     assert Decimal(lines[0]["DISCOUNT"]) == Decimal(10)
     assert lines[2]["MEMO"] == "Free add-on promised in the contract"
+    # ServiceDate 2027-01-04 is the rev-rec start date, sent in the schema's year/month/day form.
+    assert [line["REVRECSTARTDATE"] for line in lines] == ["", "01/04/2027", ""]
 
     opportunity = rep.read("Opportunity", opportunity_id)
     assert opportunity["Intacct_Order_Id__c"] == doc_id
