@@ -10,8 +10,10 @@ GET    /admin/outbound                   Outbound Message deliveries
 POST   /admin/outbound/flush             send everything pending now (synchronously)
 GET    /admin/outbound/definitions       the Outbound Message definitions
 PUT    /admin/outbound/definitions       replace them (list of definitions)
-GET    /admin/config                     {"query_page_size", "daily_api_allowance", "api_usage"}
-POST   /admin/config                     {"query_page_size": n}
+GET    /admin/config                     {"query_page_size", "child_batch_size", "outbound_duplicate_rate",
+                                          "community_urls", "daily_api_allowance", "api_usage"}
+POST   /admin/config                     any of {"query_page_size": n, "child_batch_size": n or null,
+                                          "outbound_duplicate_rate": 0..1, "community_urls": [url]}
 GET    /admin/validation_rules           custom validation rules
 PUT    /admin/validation_rules           replace them: [{"object_type", "message", "error_field", "when"}]
 GET    /admin/records/<Object>           every record of an object (deleted ones included), as REST JSON
@@ -26,6 +28,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from sandbox.salesforce.faults import FaultConfigError
+from sandbox.salesforce.oauth import checked_community_url
 from sandbox.salesforce.outbound import definition_from_json, definition_json
 from sandbox.salesforce.schema import object_spec
 from sandbox.salesforce.store import ValidationRule, record_json
@@ -148,27 +151,64 @@ def outbound_definitions(state: SandboxState, method: str, body: bytes) -> Admin
     )
 
 
+CONFIG_KEYS = frozenset({"query_page_size", "child_batch_size", "outbound_duplicate_rate", "community_urls"})
+
+
 def config(state: SandboxState, method: str, body: bytes) -> AdminReply:
     if method == "POST":
         update = json_object(body)
-        unknown = set(update) - {"query_page_size"}
+        unknown = set(update) - CONFIG_KEYS
         if unknown:
             raise AdminError(f"unknown settings: {', '.join(sorted(unknown))}")
-        page_size = update.get("query_page_size")
-        if page_size is not None:
-            if not isinstance(page_size, int) or isinstance(page_size, bool) or not 1 <= page_size <= 2000:
-                raise AdminError("query_page_size must be an integer from 1 to 2000")
-            state.rest.page_size = page_size
+        apply_config(state, update)
     elif method != "GET":
         return AdminReply(405, {"error": f"{method} is not allowed on /admin/config"})
     return AdminReply(
         200,
         {
             "query_page_size": state.rest.page_size,
+            "child_batch_size": state.rest.child_batch_size,
+            "outbound_duplicate_rate": state.outbound.duplicate_rate,
+            "community_urls": list(state.token_endpoint.community_urls),
             "daily_api_allowance": state.allowance.allowance,
             "api_usage": state.allowance.used,
         },
     )
+
+
+def is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def apply_config(state: SandboxState, update: dict[str, Any]) -> None:
+    """Check every setting of the update first, then apply them all (a bad one changes nothing)."""
+    page_size = update.get("query_page_size")
+    if page_size is not None and not (is_int(page_size) and 1 <= page_size <= 2000):
+        raise AdminError("query_page_size must be an integer from 1 to 2000")
+    child_batch_size = update.get("child_batch_size")
+    if child_batch_size is not None and not (is_int(child_batch_size) and 1 <= child_batch_size <= 2000):
+        raise AdminError("child_batch_size must be null (no child batches) or an integer from 1 to 2000")
+    rate = update.get("outbound_duplicate_rate")
+    if rate is not None and (
+        isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 <= rate <= 1
+    ):
+        raise AdminError("outbound_duplicate_rate must be a number from 0 to 1")
+    community_urls = update.get("community_urls")
+    if community_urls is not None:
+        if not isinstance(community_urls, list):
+            raise AdminError("community_urls must be a list of https URLs")
+        try:
+            community_urls = [checked_community_url(url) for url in community_urls]
+        except ValueError as error:
+            raise AdminError(str(error)) from error
+    if page_size is not None:
+        state.rest.page_size = page_size
+    if "child_batch_size" in update:
+        state.rest.child_batch_size = child_batch_size
+    if rate is not None:
+        state.outbound.duplicate_rate = float(rate)
+    if community_urls is not None:
+        state.token_endpoint.community_urls = community_urls
 
 
 def validation_rules(state: SandboxState, method: str, body: bytes) -> AdminReply:

@@ -67,6 +67,18 @@ class SalesforceAdminClient:
     def set_query_page_size(self, page_size: int) -> None:
         self._call("POST", "/config", {"query_page_size": page_size})
 
+    def config(self) -> dict[str, Any]:
+        result: dict[str, Any] = self._call("GET", "/config")
+        return result
+
+    def set_config(self, **settings: Any) -> dict[str, Any]:
+        """e.g. set_config(child_batch_size=5, outbound_duplicate_rate=0.3).
+
+        A reset puts the values the sandbox started with back.
+        """
+        result: dict[str, Any] = self._call("POST", "/config", settings)
+        return result
+
     def set_validation_rules(self, rules: list[dict[str, Any]]) -> None:
         self._call("PUT", "/validation_rules", rules)
 

@@ -3,6 +3,11 @@
 Token requests are form-encoded POSTs to /services/oauth2/token, as simple-salesforce sends them.
 Successes and failures have Salesforce's JSON shapes: {"access_token", "instance_url", "id", ...} and
 {"error": ..., "error_description": ...}.
+
+A JWT bearer assertion's `aud` must be https://login.salesforce.com, https://test.salesforce.com or
+the URL of one of the org's Experience Cloud sites (`community_urls`), as Salesforce requires; any other
+audience (the instance URL and My Domain URLs included) is refused with invalid_grant "audience is
+invalid".
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ import secrets
 import string
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -156,15 +161,30 @@ class TokenEndpoint:
         sessions: SessionStore,
         instance_url: str,
         jwt_users: Mapping[str, str],
+        community_urls: Sequence[str] = (),
     ) -> None:
-        """`jwt_users` maps the usernames pre-authorized for the JWT bearer flow to their user ids."""
+        """`jwt_users` maps the usernames pre-authorized for the JWT bearer flow to their user ids;
+        `community_urls` are the org's Experience Cloud site URLs, also valid JWT audiences."""
         self.credentials = credentials
         self.jwt_users = dict(jwt_users)
         self.sessions = sessions
         self.instance_url = instance_url
         certificate = x509.load_pem_x509_certificate(credentials.jwt_certificate_pem.encode())
         self._public_key = certificate.public_key()
-        self.audiences = {*LOGIN_AUDIENCES, instance_url}
+        self.community_urls = community_urls
+
+    @property
+    def community_urls(self) -> tuple[str, ...]:
+        """The Experience Cloud site URLs accepted as JWT audiences besides login and test."""
+        return self._community_urls
+
+    @community_urls.setter
+    def community_urls(self, urls: Sequence[str]) -> None:
+        self._community_urls = tuple(checked_community_url(url) for url in urls)
+
+    @property
+    def audiences(self) -> frozenset[str]:
+        return frozenset({*LOGIN_AUDIENCES, *self._community_urls})
 
     def handle(self, method: str, headers: Mapping[str, str], body: bytes) -> TokenReply:
         if method != "POST":
@@ -248,6 +268,14 @@ class TokenEndpoint:
                 "issued_at": issued_at,
             },
         )
+
+
+def checked_community_url(url: str) -> str:
+    """An Experience Cloud site URL (https, with the site's path prefix if any), without a trailing slash."""
+    parts = urlsplit(url) if isinstance(url, str) else None
+    if parts is None or parts.scheme != "https" or not parts.netloc or parts.query or parts.fragment:
+        raise ValueError(f"a community URL must be an https URL such as https://acme.my.site.com: {url!r}")
+    return url.rstrip("/")
 
 
 def origin(url: str) -> str:

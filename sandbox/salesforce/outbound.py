@@ -6,11 +6,17 @@ definition per SOAP message, with the record's values at send time (not at chang
 200 whose body is a SOAP notificationsResponse with Ack=true counts as delivered; anything else is
 retried with exponential backoff (15 s doubling, at most 2 h between tries) and dropped after 24 h. All
 those durations are multiplied by `time_factor` so tests can run them in milliseconds.
+
+Salesforce delivers a message "usually one time, sometimes more than one time". With a
+`duplicate_rate` above 0, that share of acknowledged messages is sent once more, as when Salesforce
+does not register an ack: the message stays pending and goes out again on the retry schedule (or at
+the next flush) with the same notification ids and the records' values at that time.
 """
 
 from __future__ import annotations
 
 import logging
+import random
 import ssl
 import threading
 import time
@@ -268,6 +274,8 @@ class Delivery:
     last_attempt_wall: datetime | None = None
     in_flight: bool = False
     attempt_walls: list[datetime] = field(default_factory=list)
+    acknowledged: int = 0  # attempts the listener acknowledged
+    duplicated: bool = False  # an acknowledged message chosen to be sent once more
 
 
 def wall_time(monotonic_at: float) -> datetime:
@@ -292,6 +300,7 @@ class OutboundQueue:
         time_factor: float,
         issue_session: Callable[[], str],
         ca_file: str | None = None,
+        duplicate_rate: float = 0.0,
     ) -> None:
         self.store = store
         self.ids = ids
@@ -300,6 +309,8 @@ class OutboundQueue:
         self.api_version = api_version
         self.time_factor = time_factor
         self.issue_session = issue_session
+        self.duplicate_rate = duplicate_rate
+        self._random = random.Random()
         self._lock = threading.Lock()
         self._wakeup = threading.Condition(self._lock)
         self._sending = threading.Lock()
@@ -492,12 +503,16 @@ class OutboundQueue:
             delivery.last_attempt_wall = datetime.now(UTC)
             delivery.attempt_walls.append(delivery.last_attempt_wall)
             if acknowledged:
-                delivery.status = "delivered"
-                delivery.next_attempt_at = None
-                return
+                delivery.acknowledged += 1
+                if delivery.duplicated or self._random.random() >= self.duplicate_rate:
+                    delivery.status = "delivered"
+                    delivery.next_attempt_at = None
+                    return
+                # Salesforce did not register the ack: the message goes out once more.
+                delivery.duplicated = True
             next_attempt = now + retry_delay(delivery.attempts) * self.time_factor
             if next_attempt - delivery.created_at > MAX_AGE_SECONDS * self.time_factor:
-                delivery.status = "dropped"
+                delivery.status = "delivered" if delivery.acknowledged else "dropped"
                 delivery.next_attempt_at = None
             else:
                 delivery.next_attempt_at = next_attempt
@@ -532,6 +547,8 @@ class OutboundQueue:
                     "notification_ids": [item.notification_id for item in delivery.notifications],
                     "record_ids": [item.record_id for item in delivery.notifications],
                     "attempts": delivery.attempts,
+                    "acknowledged": delivery.acknowledged,
+                    "duplicated": delivery.duplicated,
                     "status": delivery.status,
                     "last_http_status": delivery.last_http_status,
                     "last_error": delivery.last_error,

@@ -1,5 +1,8 @@
 """The REST API under /services/data/vNN.N: sobjects, query (with paging), composite, limits.
 
+Query results longer than the page size, and child subquery results longer than the child batch size,
+are cut into pages reached through their nextRecordsUrl (/query/<locator>-<offset>).
+
 Handlers take an authenticated request and answer an ApiResponse; errors are raised as ApiError and
 rendered by the server. Writes run inside a store savepoint so a failed request changes nothing; the
 committed ChangeEvents go to `on_commit` (the Outbound Message queue) after the store lock is released.
@@ -28,6 +31,8 @@ DATA_PREFIX = "/services/data"
 VERSION_PATH = re.compile(r"^/services/data/v(\d{2,3}\.\d)(/.*)?$")
 MIN_API_VERSION = 31.0
 DEFAULT_PAGE_SIZE = 2000
+# Child subquery results come in batches of this many records, each with its own nextRecordsUrl.
+DEFAULT_CHILD_BATCH_SIZE = 200
 MIN_BATCH_SIZE = 200
 MAX_STORED_CURSORS = 200
 CURSOR_IDLE_SECONDS = 15 * 60
@@ -94,6 +99,12 @@ def request_kind(method: str, path: str) -> str:
 class Cursor:
     rows: list[dict[str, Any]]
     touched: float
+    page_size: int | None = None  # a child result's batch size; None: the query's page size
+
+
+def is_child_result(value: Any) -> bool:
+    """Whether a row value is a child subquery's result ({"totalSize", "done", "records"})."""
+    return isinstance(value, dict) and "records" in value and "done" in value and "attributes" not in value
 
 
 class QueryCursors:
@@ -113,14 +124,35 @@ class QueryCursors:
     ) -> dict[str, Any]:
         if len(rows) <= page_size:
             return {"totalSize": len(rows), "done": True, "records": rows}
-        locator = self._ids.for_object("QueryLocator")
-        with self._lock:
-            self._cursors[locator] = Cursor(rows, time.monotonic())
-            while len(self._cursors) > MAX_STORED_CURSORS:
-                self._cursors.popitem(last=False)
+        locator = self._open(Cursor(rows, time.monotonic()))
         return self._page(
             locator, rows=rows, offset=0, version=version, endpoint=endpoint, page_size=page_size
         )
+
+    def page_children(
+        self, rows: list[dict[str, Any]], version: str, endpoint: str, batch_size: int | None
+    ) -> None:
+        """Cut every child result longer than `batch_size` to its first batch, with its own nextRecordsUrl
+        (done false) to the next batch, as Salesforce returns large child sets. None: never cut."""
+        if batch_size is None:
+            return
+        for row in rows:
+            for name, value in row.items():
+                if not is_child_result(value) or len(value["records"]) <= batch_size:
+                    continue
+                children: list[dict[str, Any]] = value["records"]
+                locator = self._open(Cursor(children, time.monotonic(), batch_size))
+                row[name] = self._page(
+                    locator, rows=children, offset=0, version=version, endpoint=endpoint, page_size=batch_size
+                )
+
+    def _open(self, cursor: Cursor) -> str:
+        locator = self._ids.for_object("QueryLocator")
+        with self._lock:
+            self._cursors[locator] = cursor
+            while len(self._cursors) > MAX_STORED_CURSORS:
+                self._cursors.popitem(last=False)
+        return locator
 
     def next_page(self, locator_text: str, version: str, endpoint: str, page_size: int) -> dict[str, Any]:
         locator, _, offset_text = locator_text.partition("-")
@@ -135,6 +167,7 @@ class QueryCursors:
                 raise api_error(400, "INVALID_QUERY_LOCATOR", "invalid query locator")
             cursor.touched = now
             rows = cursor.rows
+            page_size = cursor.page_size or page_size
         offset = int(offset_text)
         if offset > len(rows):
             raise api_error(400, "INVALID_QUERY_LOCATOR", "invalid query locator")
@@ -169,6 +202,7 @@ class RestApi:
         on_commit: Callable[[list[ChangeEvent]], None],
         latest_version: str,
         page_size: int = DEFAULT_PAGE_SIZE,
+        child_batch_size: int | None = DEFAULT_CHILD_BATCH_SIZE,
     ) -> None:
         self.store = store
         self.cursors = cursors
@@ -177,6 +211,7 @@ class RestApi:
         self.latest_version = latest_version
         self.versions = set(supported_versions(latest_version))
         self.page_size = page_size
+        self.child_batch_size = child_batch_size
 
     def handle(self, request: ApiRequest) -> ApiResponse:
         """Answer one call; committed changes are handed to on_commit after the store lock is released."""
@@ -358,6 +393,7 @@ class RestApi:
             return ApiResponse(200, self.cursors.next_page(segments[0], request.version, endpoint, page_size))
         soql = request.query.get("q", [""])[0]
         rows = run_query(self.store, soql, request.version, include_deleted=endpoint == "queryAll")
+        self.cursors.page_children(rows, request.version, endpoint, self.child_batch_size)
         return ApiResponse(200, self.cursors.first_page(rows, request.version, endpoint, page_size))
 
     def effective_page_size(self, headers: Mapping[str, str]) -> int:

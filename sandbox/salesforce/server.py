@@ -37,6 +37,7 @@ from sandbox.salesforce.oauth import (
 from sandbox.salesforce.outbound import OutboundMessageDefinition, OutboundQueue
 from sandbox.salesforce.rest import (
     DATA_PREFIX,
+    DEFAULT_CHILD_BATCH_SIZE,
     DEFAULT_PAGE_SIZE,
     VERSION_PATH,
     ApiRequest,
@@ -77,6 +78,9 @@ class SandboxState:
         time_factor: float,
         daily_api_allowance: int,
         query_page_size: int,
+        child_batch_size: int | None = DEFAULT_CHILD_BATCH_SIZE,
+        outbound_duplicate_rate: float = 0.0,
+        community_urls: Sequence[str] = (),
     ) -> None:
         self.credentials = credentials
         self.api_version = api_version
@@ -94,8 +98,13 @@ class SandboxState:
         self.cursors = QueryCursors(self.ids)
         self.instance_url = instance_url
         self.token_endpoint = TokenEndpoint(
-            credentials, self.sessions, instance_url, {user.username: user.user_id for user in self.users}
+            credentials,
+            self.sessions,
+            instance_url,
+            {user.username: user.user_id for user in self.users},
+            community_urls,
         )
+        self.initial_community_urls = self.token_endpoint.community_urls
         self.outbound = OutboundQueue(
             store=self.store,
             ids=self.ids,
@@ -105,7 +114,9 @@ class SandboxState:
             time_factor=time_factor,
             issue_session=self.outbound_session,
             ca_file=outbound_ca_file,
+            duplicate_rate=outbound_duplicate_rate,
         )
+        self.initial_duplicate_rate = self.outbound.duplicate_rate
         self.initial_outbound_messages = tuple(outbound_messages)
         self.outbound.set_definitions(self.initial_outbound_messages)
         self.initial_page_size = query_page_size
@@ -116,7 +127,9 @@ class SandboxState:
             on_commit=self.outbound.notify,
             latest_version=api_version,
             page_size=query_page_size,
+            child_batch_size=child_batch_size,
         )
+        self.initial_child_batch_size = child_batch_size
 
     def outbound_session(self) -> str:
         """A session for the integration user, sent in Outbound Messages that include the session id."""
@@ -143,6 +156,9 @@ class SandboxState:
         self.counts.reset()
         self.allowance.reset()
         self.rest.page_size = self.initial_page_size
+        self.rest.child_batch_size = self.initial_child_batch_size
+        self.outbound.duplicate_rate = self.initial_duplicate_rate
+        self.token_endpoint.community_urls = self.initial_community_urls
 
 
 @dataclass
@@ -393,12 +409,24 @@ def start_salesforce_sandbox(
     host: str = "127.0.0.1",
     port: int = 0,
     query_page_size: int = DEFAULT_PAGE_SIZE,
+    child_batch_size: int | None = DEFAULT_CHILD_BATCH_SIZE,
+    outbound_duplicate_rate: float = 0.0,
+    community_urls: Sequence[str] = (),
 ) -> SalesforceSandbox:
-    """Serve the sandbox over HTTPS on host:port (0 = a free port) in background threads."""
+    """Serve the sandbox over HTTPS on host:port (0 = a free port) in background threads.
+
+    `child_batch_size`: records per batch of a child subquery result (None: all of them at once);
+    `outbound_duplicate_rate`: share of acknowledged Outbound Messages that are sent once more;
+    `community_urls`: the org's Experience Cloud site URLs, accepted as JWT bearer audiences.
+    """
     if time_factor <= 0:
         raise ValueError("time_factor must be positive")
     if not 1 <= query_page_size <= DEFAULT_PAGE_SIZE:
         raise ValueError("query_page_size must be from 1 to 2000")
+    if child_batch_size is not None and not 1 <= child_batch_size <= DEFAULT_PAGE_SIZE:
+        raise ValueError("child_batch_size must be None or from 1 to 2000")
+    if not 0.0 <= outbound_duplicate_rate <= 1.0:
+        raise ValueError("outbound_duplicate_rate must be from 0 to 1")
     server = _SandboxHTTPServer((host, port), ssl_context)
     try:
         server.state = SandboxState(
@@ -410,6 +438,9 @@ def start_salesforce_sandbox(
             time_factor=time_factor,
             daily_api_allowance=daily_api_allowance,
             query_page_size=query_page_size,
+            child_batch_size=child_batch_size,
+            outbound_duplicate_rate=outbound_duplicate_rate,
+            community_urls=community_urls,
         )
     except Exception:
         server.server_close()

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote_plus
 
 import httpx
 import jwt
@@ -33,6 +34,7 @@ from simple_salesforce.exceptions import (
     SalesforceResourceNotFound,
 )
 
+from sandbox.salesforce.admin_client import SalesforceAdminError
 from sandbox.salesforce.ids import case_safe_suffix, to_18
 from sandbox.salesforce.oauth import create_jwt_signing_key
 from sandbox.salesforce.outbound import OutboundMessageDefinition
@@ -440,18 +442,66 @@ def test_jwt_bearer_checks_signature_and_claims(
     assert response.json() == {"error": error, "error_description": description}
 
 
-def test_jwt_bearer_accepts_the_instance_url_as_audience(salesforce: SalesforceSandboxHandle) -> None:
-    response = httpx.post(
-        salesforce.token_url,
+def jwt_bearer_token(handle: SalesforceSandboxHandle, audience: str) -> httpx.Response:
+    return httpx.post(
+        handle.token_url,
         data={
             "grant_type": "urn:ietf:params:oauth:grant-type:jwt-bearer",
-            "assertion": jwt_assertion(salesforce, aud=salesforce.instance_url),
+            "assertion": jwt_assertion(handle, aud=audience),
         },
-        verify=trust(salesforce),
+        verify=trust(handle),
     )
 
-    assert response.status_code == 200
-    assert response.json()["instance_url"] == salesforce.instance_url
+
+def test_jwt_bearer_refuses_any_audience_but_login_test_or_a_site_of_the_org(
+    salesforce: SalesforceSandboxHandle,
+) -> None:
+    # Salesforce takes https://login.salesforce.com, https://test.salesforce.com or an Experience Cloud
+    # site URL as `aud`; the host the token is asked from (instance, My Domain) is not an audience.
+    refused = [
+        salesforce.instance_url,
+        "https://acme.my.salesforce.com",
+        "https://acme--uat.sandbox.my.salesforce.com",
+        "https://acme.my.site.com/partners",  # a site, but not one of this org's
+        "http://login.salesforce.com",
+    ]
+    for audience in refused:
+        response = jwt_bearer_token(salesforce, audience)
+        assert response.status_code == 400, audience
+        assert response.json() == {"error": "invalid_grant", "error_description": "audience is invalid"}
+
+    for audience in ("https://login.salesforce.com", "https://test.salesforce.com"):
+        response = jwt_bearer_token(salesforce, audience)
+        assert response.status_code == 200, response.text
+        assert response.json()["instance_url"] == salesforce.instance_url
+
+
+def test_jwt_bearer_accepts_the_url_of_a_site_of_the_org(salesforce: SalesforceSandboxHandle) -> None:
+    site = "https://acme.my.site.com/partners"
+    assert jwt_bearer_token(salesforce, site).status_code == 400
+
+    salesforce.admin.set_config(community_urls=[site])
+    accepted = jwt_bearer_token(salesforce, site)
+    other_path = jwt_bearer_token(salesforce, "https://acme.my.site.com/customers")
+    salesforce.admin.reset()
+
+    assert accepted.status_code == 200, accepted.text
+    assert other_path.json() == {"error": "invalid_grant", "error_description": "audience is invalid"}
+    assert jwt_bearer_token(salesforce, site).status_code == 400  # a reset forgets the site
+
+
+def test_simple_salesforce_jwt_login_to_a_sandbox_org(salesforce: SalesforceSandboxHandle) -> None:
+    # domain="test": simple-salesforce signs aud https://test.salesforce.com and asks test.salesforce.com.
+    sf = Salesforce(
+        username=salesforce.credentials.username,
+        consumer_key=salesforce.credentials.client_id,
+        privatekey=salesforce.jwt_private_key_pem,
+        domain="test",
+        session=salesforce.requests_session(),
+        version=salesforce.api_version,
+    )
+
+    assert sf.query("SELECT Id FROM Account")["totalSize"] == 0
 
 
 def test_simple_salesforce_reports_a_failed_login(salesforce: SalesforceSandboxHandle) -> None:
@@ -1085,6 +1135,137 @@ def test_query_paging_through_next_records_url(salesforce: SalesforceSandboxHand
     assert errors_of(expired)[0]["errorCode"] == "INVALID_QUERY_LOCATOR"
 
 
+def add_lines(sf: Salesforce, order: Order, count: int, first_sort_order: int) -> list[str]:
+    """`count` more lines on the order's opportunity, created 25 per composite call."""
+    base = f"/services/data/v{sf.sf_version}/sobjects/OpportunityLineItem"
+    line_ids: list[str] = []
+    numbers = list(range(first_sort_order, first_sort_order + count))
+    for start in range(0, count, 25):
+        response = sf.restful(
+            "composite",
+            method="POST",
+            json={
+                "allOrNone": True,
+                "compositeRequest": [
+                    {
+                        "method": "POST",
+                        "url": base,
+                        "referenceId": f"line{number}",
+                        "body": {
+                            "OpportunityId": order.opportunity_id,
+                            "PricebookEntryId": order.entry_ids[0],
+                            "Quantity": 1,
+                            "UnitPrice": 10.0,
+                            "SortOrder": number,
+                        },
+                    }
+                    for number in numbers[start : start + 25]
+                ],
+            },
+        )
+        line_ids += [item["body"]["id"] for item in response["compositeResponse"]]
+    return line_ids
+
+
+LINES_QUERY = (
+    "SELECT Id, Name, (SELECT Id, SortOrder FROM OpportunityLineItems ORDER BY SortOrder) "
+    "FROM Opportunity ORDER BY Name"
+)
+
+
+def test_child_results_come_in_batches_of_200_with_their_own_next_records_url(
+    salesforce: SalesforceSandboxHandle,
+) -> None:
+    sf = connect(salesforce)
+    order = seed_order(sf, lines=0)
+    line_ids = add_lines(sf, order, 201, first_sort_order=1)
+
+    record = sf.query(LINES_QUERY)["records"][0]
+    lines = record["OpportunityLineItems"]
+    rest = sf.query_more(lines["nextRecordsUrl"], identifier_is_url=True)
+
+    assert salesforce.admin.config()["child_batch_size"] == 200
+    assert (lines["totalSize"], lines["done"], len(lines["records"])) == (201, False, 200)
+    assert re.fullmatch(
+        rf"/services/data/v{salesforce.api_version}/query/01g\w{{15}}-200", lines["nextRecordsUrl"]
+    )
+    assert (rest["totalSize"], rest["done"], "nextRecordsUrl" in rest) == (201, True, False)
+    assert [line["Id"] for line in lines["records"] + rest["records"]] == line_ids
+
+
+def test_every_batch_of_a_child_result_is_reachable_and_small_ones_are_whole(
+    salesforce: SalesforceSandboxHandle,
+) -> None:
+    sf = connect(salesforce)
+    big = seed_order(sf, lines=7)  # SortOrder 7 down to 1
+    small = seed_order(sf, lines=2)
+    sf.Opportunity.update(small.opportunity_id, {"Name": "Small deal"})
+    salesforce.admin.set_config(child_batch_size=3)
+
+    big_record, small_record = sf.query(LINES_QUERY)["records"]
+    batches = [big_record["OpportunityLineItems"]]
+    while not batches[-1]["done"]:
+        batches.append(sf.query_more(batches[-1]["nextRecordsUrl"], identifier_is_url=True))
+
+    assert [len(batch["records"]) for batch in batches] == [3, 3, 1]
+    assert {batch["totalSize"] for batch in batches} == {7}
+    assert [batch["nextRecordsUrl"].rsplit("-", 1)[1] for batch in batches[:-1]] == ["3", "6"]
+    assert [line["SortOrder"] for batch in batches for line in batch["records"]] == list(range(1, 8))
+    assert {line["Id"] for batch in batches for line in batch["records"]} == set(big.line_ids)
+    assert batches[1]["records"][0]["attributes"]["type"] == "OpportunityLineItem"
+    small_lines = small_record["OpportunityLineItems"]
+    assert (small_lines["totalSize"], small_lines["done"], len(small_lines["records"])) == (2, True, 2)
+    assert "nextRecordsUrl" not in small_lines
+    # The batch size is the sandbox's, whatever page size the query asks for.
+    asked = sf.query(LINES_QUERY, headers={"Sforce-Query-Options": "batchSize=1000"})
+    assert len(asked["records"][0]["OpportunityLineItems"]["records"]) == 3
+    # A child LIMIT within the batch size needs no second batch.
+    limited = sf.query(
+        "SELECT Id, (SELECT Id FROM OpportunityLineItems ORDER BY SortOrder LIMIT 3) FROM Opportunity "
+        f"WHERE Id = '{big.opportunity_id}'"
+    )["records"][0]["OpportunityLineItems"]
+    assert (limited["totalSize"], limited["done"]) == (3, True)
+
+
+def test_child_batches_can_be_switched_off_and_reset_restores_them(
+    salesforce: SalesforceSandboxHandle,
+) -> None:
+    sf = connect(salesforce)
+    seed_order(sf, lines=5)
+    salesforce.admin.set_config(child_batch_size=None)
+
+    whole = sf.query(LINES_QUERY)["records"][0]["OpportunityLineItems"]
+    salesforce.admin.reset()
+
+    assert (whole["totalSize"], whole["done"], len(whole["records"])) == (5, True, 5)
+    assert salesforce.admin.config()["child_batch_size"] == 200
+
+
+def test_child_batches_in_query_all_and_in_a_composite_query(salesforce: SalesforceSandboxHandle) -> None:
+    sf = connect(salesforce)
+    order = seed_order(sf, lines=4)
+    salesforce.admin.set_config(child_batch_size=2)
+    query = format_soql(
+        "SELECT Id, (SELECT Id FROM OpportunityLineItems) FROM Opportunity WHERE Id = {}",
+        order.opportunity_id,
+    )
+    base = f"/services/data/v{salesforce.api_version}"
+    subrequest = {"method": "GET", "url": f"{base}/query?q={quote_plus(query)}", "referenceId": "q"}
+
+    with_deleted = sf.query_all(query, include_deleted=True)["records"][0]["OpportunityLineItems"]
+    composite = sf.restful(
+        "composite",
+        method="POST",
+        json={"compositeRequest": [subrequest]},
+    )["compositeResponse"][0]["body"]["records"][0]["OpportunityLineItems"]
+
+    for first in (with_deleted, composite):
+        assert (first["totalSize"], first["done"], len(first["records"])) == (4, False, 2)
+        rest = sf.query_more(first["nextRecordsUrl"], identifier_is_url=True)
+        assert {line["Id"] for line in first["records"] + rest["records"]} == set(order.line_ids)
+    assert with_deleted["nextRecordsUrl"].startswith(f"{base}/queryAll/01g")
+
+
 @pytest.mark.parametrize(
     ("query", "code"),
     [
@@ -1510,6 +1691,68 @@ def test_retry_sends_the_latest_values_with_the_same_notification_id(
     assert first.notification_id == second.notification_id
     assert (first.fields["Name"], second.fields["Name"]) == ("First name", "Renamed")
     assert (deliveries[0]["status"], deliveries[0]["attempts"]) == ("delivered", 2)
+
+
+def test_an_acknowledged_message_is_sometimes_delivered_again(
+    start_salesforce: Callable[..., SalesforceSandboxHandle], listeners: Any
+) -> None:
+    # Salesforce: "usually delivered one time, sometimes more than one time". At rate 1 every message
+    # is sent once more after its ack, like a retry: same notification id, values at the later send.
+    listener = listeners(always(200, ACK))
+    handle = start_salesforce(time_factor=0.002, outbound_duplicate_rate=1.0)
+    handle.server.set_outbound_messages([account_definition(listener.url)])
+    sf = connect(handle)
+
+    account_id = sf.Account.create({"Name": "Twice told"})["id"]
+    listener.wait_for(1)
+    sf.Account.update(account_id, {"Name": "Twice told, renamed"})  # a second notification, later
+    wait_until(lambda: all(delivery["status"] == "delivered" for delivery in handle.admin.outbound()))
+    received = listener.wait_for(4)
+    time.sleep(0.2)
+
+    first_message = handle.admin.outbound()[0]
+    assert (first_message["attempts"], first_message["acknowledged"]) == (2, 2)
+    assert first_message["duplicated"] is True
+    assert len(listener.received) == 4  # each of the two messages twice, never a third time
+    notifications = [parse_message(item.body).notifications[0] for item in received]
+    by_id: dict[str, list[ParsedNotification]] = {}
+    for notification in notifications:
+        by_id.setdefault(notification.notification_id, []).append(notification)
+    assert sorted(len(copies) for copies in by_id.values()) == [2, 2]
+    assert {copy.fields["Id"] for copies in by_id.values() for copy in copies} == {account_id}
+    assert notifications[-1].fields["Name"] == "Twice told, renamed"
+
+
+def test_duplicate_rate_is_set_through_the_admin_api_and_a_flush_sends_the_copy(
+    salesforce: SalesforceSandboxHandle, listeners: Any
+) -> None:
+    listener = listeners(always(200, ACK))
+    salesforce.server.set_outbound_messages([account_definition(listener.url)])
+    sf = connect(salesforce)
+    assert salesforce.admin.config()["outbound_duplicate_rate"] == 0.0
+    sf.Account.create({"Name": "Once"})
+    listener.wait_for(1)
+    wait_until(lambda: salesforce.admin.outbound()[0]["status"] == "delivered")
+
+    salesforce.admin.set_config(outbound_duplicate_rate=1)
+    sf.Account.create({"Name": "Twice"})
+    listener.wait_for(2)
+    wait_until(lambda: salesforce.admin.outbound()[1]["acknowledged"] == 1)
+    waiting = salesforce.admin.outbound()[1]  # the copy waits for the retry schedule (15 s)
+    deliveries = salesforce.admin.flush_outbound()
+    with pytest.raises(SalesforceAdminError, match="outbound_duplicate_rate"):
+        salesforce.admin.set_config(outbound_duplicate_rate=1.5)
+    salesforce.admin.reset()
+
+    assert (waiting["status"], waiting["duplicated"]) == ("pending", True)
+    assert waiting["next_attempt_at"] is not None
+    assert [(item["status"], item["attempts"], item["duplicated"]) for item in deliveries] == [
+        ("delivered", 1, False),
+        ("delivered", 2, True),
+    ]
+    names = [parse_message(item.body).notifications[0].fields["Name"] for item in listener.received]
+    assert names == ["Once", "Twice", "Twice"]
+    assert salesforce.admin.config()["outbound_duplicate_rate"] == 0.0
 
 
 def test_deleted_record_is_sent_without_data(salesforce: SalesforceSandboxHandle, listeners: Any) -> None:
