@@ -173,6 +173,21 @@ def test_fetches_opportunity_account_and_lines_with_one_query(org: Org, auth_flo
     assert counted(org, before) == {"query": 1}
 
 
+def test_every_line_is_read_when_salesforce_sends_the_lines_in_batches(org: Org) -> None:
+    deal = seed_deal(org.api(), lines=7)
+    org.sandbox.admin.set_config(child_batch_size=3)
+    client = org.client()
+    before = org.counts()
+
+    snapshot = client.fetch_opportunity(deal.opportunity_id)
+
+    assert [line["Id"] for line in snapshot.lines] == list(deal.line_ids)
+    assert [line["Product2"]["ProductCode"] for line in snapshot.lines] == [f"SKU-{n}" for n in range(7)]
+    assert all("attributes" not in line for line in snapshot.lines)
+    # the query, then the second and third batch of lines
+    assert counted(org, before) == {"token": 1, "query": 3}
+
+
 def test_an_opportunity_without_lines(org: Org) -> None:
     deal = seed_deal(org.api(), lines=0)
     client = org.client()
@@ -460,6 +475,25 @@ def test_wrong_client_secret_is_a_permanent_authentication_error(org: Org) -> No
 
     assert raised.value.error_codes == ("invalid_client",)
     assert "not-the-secret" not in str(raised.value)
+
+
+def test_jwt_bearer_signs_an_audience_salesforce_accepts(org: Org) -> None:
+    # The token is asked from the sandbox's own host (https://127.0.0.1:<port>), which is no audience.
+    refused = org.client("jwt_bearer", jwt_audience=org.sandbox.instance_url)
+    with pytest.raises(SalesforceAuthenticationError, match="audience is invalid") as raised:
+        refused.query("SELECT Id FROM Account")
+    assert raised.value.error_codes == ("invalid_grant",)
+    assert not raised.value.transient
+
+    auth.clear_token_cache()
+    derived = org.client("jwt_bearer")
+    assert derived.settings.assertion_audience == "https://login.salesforce.com"
+    assert derived.query("SELECT Id FROM Account") == []
+
+    auth.clear_token_cache()
+    site = "https://acme.my.site.com/partners"
+    org.sandbox.admin.set_config(community_urls=[site])
+    assert org.client("jwt_bearer", jwt_audience=site).query("SELECT Id FROM Account") == []
 
 
 def test_tls_is_verified_against_the_configured_ca_only(org: Org, tmp_path: Path) -> None:

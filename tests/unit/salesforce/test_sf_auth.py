@@ -30,14 +30,18 @@ QUERY_PATH = "/services/data/v62.0/query/"
 EMPTY_PAGE = (200, {"totalSize": 0, "done": True, "records": []})
 
 
-def jwt_settings(private_pem: str, username: str = "integration@acme.example") -> SalesforceSettings:
-    return SalesforceSettings(
-        auth_flow="jwt_bearer",
-        login_url=LOGIN_URL,
-        client_id="3MVG9jwt.client",
-        username=username,
-        private_key=private_pem,
-    )
+def jwt_settings(
+    private_pem: str, username: str = "integration@acme.example", **overrides: str
+) -> SalesforceSettings:
+    values = {
+        "auth_flow": "jwt_bearer",
+        "login_url": LOGIN_URL,
+        "client_id": "3MVG9jwt.client",
+        "username": username,
+        "private_key": private_pem,
+        **overrides,
+    }
+    return SalesforceSettings.model_validate(values)
 
 
 def test_client_credentials_flow_posts_basic_auth_and_the_grant(
@@ -70,11 +74,37 @@ def test_jwt_bearer_flow_posts_an_rs256_assertion_salesforce_can_verify(
     form = call.form()
     assert form["grant_type"] == "urn:ietf:params:oauth:grant-type:jwt-bearer"
     assert "Authorization" not in call.headers
-    claims = jwt.decode(form["assertion"], public_pem, algorithms=["RS256"], audience=LOGIN_URL)
+    # A production My Domain login URL still takes the production audience.
+    claims = jwt.decode(
+        form["assertion"], public_pem, algorithms=["RS256"], audience="https://login.salesforce.com"
+    )
+    assert claims["aud"] == "https://login.salesforce.com"
     assert claims["iss"] == "3MVG9jwt.client"
     assert claims["sub"] == "integration@acme.example"
     assert 0 < claims["exp"] - time.time() <= 180
     assert jwt.get_unverified_header(form["assertion"])["alg"] == "RS256"
+
+
+@pytest.mark.parametrize(
+    ("overrides", "audience"),
+    [
+        ({"login_url": "https://acme--uat.sandbox.my.salesforce.com"}, "https://test.salesforce.com"),
+        ({"login_url": "https://test.salesforce.com"}, "https://test.salesforce.com"),
+        ({"login_url": "https://login.salesforce.com"}, "https://login.salesforce.com"),
+        (
+            {"login_url": "https://acme.my.site.com", "jwt_audience": "https://acme.my.site.com/partners/"},
+            "https://acme.my.site.com/partners",
+        ),
+    ],
+)
+def test_the_assertion_audience_follows_the_org_kind_or_the_setting(
+    rsa_key_pem: tuple[str, bytes], overrides: dict[str, str], audience: str
+) -> None:
+    private_pem, public_pem = rsa_key_pem
+
+    assertion = build_jwt_assertion(jwt_settings(private_pem, **overrides), time.time())
+
+    assert jwt.decode(assertion, public_pem, algorithms=["RS256"], audience=audience)["aud"] == audience
 
 
 def test_a_private_key_that_is_not_a_key_is_a_settings_error(rsa_key_pem: tuple[str, bytes]) -> None:

@@ -12,7 +12,7 @@ from aws_lambda_powertools.utilities import parameters
 from moto import mock_aws
 
 from sfintacct.salesforce.errors import SalesforceSettingsError
-from sfintacct.salesforce.settings import load_salesforce_settings, settings_from_sources
+from sfintacct.salesforce.settings import jwt_audience_for, load_salesforce_settings, settings_from_sources
 
 SECRET_VALUE = "do-not-print-this-secret"
 
@@ -63,6 +63,58 @@ def test_a_private_key_selects_the_jwt_bearer_flow_and_environment_overrides_non
     )
 
 
+@pytest.mark.parametrize(
+    ("login_url", "audience"),
+    [
+        ("https://login.salesforce.com", "https://login.salesforce.com"),
+        ("https://test.salesforce.com", "https://test.salesforce.com"),
+        # My Domain of a production org (Developer Edition too): still the production audience.
+        ("https://acme.my.salesforce.com", "https://login.salesforce.com"),
+        ("https://ACME.my.salesforce.com", "https://login.salesforce.com"),
+        ("https://acme-dev-ed.develop.my.salesforce.com", "https://login.salesforce.com"),
+        # Sandboxes: enhanced and legacy My Domains, legacy sandbox instances, scratch orgs.
+        ("https://acme--uat.sandbox.my.salesforce.com", "https://test.salesforce.com"),
+        ("https://acme--uat.my.salesforce.com", "https://test.salesforce.com"),
+        ("https://acme--uat.cs42.my.salesforce.com", "https://test.salesforce.com"),
+        ("https://cs42.salesforce.com", "https://test.salesforce.com"),
+        ("https://speed-ruby-1234.scratch.my.salesforce.com", "https://test.salesforce.com"),
+        # An Experience Cloud site is its own audience.
+        ("https://acme.my.site.com", "https://acme.my.site.com"),
+        ("https://acme--uat.sandbox.my.site.com", "https://acme--uat.sandbox.my.site.com"),
+        # Any other host, such as a local sandbox: the production audience.
+        ("https://127.0.0.1:8443", "https://login.salesforce.com"),
+        ("https://login.acme.example", "https://login.salesforce.com"),
+    ],
+)
+def test_the_jwt_audience_is_derived_from_the_login_url(login_url: str, audience: str) -> None:
+    settings = settings_from_sources(
+        {"client_id": "3MVGabc", "private_key": "-----BEGIN PRIVATE KEY-----...", "username": "a@b.c"},
+        {"SALESFORCE_LOGIN_URL": login_url},
+    )
+
+    assert jwt_audience_for(login_url) == audience
+    assert settings.jwt_audience is None
+    assert settings.assertion_audience == audience
+
+
+def test_an_explicit_jwt_audience_wins_over_the_derived_one() -> None:
+    secret = {
+        "client_id": "3MVGabc",
+        "private_key": "-----BEGIN PRIVATE KEY-----...",
+        "username": "a@b.c",
+        "login_url": "https://partners.acme.example",
+        "jwt_audience": "https://test.salesforce.com",
+    }
+
+    from_secret = settings_from_sources(secret, {})
+    from_environment = settings_from_sources(
+        secret, {"SALESFORCE_JWT_AUDIENCE": "https://partners.acme.example/portal/"}
+    )
+
+    assert from_secret.assertion_audience == "https://test.salesforce.com"
+    assert from_environment.assertion_audience == "https://partners.acme.example/portal"
+
+
 def test_secrets_stay_out_of_repr() -> None:
     settings = settings_from_sources(
         {
@@ -89,6 +141,11 @@ def test_secrets_stay_out_of_repr() -> None:
         ({"client_secret": SECRET_VALUE, "login_url": "https://a.my.salesforce.com"}, {}, "client_id"),
         ({"client_id": "x", "client_secret": SECRET_VALUE, "login_url": "http://a.example"}, {}, "https URL"),
         ({"client_id": "x", "client_secret": SECRET_VALUE}, {}, "login_url"),
+        (
+            {"client_id": "x", "client_secret": SECRET_VALUE, "login_url": "https://a.my.salesforce.com"},
+            {"SALESFORCE_JWT_AUDIENCE": "http://login.salesforce.com"},
+            "jwt_audience must be https://login.salesforce.com",
+        ),
         (
             {"client_id": "x", "client_secret": SECRET_VALUE, "login_url": "https://a.my.salesforce.com/x"},
             {},

@@ -92,12 +92,15 @@ def request_access_token(settings: SalesforceSettings, session: requests.Session
 
 
 def build_jwt_assertion(settings: SalesforceSettings, now: float) -> str:
-    """The signed JWT of the JWT bearer flow: iss=client id, sub=username, aud=login URL, exp=now+3 min."""
+    """The signed JWT of the JWT bearer flow: iss=client id, sub=username, aud, exp=now+3 min.
+
+    `aud` is settings.assertion_audience: jwt_audience, else derived from the login URL.
+    """
     assert settings.private_key is not None  # guaranteed by SalesforceSettings
     claims = {
         "iss": settings.client_id,
         "sub": settings.username,
-        "aud": settings.login_url,
+        "aud": settings.assertion_audience,
         "exp": int(now) + JWT_LIFETIME_SECONDS,
     }
     try:
