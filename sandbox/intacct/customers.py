@@ -182,6 +182,7 @@ def create_customer(context: CallContext, node: Element) -> Record:
     fields: Record = {
         "CUSTOMERID": customer_id,
         "NAME": name,
+        "ENTITY": context.location_id,
         "STATUS": "active",
         "ONETIME": "false",
         "ONHOLD": "false",
@@ -193,7 +194,23 @@ def create_customer(context: CallContext, node: Element) -> Record:
         "CREATEDBY": context.user_id,
         "MODIFIEDBY": context.user_id,
     }
-    return add_record(data, "CUSTOMER", fields)
+    record = add_record(data, "CUSTOMER", fields)
+    derive_read_only_fields(state, record)
+    return record
+
+
+def derive_read_only_fields(state: SandboxState, record: Record) -> None:
+    """The read-only CUSTOMER fields that follow from others: the parent's key and name.
+
+    CUSTREPNAME and GLGRPKEY name an employee and a GL account group, which the sandbox does not hold:
+    they stay empty.
+    """
+    parent_id = record.get("PARENTID") or ""
+    parent = find_record(state.data, "CUSTOMER", "CUSTOMERID", parent_id) if parent_id else None
+    record["PARENTKEY"] = parent["RECORDNO"] if parent is not None else ""
+    record["PARENTNAME"] = parent["NAME"] if parent is not None else ""
+    record.setdefault("CUSTREPNAME", "")
+    record.setdefault("GLGRPKEY", "")
 
 
 def next_customer_id(state: SandboxState) -> str:
@@ -244,6 +261,7 @@ def update_customer(context: CallContext, node: Element) -> Record:
             record[name] = value
     record["WHENMODIFIED"] = format_datetime(context.now)
     record["MODIFIEDBY"] = context.user_id
+    derive_read_only_fields(context.state, record)
     return record
 
 

@@ -270,7 +270,7 @@ def lookup(context: CallContext, element: Element) -> FunctionOutput:
 def field_type(field_name: str) -> str:
     if field_name in NESTED_GROUPS:
         return "OBJECT"
-    if field_name in ("RECORDNO", "LINE_NO", "DOCHDRNO", "DUEDAYS"):
+    if field_name in ("RECORDNO", "LINE_NO", "DOCHDRNO", "DUEDAYS", "PARENTKEY", "GLGRPKEY"):
         return "INTEGER"
     if field_name in ("WHENCREATED", "WHENMODIFIED"):
         return "TIMESTAMP"
@@ -280,4 +280,6 @@ def field_type(field_name: str) -> str:
         return "CURRENCY"
     if field_name in ("QUANTITY", "DISCOUNT"):
         return "DECIMAL"
+    if field_name == "MRR":
+        return "BOOLEAN"
     return "TEXT"

@@ -129,17 +129,22 @@ OBJECTS: dict[str, ObjectDefinition] = {
             "RECORDNO",
             "CUSTOMERID",
             "NAME",
+            "ENTITY",
             "STATUS",
+            "PARENTKEY",
             "PARENTID",
+            "PARENTNAME",
             "TERMNAME",
             "CURRENCY",
             "CUSTTYPE",
             "CUSTREPID",
+            "CUSTREPNAME",
             "TAXID",
             "CREDITLIMIT",
             "ONETIME",
             "ONHOLD",
             "HIDEDISPLAYCONTACT",
+            "GLGRPKEY",
             "GLGROUP",
             "TERRITORYID",
             "SHIPPINGMETHOD",
@@ -175,6 +180,7 @@ OBJECTS: dict[str, ObjectDefinition] = {
             "UOM",
             "TAXABLE",
             "GLGROUP",
+            "MRR",
             "WHENCREATED",
             "WHENMODIFIED",
         ),
@@ -232,10 +238,21 @@ OBJECTS: dict[str, ObjectDefinition] = {
         None,
     ),
     "LOCATION": ObjectDefinition(
-        "LOCATION", ("RECORDNO", "LOCATIONID", "NAME", "STATUS", "CURRENCY"), "LOCATIONID"
+        "LOCATION", ("RECORDNO", "LOCATIONID", "NAME", "PARENTID", "STATUS", "CURRENCY"), "LOCATIONID"
     ),
     "DEPARTMENT": ObjectDefinition(
-        "DEPARTMENT", ("RECORDNO", "DEPARTMENTID", "TITLE", "STATUS"), "DEPARTMENTID"
+        "DEPARTMENT",
+        (
+            "RECORDNO",
+            "DEPARTMENTID",
+            "TITLE",
+            "PARENTKEY",
+            "PARENTID",
+            "SUPERVISORNAME",
+            "STATUS",
+            "CUSTTITLE",
+        ),
+        "DEPARTMENTID",
     ),
     "ARTERM": ObjectDefinition("ARTERM", ("RECORDNO", "NAME", "DESCRIPTION", "STATUS", "DUEDAYS"), "NAME"),
 }
@@ -378,6 +395,7 @@ def seed_company_data() -> CompanyData:
                 "UOM": "Each",
                 "TAXABLE": "false",
                 "GLGROUP": "",
+                "MRR": "false",
                 "WHENCREATED": SEED_CREATED,
                 "WHENMODIFIED": SEED_CREATED,
             },
@@ -386,10 +404,28 @@ def seed_company_data() -> CompanyData:
         add_record(
             data,
             "LOCATION",
-            {"LOCATIONID": location_id, "NAME": name, "STATUS": "active", "CURRENCY": currency},
+            {
+                "LOCATIONID": location_id,
+                "NAME": name,
+                "PARENTID": "",
+                "STATUS": "active",
+                "CURRENCY": currency,
+            },
         )
     for department_id, title in SEED_DEPARTMENTS:
-        add_record(data, "DEPARTMENT", {"DEPARTMENTID": department_id, "TITLE": title, "STATUS": "active"})
+        add_record(
+            data,
+            "DEPARTMENT",
+            {
+                "DEPARTMENTID": department_id,
+                "TITLE": title,
+                "PARENTKEY": "",
+                "PARENTID": "",
+                "SUPERVISORNAME": "",
+                "STATUS": "active",
+                "CUSTTITLE": "",
+            },
+        )
     for term, days in TERM_DAYS.items():
         add_record(
             data,

@@ -817,6 +817,59 @@ def test_lookup_lists_fields_and_marks_custom_ones(client: Client) -> None:
     assert described["RECORDNO"] == ("false", "true")
 
 
+def test_read_only_fields_of_the_real_objects_are_known_and_derived_where_the_sandbox_can(
+    client: Client,
+) -> None:
+    """The fields sageintacctsdk's default select lists name (apis/constants.py) can be queried."""
+    seed_customers(client, ["Acme Holdings"])
+    child = client.post(
+        create_customer("child", "Acme Tools", extra="<PARENTID>C-00001</PARENTID>"),
+        auth=client.login_xml(location="UK"),
+    )
+    assert child.result().findtext("status") == "success", child.text
+    written = client.call(
+        function("ro", f"<create>{customer_xml('Beta', extra='<PARENTKEY>1</PARENTKEY>')}</create>")
+    )
+    customers = ["ENTITY", "PARENTKEY", "PARENTID", "PARENTNAME", "CUSTREPNAME", "GLGRPKEY"]
+
+    reply = client.call(
+        function("c", query_xml("CUSTOMER", ["CUSTOMERID", *customers], eq("RECORDNO", "0", "greaterthan")))
+        + function("i", query_xml("ITEM", ["ITEMID", "MRR"], eq("ITEMID", "SUB-PLATFORM")))
+        + function("l", query_xml("LOCATION", ["LOCATIONID", "PARENTID"], eq("LOCATIONID", "UK")))
+        + function(
+            "d",
+            query_xml(
+                "DEPARTMENT",
+                ["DEPARTMENTID", "PARENTKEY", "PARENTID", "SUPERVISORNAME", "CUSTTITLE"],
+                eq("DEPARTMENTID", "SALES"),
+            ),
+        )
+    )
+
+    assert [fields(record) for record in reply.result(0).findall("data/CUSTOMER")] == [
+        dict(zip(["CUSTOMERID", *customers], ["C-00001", "", "", "", "", "", ""], strict=True)),
+        dict(
+            zip(
+                ["CUSTOMERID", *customers],
+                ["C-00002", "UK", "1", "C-00001", "Acme Holdings", "", ""],
+                strict=True,
+            )
+        ),
+    ]
+    assert fields(one(reply.result(1), "data/ITEM")) == {"ITEMID": "SUB-PLATFORM", "MRR": "false"}
+    assert fields(one(reply.result(2), "data/LOCATION")) == {"LOCATIONID": "UK", "PARENTID": ""}
+    assert fields(one(reply.result(3), "data/DEPARTMENT")) == {
+        "DEPARTMENTID": "SALES",
+        "PARENTKEY": "",
+        "PARENTID": "",
+        "SUPERVISORNAME": "",
+        "CUSTTITLE": "",
+    }
+    # Read-only: a create that sets one is refused and names it.
+    assert written.result().findtext("status") == "failure"
+    assert "PARENTKEY" in errors_of(written.result())[0]["description2"]
+
+
 def test_each_operation_authenticates_on_its_own(client: Client) -> None:
     credentials = client.sandbox.credentials
     query = function("items", read_by_query("ITEM", "", fields_list="ITEMID"))
