@@ -332,7 +332,7 @@ def test_sdk_errors_from_the_sandbox_reach_the_caller_as_sdk_exceptions(connecti
     assert errors[-1]["description2"] == "Could not create Document record!"
 
 
-# ---------------------------------------------------------------------------- known disagreements
+# ---------------------------------------------------------------------------- default select lists
 
 
 @pytest.mark.parametrize(
@@ -348,8 +348,8 @@ def test_sdk_get_all_with_its_default_select_list(
     connection: SdkConnection, attribute: str, object_name: str, expected_rows: int
 ) -> None:
     """get_all() queries with the client's default select list (apis/constants.py), field names of the real
-    objects that the client's publisher uses against Intacct. The sandbox refuses those it does not define
-    ("Query Failed", "Invalid field X in <select>"). This test fails until the sandbox knows those fields."""
+    objects that the client's publisher uses against Intacct. The sandbox refuses a field it does not define
+    ("Query Failed", "Invalid field X in <select>"), so it must define every one of them."""
     if object_name == "CUSTOMER":
         create_customer(connection)
     api = getattr(connection.sdk, attribute)
