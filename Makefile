@@ -18,7 +18,7 @@ RUN         := PYTHONPATH=layers/sync:. $(PY)
 export AWS_DEFAULT_REGION ?= us-east-1
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: help setup lint typecheck validate build test unit integration e2e stack demo bench soak clean java
+.PHONY: help setup lint typecheck validate build test unit integration e2e contract stack demo bench soak clean java
 
 help:
 	@echo "make test    - set up, lint, type-check, validate + build the SAM app, run all tests"
@@ -27,6 +27,8 @@ help:
 	@echo "make soak    - 300 closed deals under chaos (faults, duplicates, kills), then check nothing broke"
 	@echo "               (SOAK_ARGS=\"--deals 30 --seed 7\" for another size or plan)"
 	@echo "make stack   - run the local stack in the foreground (Ctrl-C stops it)"
+	@echo "make contract - the Intacct and Salesforce client checks, on the sandboxes or, with"
+	@echo "                SFINTACCT_CONTRACT_* set, on your Intacct company and Salesforce org"
 
 $(VENV)/.stamp: requirements-dev.txt layers/sync/requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -81,6 +83,9 @@ integration: setup
 
 e2e: setup
 	$(PY) -m pytest tests/e2e
+
+contract: setup
+	$(PY) -m pytest tests/contract
 
 stack: setup
 	$(RUN) -m sandbox.stack

@@ -47,6 +47,7 @@ class FakeIntacct:
     commit_held_at_next_create: bool = False  # the held writes commit just as a customer create arrives
     customer_updates: list[CustomerUpdate] = field(default_factory=list)
     during_next_order_search: Callable[[], None] | None = None  # runs while a slow order search waits
+    order_search_fields: list[tuple[str, ...]] = field(default_factory=list)  # selected by each search
 
     # -------------------------------------------------------------- reads
 
@@ -56,8 +57,11 @@ class FakeIntacct:
         self.requests.append("find_customers")
         return [c for c in self.customers if c.fields.get(field_name) == value]
 
-    def find_sales_documents(self, *, reference_no: str | None = None, **_: Any) -> list[SalesDocument]:
+    def find_sales_documents(
+        self, *, reference_no: str | None = None, fields: Sequence[str] = (), **_: Any
+    ) -> list[SalesDocument]:
         self.requests.append("find_sales_documents")
+        self.order_search_fields.append(tuple(fields))
         if self.during_next_order_search is not None:
             meanwhile, self.during_next_order_search = self.during_next_order_search, None
             meanwhile()

@@ -31,6 +31,7 @@ from sfintacct.intacct import (
     sotransaction_element,
     write_function,
 )
+from sfintacct.intacct.client import SALES_DOCUMENT_LOOKUP_FIELDS
 from tests.integration.conftest import IntacctSandboxHandle
 
 pytestmark = pytest.mark.integration
@@ -274,8 +275,10 @@ def test_sales_order_with_three_lines_is_created_and_read_back(
     doc_id = client.create_sotransaction(sales_order(customer.customer_id), control_id="so-006A-v1")
     assert doc_id == "Sales Order-SO0001"
 
+    # TERMNAME and EXTERNALID are not in the default select (no source shows them on SODOCUMENT).
     [header] = client.find_sales_documents(
-        reference_no="006000000000001AAA", extra_fields=["SALESFORCE_OPPORTUNITY_ID"]
+        reference_no="006000000000001AAA",
+        extra_fields=["SALESFORCE_OPPORTUNITY_ID", "TERMNAME", "EXTERNALID"],
     )
     assert header.doc_id == doc_id
     assert header.transaction_type == "Sales Order"
@@ -289,8 +292,20 @@ def test_sales_order_with_three_lines_is_created_and_read_back(
     assert header.total == Decimal("16500.00")
     assert header.fields["SALESFORCE_OPPORTUNITY_ID"] == "006000000000001AAA"
     assert client.find_sales_documents(external_id="006000000000001AAA")[0].doc_id == doc_id
+    # The sync's look-up selects only the fields whose names the evidence confirms.
+    [found] = client.find_sales_documents(
+        reference_no="006000000000001AAA", fields=SALES_DOCUMENT_LOOKUP_FIELDS
+    )
+    assert (found.doc_id, found.customer_id, found.reference_no) == (
+        doc_id,
+        customer.customer_id,
+        header.reference_no,
+    )
+    assert set(found.fields) == set(SALES_DOCUMENT_LOOKUP_FIELDS)
 
-    lines = client.get_sales_document_lines(doc_id)
+    # Nor are these line fields, whose names no source confirms.
+    unconfirmed = ["DISCOUNT", "DEPARTMENTID", "LOCATIONID", "REVRECSTARTDATE", "REVRECENDDATE"]
+    lines = client.get_sales_document_lines(doc_id, extra_fields=unconfirmed)
     assert [(line.line_no, line.item_id) for line in lines] == [
         (0, "SUB-PLATFORM"),
         (1, "SVC-ONBOARD"),

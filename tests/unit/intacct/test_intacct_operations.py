@@ -29,6 +29,7 @@ from sfintacct.intacct import (
     SalesTransaction,
     SalesTransactionLine,
 )
+from sfintacct.intacct.client import SALES_DOCUMENT_LOOKUP_FIELDS
 
 
 @pytest.fixture
@@ -173,6 +174,29 @@ def test_find_sales_documents_combines_criteria_with_the_transaction_type(clock:
     ]
     selected = [node.text for node in sent.findall(".//select/field")]
     assert "SALESFORCE_OPPORTUNITY_ID" in selected
+
+
+def test_sales_document_selects_leave_out_field_names_no_source_confirms(clock: FakeClock) -> None:
+    fake = FakeIntacct(
+        [
+            session_reply(),
+            page_reply(page("SODOCUMENT", [], remaining=0)),
+            page_reply(page("SODOCUMENT", [], remaining=0)),
+            page_reply(page("SODOCUMENTENTRY", [], remaining=0)),
+        ]
+    )
+    with make_client(fake, clock) as client:
+        client.find_sales_documents(reference_no="006AAA", fields=SALES_DOCUMENT_LOOKUP_FIELDS)
+        client.find_sales_documents(reference_no="006AAA")
+        client.get_sales_document_lines("Sales Order-SO0001")
+    lookup, header, lines = (
+        [node.text for node in sent.root.findall(".//select/field")] for sent in fake.requests[1:]
+    )
+    assert lookup == ["RECORDNO", "DOCNO", "DOCID", "DOCPARID", "STATE", "CUSTVENDID", "PONUMBER"]
+    assert not {"TERMNAME", "EXTERNALID", "BASECURR"} & set(header)
+    assert not {"UNIT", "DISCOUNT", "LOCATIONID", "DEPARTMENTID", "REVRECSTARTDATE", "REVRECENDDATE"} & set(
+        lines
+    )
 
 
 def test_find_sales_documents_needs_a_criterion(clock: FakeClock) -> None:

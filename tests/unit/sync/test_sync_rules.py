@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from sfintacct.crosswalk import CrosswalkKind, CrosswalkStatus
+from sfintacct.intacct.client import SALES_DOCUMENT_LOOKUP_FIELDS
 from sfintacct.intacct.errors import FunctionFailed, IntacctUnavailable, OutcomeUnknown
 from sfintacct.intacct.models import Customer
 from sfintacct.mapping import DEFAULT_MAPPING_FILE, load_mapping
@@ -327,6 +328,19 @@ def test_an_edit_after_close_while_the_first_create_is_still_running_makes_one_o
     assert outcome.status == "synced"
     assert len([order for order in world.intacct.orders if order.reference_no == opportunity_id]) == 1
     assert_salesforce_shows_the_sync(world, account_id, opportunity_id)
+
+
+def test_the_order_look_up_selects_only_fields_the_evidence_confirms(world_factory: Any) -> None:
+    world: World = world_factory(claim_lease_seconds=0.05)
+    _, opportunity_id = deal_of_a_synced_account(world)
+    world.intacct.hold_next_write = True
+    with pytest.raises(OutcomeUnknown):
+        world.handle("Opportunity", opportunity_id, "first")
+    time.sleep(0.1)
+    world.handle("Opportunity", opportunity_id, "second")
+
+    assert world.intacct.order_search_fields  # the recovery look-up and the look-up after the refusal
+    assert set(world.intacct.order_search_fields) == {SALES_DOCUMENT_LOOKUP_FIELDS}
 
 
 def test_a_new_customer_and_its_order_held_in_flight_are_made_once(world_factory: Any) -> None:

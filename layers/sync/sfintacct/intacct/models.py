@@ -256,7 +256,9 @@ class Item(_Record):
 
 
 class SalesDocument(_Record):
-    """An SODOCUMENT header."""
+    """An SODOCUMENT header. An attribute whose field was not selected is empty: the client's default select
+    (client.SALES_DOCUMENT_FIELDS) leaves out TERMNAME, EXTERNALID and BASECURR, which no source shows on
+    SODOCUMENT (ask for them with `extra_fields` where a company is known to have them)."""
 
     record_no: str
     doc_id: str
@@ -297,7 +299,10 @@ class SalesDocument(_Record):
 
 
 class SalesDocumentLine(_Record):
-    """An SODOCUMENTENTRY line; line_no counts from 0 as Intacct reads it."""
+    """An SODOCUMENTENTRY line; line_no counts from 0 as Intacct reads it. The default select
+    (client.SALES_DOCUMENT_LINE_FIELDS) leaves out UNIT, DISCOUNT, LOCATIONID, DEPARTMENTID, REVRECSTARTDATE
+    and REVRECENDDATE, whose names no source confirms: those attributes are empty unless asked for with
+    `extra_fields`."""
 
     record_no: str
     doc_id: str

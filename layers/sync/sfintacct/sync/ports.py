@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from sfintacct.crosswalk import CrosswalkEntry, CrosswalkKind
+from sfintacct.intacct.client import SALES_DOCUMENT_FIELDS
 from sfintacct.intacct.models import (
     Customer,
     CustomerRef,
@@ -51,6 +52,7 @@ class IntacctPort(Protocol):
         field_values: dict[str, str] | None = None,
         transaction_type: str | None = "Sales Order",
         extra_fields: Sequence[str] = (),
+        fields: Sequence[str] = SALES_DOCUMENT_FIELDS,
     ) -> list[SalesDocument]: ...
 
 

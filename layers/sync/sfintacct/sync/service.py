@@ -33,6 +33,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sfintacct.crosswalk import AlreadyClaimed, CrosswalkEntry, CrosswalkKind, CrosswalkPermanentError
+from sfintacct.intacct.client import SALES_DOCUMENT_LOOKUP_FIELDS
 from sfintacct.intacct.errors import AlreadyApplied, DuplicateRecord, OutcomeUnknown, PermanentIntacctError
 from sfintacct.intacct.models import CustomerUpdate, NewCustomer, SalesDocument
 from sfintacct.mapping import MappingError, RecordDataError, SyncMapping
@@ -437,7 +438,9 @@ class SyncService:
 
     def _find_order(self, opportunity_id: str) -> SalesDocument | None:
         found = self.intacct.find_sales_documents(
-            reference_no=opportunity_id, transaction_type=self.transaction_type
+            reference_no=opportunity_id,
+            transaction_type=self.transaction_type,
+            fields=SALES_DOCUMENT_LOOKUP_FIELDS,
         )
         if len(found) > 1:
             logger.error(
