@@ -1,7 +1,8 @@
 """Intacct and Salesforce as the sync sees them through its ports, in memory, recording what they were asked.
 
-FakeIntacct keeps Intacct's uniqueid rule (a function control id that completed once is refused with
-AlreadyApplied) and can hold a write "in flight": accepted, not yet committed, while the caller gets
+FakeIntacct keeps Intacct's uniqueid rule (a function control id that completed once is refused, with
+AlreadyApplied unless `repeat_refusal` makes the refusal another error, as an answer in other words
+would be classified) and can hold a write "in flight": accepted, not yet committed, while the caller gets
 OutcomeUnknown, as when the HTTP exchange times out and Intacct commits later. FakeSalesforce applies
 write-backs to its records, so a later read shows them, and can fail the next write-backs with a 503.
 """
@@ -47,6 +48,9 @@ class FakeIntacct:
     commit_held_at_next_create: bool = False  # the held writes commit just as a customer create arrives
     customer_updates: list[CustomerUpdate] = field(default_factory=list)
     during_next_order_search: Callable[[], None] | None = None  # runs while a slow order search waits
+    # How a repeated control id is refused (given the control id); None: AlreadyApplied, as classified
+    # from Intacct's "already been recorded with the control id" text.
+    repeat_refusal: Callable[[str], Exception] | None = None
     order_search_fields: list[tuple[str, ...]] = field(default_factory=list)  # selected by each search
 
     # -------------------------------------------------------------- reads
@@ -126,6 +130,8 @@ class FakeIntacct:
         if any(control_id in write.control_ids for write in self.held):
             self.commit_held()
         if control_id in self.completed:
+            if self.repeat_refusal is not None:
+                raise self.repeat_refusal(control_id)
             raise AlreadyApplied(
                 f"A successful transaction has already been recorded with the control id {control_id}.",
                 control_id=control_id,

@@ -19,8 +19,14 @@ import pytest
 
 from sfintacct.crosswalk import CrosswalkKind, CrosswalkStatus
 from sfintacct.intacct.client import SALES_DOCUMENT_LOOKUP_FIELDS
-from sfintacct.intacct.errors import FunctionFailed, IntacctUnavailable, OutcomeUnknown
-from sfintacct.intacct.models import Customer
+from sfintacct.intacct.errors import (
+    AlreadyApplied,
+    ControlFailure,
+    FunctionFailed,
+    IntacctUnavailable,
+    OutcomeUnknown,
+)
+from sfintacct.intacct.models import Customer, SalesDocument
 from sfintacct.mapping import DEFAULT_MAPPING_FILE, load_mapping
 from sfintacct.salesforce.errors import TransientSalesforceError
 from sfintacct.salesforce_ids import to_case_safe_id
@@ -328,6 +334,92 @@ def test_an_edit_after_close_while_the_first_create_is_still_running_makes_one_o
     assert outcome.status == "synced"
     assert len([order for order in world.intacct.orders if order.reference_no == opportunity_id]) == 1
     assert_salesforce_shows_the_sync(world, account_id, opportunity_id)
+
+
+# How Intacct refuses a repeated control id under uniqueid=true is not documented: the text the client
+# recognises (AlreadyApplied), other words or another error number (a permanent FunctionFailed), a generic
+# failure, or anything else that can come back.
+REPEAT_REFUSALS = {
+    "recognised": lambda control_id: AlreadyApplied(
+        f"A successful transaction has already been recorded with the control id {control_id}.",
+        control_id=control_id,
+    ),
+    "other words": lambda control_id: FunctionFailed(
+        f"XL03000012: Duplicate request. Function with control ID {control_id} has already been executed."
+    ),
+    "generic failure": lambda control_id: FunctionFailed("BL01001973: Unable to complete the request."),
+    "transient": lambda control_id: IntacctUnavailable("Intacct answered HTTP 503"),
+}
+
+
+@pytest.mark.parametrize("refusal", REPEAT_REFUSALS.values(), ids=REPEAT_REFUSALS.keys())
+def test_a_repeat_refused_in_any_words_finds_the_order_committed_meanwhile_and_makes_no_second(
+    world_factory: Any, refusal: Any
+) -> None:
+    world: World = world_factory(claim_lease_seconds=0.05)
+    account_id, opportunity_id = deal_of_a_synced_account(world)
+    world.intacct.hold_next_write = True  # Intacct takes the order but answers too late
+    with pytest.raises(OutcomeUnknown):
+        world.handle("Opportunity", opportunity_id, "closed-won")
+    time.sleep(0.1)  # the first attempt's claim runs out while its order is still being committed
+    world.intacct.repeat_refusal = refusal
+
+    # The look-up misses the order still in flight; the repeat (same control id) is refused.
+    outcome = world.handle("Opportunity", opportunity_id, "redelivered")
+
+    assert outcome.status == "synced"
+    assert len(world.intacct.orders) == 1
+    assert_salesforce_shows_the_sync(world, account_id, opportunity_id)
+    assert outcome.intacct_order_id == world.intacct.orders[0].doc_id
+    assert [c for c in world.intacct.control_ids if c.startswith("order-")] == [
+        f"order-{opportunity_id}-0"
+    ] * 2
+    assert [entry.status for entry in world.sync_log.history(opportunity_id)] == ["retrying", "synced"]
+    entry = world.crosswalk.get(opportunity_id, CrosswalkKind.ORDER)
+    assert entry is not None
+    assert entry.intacct_id == world.intacct.orders[0].doc_id
+
+
+FAILED_WRITES = {
+    "refused": FunctionFailed("BL01001973: Could not create Document record!"),
+    "refused as a whole": ControlFailure("XL03000006: Incorrect Intacct XML Partner ID or password."),
+    "transient": IntacctUnavailable("Intacct answered HTTP 502"),
+    "outcome unknown": OutcomeUnknown("the request timed out; it may still be applied"),
+    "not an Intacct error": RuntimeError("connection pool closed"),
+}
+
+
+@pytest.mark.parametrize("failure", FAILED_WRITES.values(), ids=FAILED_WRITES.keys())
+def test_after_any_failed_order_write_an_order_intacct_holds_under_the_reference_is_the_order(
+    world: World, failure: Exception
+) -> None:
+    account_id, opportunity_id = deal_of_a_synced_account(world)
+    world.intacct.orders.append(  # made by an earlier attempt that Salesforce and the crosswalk never saw
+        SalesDocument.from_record(
+            {"DOCID": "Sales Order-SO0042", "PONUMBER": opportunity_id, "CUSTVENDID": account_id}
+        )
+    )
+    world.intacct.fail_with = failure
+
+    outcome = world.handle("Opportunity", opportunity_id)
+
+    assert (outcome.status, outcome.intacct_order_id) == ("synced", "Sales Order-SO0042")
+    assert writes(world)[-1] == "write_customer_and_order"
+    assert world.intacct.requests[-1] == "find_sales_documents"  # looked up after the failure
+    assert len(world.intacct.orders) == 1
+    assert_salesforce_shows_the_sync(world, account_id, opportunity_id)
+    assert all(update.fields.get("Intacct_Sync_Status__c") != "Failed" for update in world.salesforce.written)
+
+
+def test_a_refusal_with_no_order_under_the_reference_still_fails_after_the_look_up(world: World) -> None:
+    _, opportunity_id = deal_of_a_synced_account(world)
+    world.intacct.fail_with = FunctionFailed("BL01001973: Could not create Document record!")
+
+    outcome = world.handle("Opportunity", opportunity_id)
+
+    assert (outcome.status, outcome.reason) == ("failed", "intacct_rejected")
+    assert world.intacct.requests[-2:] == ["write_customer_and_order", "find_sales_documents"]
+    assert world.salesforce.opportunities[opportunity_id]["Intacct_Sync_Status__c"] == "Failed"
 
 
 def test_the_order_look_up_selects_only_fields_the_evidence_confirms(world_factory: Any) -> None:

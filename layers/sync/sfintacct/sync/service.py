@@ -11,6 +11,9 @@ Exactly once, whatever happens (ARCHITECTURE §2):
   outlasts the longest attempt (worker timeout + Intacct timeout: a template test checks it);
 - an Opportunity found CLAIMED (an earlier attempt stopped half-way) is first looked up in Intacct by
   its reference (PONUMBER = Opportunity id) before anything is sent again;
+- after ANY failed order write (whatever Intacct's error number or text: how it words the refusal of a
+  repeated control id is not documented) the order is looked up by its reference before anything is
+  decided, and an order found there is the Opportunity's order: synced, not failed, not created again;
 - the order's Intacct control id is the Opportunity id and the claim's attempt number, sent with
   uniqueid=true: it stays the same however the Opportunity is edited meanwhile, so a create repeated
   while an earlier one may still commit is refused by Intacct rather than applied twice; it changes
@@ -341,23 +344,33 @@ class SyncService:
             _, doc_id = self.intacct.write_customer_and_order(
                 plan.write, order, customer_control_id=plan.control_id, order_control_id=order_control_id
             )
-        except (AlreadyApplied, OutcomeUnknown, DuplicateRecord) as error:
-            # Sent before (perhaps by an attempt still running), outcome unknown, or the customer was
-            # created meanwhile: whatever Intacct holds under the Opportunity's reference is the order.
+        except Exception as error:
+            # Whatever the failure (a repeat refused in whatever words, an unknown outcome, a refusal, a
+            # transient error), the order may exist already: sent before by an attempt whose answer was
+            # lost, or still being committed. Whatever Intacct holds under the Opportunity's reference is
+            # the order; nothing is decided before looking.
             existing = self._find_order(opportunity_id)
             if existing is None:
-                if isinstance(error, OutcomeUnknown):
-                    raise
+                if isinstance(error, AlreadyApplied):
+                    raise TransientSyncError(
+                        f"Intacct says the order of {opportunity_id} was sent before, but no order has "
+                        f"reference {opportunity_id} yet: {error}"
+                    ) from error
                 if isinstance(error, DuplicateRecord):
                     raise TransientSyncError(
                         f"Intacct customer {customer_id} already exists but does not carry "
                         f"{self.mapping.salesforce_id_field}={plan.account_id}; "
                         f"set that field on it to adopt it: {error}"
                     ) from error
-                raise TransientSyncError(
-                    f"Intacct says the order of {opportunity_id} was sent before, but no order has reference "
-                    f"{opportunity_id} yet: {error}"
-                ) from error
+                raise
+            logger.warning(
+                "The order write for %s failed (%s: %s), but Intacct holds %s under its reference: that is "
+                "the order",
+                opportunity_id,
+                type(error).__name__,
+                error,
+                existing.doc_id,
+            )
             # This request's customer write, if any, went down with it: send it alone now.
             self._apply_customer_alone(plan)
             return existing.doc_id
