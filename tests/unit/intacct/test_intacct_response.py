@@ -12,6 +12,7 @@ from sfintacct.intacct import (
     AuthenticationFailed,
     ControlFailure,
     DuplicateRecord,
+    ErrorDetail,
     FunctionFailed,
     HostileXmlError,
     IntacctProtocolError,
@@ -27,7 +28,7 @@ from sfintacct.intacct.classify import (
     error_for_http_status,
 )
 from sfintacct.intacct.gateway import read_answer
-from sfintacct.intacct.response import parse_response
+from sfintacct.intacct.response import FunctionResult, parse_response
 from sfintacct.intacct.transport import HttpAnswer
 
 XML = 'text/xml; encoding="UTF-8"'
@@ -177,6 +178,43 @@ def test_repeated_control_id_under_uniqueid_is_already_applied() -> None:
     assert isinstance(error, AlreadyApplied)
     assert error.control_id == "so-006Ab-v1"
     assert not isinstance(error, FunctionFailed)
+
+
+def failed_result(control_id: str, *errors: ErrorDetail) -> FunctionResult:
+    return FunctionResult("failure", "create_sotransaction", control_id, errors=errors)
+
+
+def test_an_error_quoting_the_functions_own_control_id_in_other_words_is_already_applied() -> None:
+    """The refusal of a repeated control id is not documented: its errorno and wording may differ."""
+    control_id = "order-0065g00000Bq3RTAAZ-0"
+    error = error_for_result(
+        failed_result(
+            control_id,
+            ErrorDetail("XL03000012", "Duplicate request", f"Control ID {control_id} was used before."),
+        )
+    )
+    assert isinstance(error, AlreadyApplied)
+    assert error.control_id == control_id
+
+
+@pytest.mark.parametrize(
+    ("control_id", "detail"),
+    [
+        ("order-0065g00000Bq3RTAAZ-0", ErrorDetail("BL01001973", "", "Unable to complete the request.")),
+        (
+            "order-0065g00000Bq3RTAAZ-0",
+            ErrorDetail("BL01001973", "", "Reference order-0065g00000Bq3RTAAZ-01 is bad"),
+        ),
+        ("so-1", ErrorDetail("BL01001973", "", "Invalid quantity on line so-1 of 2.")),
+    ],
+    ids=["generic failure", "a longer word", "too short to tell"],
+)
+def test_a_failure_that_does_not_quote_the_control_id_as_a_word_is_not_already_applied(
+    control_id: str, detail: ErrorDetail
+) -> None:
+    error = error_for_result(failed_result(control_id, detail))
+    assert isinstance(error, FunctionFailed)
+    assert not isinstance(error, AlreadyApplied)
 
 
 def test_duplicate_customer_is_duplicate_record_with_additional_info() -> None:

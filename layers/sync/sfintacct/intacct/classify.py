@@ -4,14 +4,16 @@
   unavailable (transient, nothing assumed applied); other non-2xx without an XML body -> protocol error.
 - Control and authentication failures are permanent unless their text says "Temporarily Off-line" or
   "rate limit exceeded" (or errorno GW-0010), which are transient wherever they appear.
-- Result failures: "already been recorded with the control id" -> AlreadyApplied; BL34000061 ->
-  DuplicateRecord; "non-existing"/"not found" -> RecordNotFound; "permission" -> PermissionDenied;
-  anything else -> FunctionFailed. Under transaction=true the failing result's error wins over the
-  `aborted` results that carry only XL03000009.
+- Result failures: "already been recorded with the control id", or any error that quotes the function's
+  own control id (how Intacct words the refusal of a repeated control id is not documented) ->
+  AlreadyApplied; BL34000061 -> DuplicateRecord; "non-existing"/"not found" -> RecordNotFound;
+  "permission" -> PermissionDenied; anything else -> FunctionFailed. Under transaction=true the
+  failing result's error wins over the `aborted` results that carry only XL03000009.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 from sfintacct.intacct.errors import (
@@ -42,6 +44,9 @@ ALREADY_APPLIED_TEXT = "already been recorded with the control id"
 NOT_FOUND_TEXTS = ("non-existing", "cannot find", "does not exist", "no such record")
 PERMISSION_TEXT = "permission"
 DUPLICATE_CATEGORY = "duplication prevention"
+# A control id this long, quoted as a word of its own in an error, names the function's control id and
+# nothing else by chance.
+QUOTED_CONTROL_ID_MIN_LENGTH = 8
 
 
 def summarize(errors: Sequence[ErrorDetail]) -> str:
@@ -158,7 +163,7 @@ def error_for_result(result: FunctionResult) -> IntacctError | None:
     where = f"{result.function or 'The function'} (controlid {result.control_id})"
     errors = result.errors
     texts = _texts(errors)
-    if any(ALREADY_APPLIED_TEXT in text for text in texts):
+    if any(ALREADY_APPLIED_TEXT in text for text in texts) or _quotes_control_id(texts, result.control_id):
         return AlreadyApplied(
             f"{where} was already applied: {summarize(errors)}",
             control_id=result.control_id,
@@ -171,6 +176,14 @@ def error_for_result(result: FunctionResult) -> IntacctError | None:
     if transient is not None:
         return transient
     return _function_error(_failure_kind(result), result)
+
+
+def _quotes_control_id(texts: Sequence[str], control_id: str) -> bool:
+    """Whether an error quotes this control id as a word of its own (a refusal of the repeated id)."""
+    if len(control_id) < QUOTED_CONTROL_ID_MIN_LENGTH:
+        return False
+    quoted = re.compile(rf"(?<![\w-]){re.escape(control_id.lower())}(?![\w-])")
+    return any(quoted.search(text) for text in texts)
 
 
 def _failure_kind(result: FunctionResult) -> type[FunctionFailed]:
