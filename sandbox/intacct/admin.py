@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sandbox.intacct.faults import FaultConfigError, FaultState, apply_fault_update
-from sandbox.intacct.store import OBJECTS, SandboxState
+from sandbox.intacct.store import DUPLICATE_CONTROLID_ANSWERS, OBJECTS, SandboxState
 
 ADMIN_PREFIX = "/admin"
 CUSTOM_FIELD_NAME = re.compile(r"^[A-Z][A-Z0-9_]*$")
@@ -97,7 +97,7 @@ def config(state: SandboxState, method: str, body: bytes) -> AdminReply:
         return AdminReply(405, {"error": f"{method} is not allowed on /admin/config"})
     update = json_object(body)
     flags = ("remember_failed_controlids", "repeats_in_flight_apply")
-    unknown = set(update) - {"custom_fields", "session_seconds", *flags}
+    unknown = set(update) - {"custom_fields", "session_seconds", "duplicate_controlid_answer", *flags}
     if unknown:
         raise AdminError(f"unknown config keys: {sorted(unknown)}")
     custom_fields = validate_custom_fields(update.get("custom_fields", {}))
@@ -109,7 +109,14 @@ def config(state: SandboxState, method: str, body: bytes) -> AdminReply:
     for flag in flags:
         if flag in update and not isinstance(update[flag], bool):
             raise AdminError(f"{flag} must be true or false")
+    answer = update.get("duplicate_controlid_answer")
+    if answer is not None and answer not in DUPLICATE_CONTROLID_ANSWERS:
+        raise AdminError(
+            f"duplicate_controlid_answer must be one of {', '.join(DUPLICATE_CONTROLID_ANSWERS)}"
+        )
     with state.lock:
+        if answer is not None:
+            state.config.duplicate_controlid_answer = answer
         for flag in flags:
             if flag in update:
                 setattr(state.config, flag, update[flag])

@@ -57,8 +57,11 @@ class IntacctAdminClient:
         session_seconds: int | None = None,
         remember_failed_controlids: bool | None = None,
         repeats_in_flight_apply: bool | None = None,
+        duplicate_controlid_answer: str | None = None,
     ) -> dict[str, Any]:
         payload: dict[str, Any] = {}
+        if duplicate_controlid_answer is not None:
+            payload["duplicate_controlid_answer"] = duplicate_controlid_answer
         if remember_failed_controlids is not None:
             payload["remember_failed_controlids"] = remember_failed_controlids
         if repeats_in_flight_apply is not None:

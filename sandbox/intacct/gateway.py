@@ -250,12 +250,7 @@ class Gateway:
             ]
         completed = self.state.data.completed_controlids.get(context.company_id.casefold(), set())
         if control.unique_id and control_id and control_id in completed:
-            return [
-                business_error(
-                    f"A successful transaction has already been recorded with the control id {control_id}.",
-                    correction="Use a new control id for a new transaction.",
-                )
-            ]
+            return [repeated_controlid_error(self.state.config.duplicate_controlid_answer, control_id)]
         if inner.tag not in HANDLERS:
             return [business_error(f"The function {inner.tag} is not available in this gateway.")]
         return None
@@ -318,6 +313,29 @@ class Gateway:
         for result in results:
             self.record_completed(context, result)
         return results
+
+
+def repeated_controlid_error(answer: str, control_id: str) -> IntacctError:
+    """The refusal of a control id that already completed, in the words the sandbox is configured to use.
+
+    - already_recorded: the text third-party code handles ("A successful transaction has already been
+      recorded with the control id X"), under the generic BL01001973 (its real errorno is not known);
+    - other_wording: another errorno and other words, the control id still quoted (made up here);
+    - generic_failure: BL01001973 and nothing that tells it from any other failure (made up here).
+    """
+    if answer == "other_wording":
+        return IntacctError(
+            "XL03000012",
+            "Duplicate request",
+            f"Control ID {control_id} belongs to a function that was executed before.",
+            "Send a new control ID to execute the function again.",
+        )
+    if answer == "generic_failure":
+        return business_error("Unable to complete the request.")
+    return business_error(
+        f"A successful transaction has already been recorded with the control id {control_id}.",
+        correction="Use a new control id for a new transaction.",
+    )
 
 
 # ---------------------------------------------------------------------- request parsing

@@ -23,6 +23,8 @@ DEFAULT_CUSTOM_FIELDS: dict[str, list[str]] = {
     "SODOCUMENT": ["SALESFORCE_OPPORTUNITY_ID"],
 }
 MAX_RESULT_SETS = 200
+# How a function whose control id already completed is refused under uniqueid=true (see gateway.py).
+DUPLICATE_CONTROLID_ANSWERS = ("already_recorded", "other_wording", "generic_failure")
 
 # Transaction definitions and their document number prefixes.
 TRANSACTION_DEFINITIONS = {"Sales Order": "SO", "Sales Invoice": "INV", "Sales Quote": "SQ"}
@@ -322,6 +324,10 @@ class SandboxConfig:
     # (the uniqueid check made on arrival), rather than being refused once the first one commits.
     # No source says which (UNCERTAIN).
     repeats_in_flight_apply: bool = False
+    # The words of that refusal: only the third-party text "A successful transaction has already been
+    # recorded with the control id X" was ever seen, without its errorno (UNCERTAIN); one of
+    # DUPLICATE_CONTROLID_ANSWERS.
+    duplicate_controlid_answer: str = DUPLICATE_CONTROLID_ANSWERS[0]
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -329,6 +335,7 @@ class SandboxConfig:
             "session_seconds": self.session_seconds,
             "remember_failed_controlids": self.remember_failed_controlids,
             "repeats_in_flight_apply": self.repeats_in_flight_apply,
+            "duplicate_controlid_answer": self.duplicate_controlid_answer,
         }
 
 

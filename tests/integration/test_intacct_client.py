@@ -448,6 +448,31 @@ def test_524_after_commit_is_outcome_unknown_and_the_resend_is_already_applied(
     assert len(client.get_sales_document_lines(found.doc_id)) == 3
 
 
+@pytest.mark.parametrize(
+    ("answer", "kind"),
+    [
+        ("already_recorded", AlreadyApplied),
+        ("other_wording", AlreadyApplied),
+        ("generic_failure", FunctionFailed),
+    ],
+)
+def test_a_repeated_control_id_is_refused_in_the_sandboxs_configured_words_and_nothing_is_applied(
+    intacct: IntacctSandboxHandle, client: IntacctClient, answer: str, kind: type[Exception]
+) -> None:
+    """The errorno and words are not documented: a refusal that quotes the control id is AlreadyApplied,
+    one with nothing recognisable a plain FunctionFailed (the sync looks the order up either way)."""
+    intacct.admin.configure(duplicate_controlid_answer=answer)
+    customer = client.create_customer(new_customer(), control_id="cust-repeat")
+    order = sales_order(customer.customer_id, opportunity_id="006000000000777AAA")
+    client.create_sotransaction(order, control_id="so-006777-v1")
+
+    with pytest.raises(kind) as refused:
+        client.create_sotransaction(order, control_id="so-006777-v1")
+
+    assert refused.value.transient is False
+    assert len(intacct.admin.records("SODOCUMENT")) == 1
+
+
 def test_dropped_connection_after_a_write_is_outcome_unknown(
     intacct: IntacctSandboxHandle, client: IntacctClient
 ) -> None:

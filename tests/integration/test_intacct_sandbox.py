@@ -1242,6 +1242,55 @@ def test_uniqueid_refuses_a_control_id_that_already_succeeded(client: Client, un
     assert len(client.sandbox.admin.records("CUSTOMER")) == 1
 
 
+REPEATED_CONTROLID_ANSWERS = {
+    "already_recorded": {
+        "errorno": "BL01001973",
+        "description": "",
+        "description2": (
+            "A successful transaction has already been recorded with the control id acct-001A-v1."
+        ),
+        "correction": "Use a new control id for a new transaction.",
+    },
+    "other_wording": {
+        "errorno": "XL03000012",
+        "description": "Duplicate request",
+        "description2": "Control ID acct-001A-v1 belongs to a function that was executed before.",
+        "correction": "Send a new control ID to execute the function again.",
+    },
+    "generic_failure": {
+        "errorno": "BL01001973",
+        "description": "",
+        "description2": "Unable to complete the request.",
+        "correction": "",
+    },
+}
+
+
+@pytest.mark.parametrize("answer", REPEATED_CONTROLID_ANSWERS)
+def test_the_words_refusing_a_repeated_control_id_are_configurable(client: Client, answer: str) -> None:
+    """What Intacct answers to a repeated control id under uniqueid=true is not documented."""
+    assert client.sandbox.admin.configure()["duplicate_controlid_answer"] == "already_recorded"  # default
+    client.sandbox.admin.configure(duplicate_controlid_answer=answer)
+    create = create_customer("acct-001A-v1", "Acme")
+
+    first = client.call(create, uniqueid="true")
+    again = client.call(create, uniqueid="true", control_id="request-2")
+
+    assert first.result().findtext("status") == "success"
+    assert again.result().findtext("status") == "failure"
+    assert errors_of(again.result()) == [REPEATED_CONTROLID_ANSWERS[answer]]
+    assert len(client.sandbox.admin.records("CUSTOMER")) == 1
+    client.sandbox.admin.reset()
+    assert client.sandbox.admin.configure()["duplicate_controlid_answer"] == "already_recorded"
+
+
+def test_an_unknown_repeated_control_id_answer_is_refused_by_the_admin_api(client: Client) -> None:
+    with pytest.raises(httpx.HTTPStatusError) as refused:
+        client.sandbox.admin.configure(duplicate_controlid_answer="shrug")
+    assert refused.value.response.status_code == 400
+    assert "already_recorded, other_wording, generic_failure" in refused.value.response.json()["error"]
+
+
 def test_uniqueid_false_runs_again_and_failed_functions_may_be_retried(client: Client) -> None:
     create = create_customer("same-id", "Acme")
     client.call(create, uniqueid="false")
