@@ -11,6 +11,7 @@ import pytest
 from sandbox.aws_local import dynamodb_client, sqs_client
 from sandbox.intacct.admin_client import IntacctAdminClient
 from sandbox.sales_rep import SalesRep
+from sandbox.salesforce.admin_client import SalesforceAdminClient
 from sandbox.stack import LocalStack, WorkersPart
 from sfintacct.sync.sync_log import SyncLog
 
@@ -18,11 +19,20 @@ if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
 
 SETTLE_SECONDS = 60.0
+# Salesforce delivers an Outbound Message "usually one time, sometimes more than one time": the
+# session's Salesforce sandbox sends this share of acknowledged messages once more.
+OUTBOUND_DUPLICATE_RATE = 0.3
 
 
 @pytest.fixture
-def stack(local_stack: LocalStack) -> LocalStack:
-    return local_stack
+def stack(local_stack: LocalStack) -> Iterator[LocalStack]:
+    """The session's stack, its Salesforce sandbox sending some Outbound Messages twice."""
+    salesforce = local_stack.info["salesforce"]
+    admin = SalesforceAdminClient(salesforce["admin_url"], salesforce["ca_file"])
+    earlier = admin.config()["outbound_duplicate_rate"]
+    admin.set_config(outbound_duplicate_rate=OUTBOUND_DUPLICATE_RATE)
+    yield local_stack
+    admin.set_config(outbound_duplicate_rate=earlier)
 
 
 @pytest.fixture
