@@ -1,0 +1,149 @@
+"""The Salesforce fields sfintacct reads and writes, per object: the one list that the Salesforce package
+(salesforce/) and the Salesforce sandbox are checked against.
+
+No field name is written here a second time; every name comes from the code that uses it:
+
+- Read: the fields of the one Opportunity query (`OpportunityQueryFields` defaults plus every field the
+  default mapping file reads), on the Opportunity, its Account, its line items and the line items'
+  parents (`Product2.ProductCode` is the field ProductCode of Product2). Fields added per deployment
+  through SALESFORCE_*_FIELDS or a mapping file of your own are not in it.
+- Written: the updates `sfintacct.sync.write_back` builds, made twice with different records. A text
+  value that is the same both times does not come from the record: the code writes it as it is (such as
+  "Synced"), so a picklist field must offer it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import cache
+from types import MappingProxyType
+
+from sfintacct.mapping import DEFAULT_MAPPING_FILE, load_mapping
+from sfintacct.salesforce.models import RecordUpdate
+from sfintacct.sync.write_back import MAX_ERROR_TEXT, account_synced, failed, opportunity_synced
+
+# The object each query reads from, and the parent relationships its field paths go through.
+QUERIED_OBJECTS = ("Opportunity", "Account", "OpportunityLineItem")
+RELATIONSHIP_OBJECTS: Mapping[str, str] = MappingProxyType(
+    {
+        "Account": "Account",
+        "Opportunity": "Opportunity",
+        "PricebookEntry": "PricebookEntry",
+        "Pricebook2": "Pricebook2",
+        "Product2": "Product2",
+    }
+)
+
+
+@dataclass(frozen=True)
+class WrittenField:
+    """A field the workers write back: what kinds of values, and which text they write as it is."""
+
+    object_type: str
+    name: str
+    value_kinds: frozenset[str]  # "text", "datetime", "null" (the field is cleared)
+    constant_values: frozenset[str]  # text written whatever the record is, e.g. "Synced"
+
+
+def read_fields() -> Mapping[str, tuple[str, ...]]:
+    """Object -> the fields the workers read from it, in query order."""
+    return _read_fields()
+
+
+def written_fields() -> tuple[WrittenField, ...]:
+    """Every field the workers write, by object and name."""
+    return _written_fields()
+
+
+def write_back_updates(error_message: str) -> tuple[RecordUpdate, ...]:
+    """One update of each kind the workers send, the failures with `error_message` (as they cut it)."""
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    return (
+        account_synced("001000000000001AAA", "C-0001", now),
+        opportunity_synced("006000000000001AAA", "Sales Order-SO0001", now),
+        failed("Account", "001000000000001AAA", error_message),
+        failed("Opportunity", "006000000000001AAA", error_message),
+    )
+
+
+def longest_error_message() -> str:
+    """A failure message longer than the workers ever write, so the updates show their cut."""
+    return "x" * (MAX_ERROR_TEXT * 2)
+
+
+@cache
+def _read_fields() -> Mapping[str, tuple[str, ...]]:
+    query = load_mapping(DEFAULT_MAPPING_FILE).query_fields()
+    by_object: dict[str, list[str]] = {}
+    for object_type, paths in zip(
+        QUERIED_OBJECTS, (query.opportunity_fields, query.account_fields, query.line_fields), strict=True
+    ):
+        for path in paths:
+            target, name = _field_of_path(object_type, path)
+            names = by_object.setdefault(target, [])
+            if name not in names:
+                names.append(name)
+    return MappingProxyType({object_type: tuple(names) for object_type, names in by_object.items()})
+
+
+def _field_of_path(object_type: str, path: str) -> tuple[str, str]:
+    """("OpportunityLineItem", "Product2.ProductCode") -> ("Product2", "ProductCode")."""
+    *relationships, name = path.split(".")
+    for relationship in relationships:
+        if relationship not in RELATIONSHIP_OBJECTS:
+            raise ValueError(
+                f"{object_type}.{path}: add the relationship {relationship!r} to RELATIONSHIP_OBJECTS"
+            )
+        object_type = RELATIONSHIP_OBJECTS[relationship]
+    return object_type, name
+
+
+@cache
+def _written_fields() -> tuple[WrittenField, ...]:
+    first = write_back_updates("The first record failed")
+    second = _second_sample()
+    kinds: dict[tuple[str, str], set[str]] = {}
+    values: dict[tuple[str, str], list[set[object]]] = {}
+    for sample, updates in enumerate((first, second)):
+        for update in updates:
+            for name, value in update.fields.items():
+                key = (update.object_type, name)
+                kinds.setdefault(key, set()).add(_kind(value))
+                values.setdefault(key, [set(), set()])[sample].add(value)
+    return tuple(
+        WrittenField(
+            object_type=object_type,
+            name=name,
+            value_kinds=frozenset(kinds[object_type, name]),
+            constant_values=frozenset(
+                value
+                for value in values[object_type, name][0] & values[object_type, name][1]
+                if isinstance(value, str)
+            ),
+        )
+        for object_type, name in sorted(kinds)
+    )
+
+
+def _second_sample() -> tuple[RecordUpdate, ...]:
+    """The same updates for other records, at another time, with another message."""
+    now = datetime(2026, 6, 30, 12, 30, tzinfo=UTC)
+    message = "The second record failed differently"
+    return (
+        account_synced("001000000000002AAA", "C-0002", now),
+        opportunity_synced("006000000000002AAA", "Sales Order-SO0002", now),
+        failed("Account", "001000000000002AAA", message),
+        failed("Opportunity", "006000000000002AAA", message),
+    )
+
+
+def _kind(value: object) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, datetime):
+        return "datetime"
+    if isinstance(value, str):
+        return "text"
+    raise TypeError(f"a write-back value of an unexpected type: {value!r}")
