@@ -1,0 +1,283 @@
+"""sandbox/salesforce/package.py reads the package: custom fields, Outbound Messages with the flows that
+send them, permission sets and deploy-time replacements; it refuses what it does not understand."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from sandbox.salesforce.package import (
+    Condition,
+    CustomField,
+    FlowTrigger,
+    PackageError,
+    SkippedChanges,
+    load_package,
+)
+
+NS = 'xmlns="http://soap.sforce.com/2006/04/metadata"'
+OPPORTUNITY_MESSAGE = f"""<?xml version="1.0" encoding="UTF-8"?>
+<Workflow {NS}>
+    <outboundMessages>
+        <fullName>Deal_Won</fullName>
+        <apiVersion>65.0</apiVersion>
+        <endpointUrl>%%ENDPOINT%%</endpointUrl>
+        <fields>Id</fields>
+        <fields>IsWon</fields>
+        <includeSessionId>false</includeSessionId>
+        <integrationUser>someone@example.invalid</integrationUser>
+        <name>Deal_Won</name>
+        <protected>false</protected>
+        <useDeadLetterQueue>false</useDeadLetterQueue>
+    </outboundMessages>
+</Workflow>
+"""
+
+
+def _flow(start: str, action: str = "Opportunity.Deal_Won", extra: str = "") -> str:
+    return f"""<?xml version="1.0" encoding="UTF-8"?>
+<Flow {NS}>
+    <actionCalls>
+        <name>Send</name>
+        <label>Send</label>
+        <actionName>{action}</actionName>
+        <actionType>outboundMessage</actionType>
+    </actionCalls>{extra}
+    <start>
+        <connector>
+            <targetReference>Send</targetReference>
+        </connector>
+{start}
+        <triggerType>RecordAfterSave</triggerType>
+    </start>
+</Flow>
+"""
+
+
+WON_START = """        <doesRequireRecordChangedToMeetCriteria>true</doesRequireRecordChangedToMeetCriteria>
+        <filterLogic>and</filterLogic>
+        <filters>
+            <field>IsWon</field>
+            <operator>EqualTo</operator>
+            <value>
+                <booleanValue>true</booleanValue>
+            </value>
+        </filters>
+        <object>Opportunity</object>
+        <recordTriggerType>Update</recordTriggerType>"""
+
+
+def _field(name: str, body: str) -> str:
+    return f"<CustomField {NS}><fullName>{name}</fullName><label>x</label>{body}</CustomField>"
+
+
+def _project(root: Path, files: dict[str, str]) -> Path:
+    (root / "sfdx-project.json").write_text(
+        json.dumps(
+            {
+                "packageDirectories": [{"path": "force-app", "default": True}],
+                "replacements": [
+                    {
+                        "filename": "force-app/main/default/workflows/Opportunity.workflow-meta.xml",
+                        "stringToReplace": "%%ENDPOINT%%",
+                        "replaceWithEnv": "ENDPOINT_URL",
+                    }
+                ],
+            }
+        )
+    )
+    for name, text in files.items():
+        path = root / "force-app" / "main" / "default" / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    return root
+
+
+def test_reads_the_custom_fields_of_the_package() -> None:
+    package = load_package()
+
+    assert package.field("Opportunity", "Intacct_Sync_Status__c") == CustomField(
+        object_type="Opportunity",
+        name="Intacct_Sync_Status__c",
+        type="Picklist",
+        label="Intacct Sync Status",
+        picklist_values=("Pending", "Synced", "Failed", "Skipped"),
+        restricted_picklist=True,
+    )
+    error = package.field("Account", "Intacct_Sync_Error__c")
+    assert error is not None
+    assert (error.type, error.length) == ("LongTextArea", 32768)
+    assert [spec.name for spec in package.custom_fields["Account"]] == [
+        "Intacct_Customer_Id__c",
+        "Intacct_Last_Synced__c",
+        "Intacct_Sync_Error__c",
+        "Intacct_Sync_Status__c",
+    ]
+    assert package.field("Account", "Missing__c") is None
+
+
+def test_reads_the_outbound_messages_and_their_triggers() -> None:
+    package = load_package()
+
+    won = package.outbound_message("Opportunity_Closed_Won")
+    assert won.object_type == "Opportunity"
+    assert won.fields == ("Id", "Name", "AccountId", "StageName", "IsWon", "LastModifiedDate")
+    assert (won.endpoint_variable, won.integration_user_variable) == (
+        "SFINTACCT_OUTBOUND_URL",
+        "SFINTACCT_INTEGRATION_USERNAME",
+    )
+    # The sandbox's is_won_becomes_true: created as won, or updated from not won to won.
+    assert won.triggers == (
+        FlowTrigger(
+            flow="Sfintacct_Opportunity_Closed_Won",
+            object_type="Opportunity",
+            on_create=True,
+            on_update=True,
+            conditions=(Condition("IsWon", True),),
+            only_when_changed_to_meet=True,
+        ),
+    )
+    account = package.outbound_message("Account_Created_Or_Updated")
+    assert account.fields == ("Id", "Name", "LastModifiedDate")
+    # The sandbox's created_or_updated, skipping the integration user's changes.
+    assert account.triggers == (
+        FlowTrigger(
+            flow="Sfintacct_Account_Created_Or_Updated",
+            object_type="Account",
+            on_create=True,
+            on_update=True,
+            skipped=SkippedChanges("Sfintacct_Integration_User", ("Sfintacct_Integration",)),
+        ),
+    )
+    with pytest.raises(KeyError):
+        package.outbound_message("Nope")
+
+
+def test_reads_permission_sets_and_replacements() -> None:
+    package = load_package()
+
+    integration = package.permission_sets["Sfintacct_Integration"]
+    assert "Opportunity.Intacct_Order_Id__c" in integration.editable_fields
+    assert "Account.BillingAddress" in integration.readable_fields
+    assert integration.custom_permissions == {"Sfintacct_Integration_User"}
+    assert package.replacements["%%SFINTACCT_EVENTS_URL%%"] == "SFINTACCT_EVENTS_URL"
+
+
+def test_a_small_package(tmp_path: Path) -> None:
+    root = _project(
+        tmp_path,
+        {
+            "workflows/Opportunity.workflow-meta.xml": OPPORTUNITY_MESSAGE,
+            "flows/Deal_Won.flow-meta.xml": _flow(WON_START),
+            "objects/Opportunity/fields/Score__c.field-meta.xml": f"""<?xml version="1.0" encoding="UTF-8"?>
+<CustomField {NS}>
+    <fullName>Score__c</fullName>
+    <label>Score</label>
+    <precision>5</precision>
+    <scale>2</scale>
+    <type>Number</type>
+</CustomField>
+""",
+        },
+    )
+
+    package = load_package(root)
+
+    assert package.field("Opportunity", "Score__c") == CustomField(
+        object_type="Opportunity", name="Score__c", type="Number", label="Score", precision=5, scale=2
+    )
+    message = package.outbound_message("Deal_Won")
+    assert (message.endpoint_url, message.endpoint_variable) == ("%%ENDPOINT%%", "ENDPOINT_URL")
+    assert (message.integration_user, message.integration_user_variable) == ("someone@example.invalid", None)
+    (trigger,) = message.triggers
+    assert (trigger.on_create, trigger.on_update, trigger.only_when_changed_to_meet) == (False, True, True)
+
+
+@pytest.mark.parametrize(
+    ("files", "complaint"),
+    [
+        ({"flows/Deal_Won.flow-meta.xml": _flow(WON_START)}, "does not define: Opportunity.Deal_Won"),
+        (
+            {"flows/Deal_Won.flow-meta.xml": _flow(WON_START.replace("EqualTo", "NotEqualTo"))},
+            "only EqualTo is read",
+        ),
+        (
+            {"flows/Deal_Won.flow-meta.xml": _flow(WON_START.replace("<filterLogic>and", "<filterLogic>or"))},
+            "filterLogic or",
+        ),
+        (
+            {
+                "flows/Deal_Won.flow-meta.xml": _flow(
+                    "<filterFormula>ISCHANGED({!$Record.IsWon})</filterFormula>\n"
+                    "<object>Opportunity</object><recordTriggerType>Update</recordTriggerType>"
+                )
+            },
+            "is not read",
+        ),
+        (
+            {
+                "flows/Deal_Won.flow-meta.xml": _flow(
+                    "<filterFormula>NOT({!$Permission.Nobody})</filterFormula>\n"
+                    "<object>Opportunity</object><recordTriggerType>Update</recordTriggerType>"
+                )
+            },
+            "no permission set grants the custom permission Nobody",
+        ),
+        (
+            {
+                "flows/Deal_Won.flow-meta.xml": _flow(
+                    WON_START,
+                    extra="\n    <decisions><name>Check</name></decisions>",
+                ).replace(
+                    "<targetReference>Send</targetReference>", "<targetReference>Check</targetReference>"
+                )
+            },
+            "Check is not an action",
+        ),
+        (
+            {"flows/Deal_Won.flow-meta.xml": _flow(WON_START.replace(">Update<", ">Delete<"))},
+            "recordTriggerType Delete",
+        ),
+        (
+            {"flows/Deal_Won.flow-meta.xml": _flow(WON_START, action="Account.Deal_Won")},
+            "sends Account.Deal_Won from a flow on Opportunity",
+        ),
+        ({"objects/Account/fields/Broken__c.field-meta.xml": "<CustomField"}, "not well-formed XML"),
+        (
+            {"objects/Account/fields/Wrong__c.field-meta.xml": f"<CustomObject {NS}/>"},
+            "expected a CustomField",
+        ),
+        (
+            {"objects/Account/fields/Named__c.field-meta.xml": _field("Other__c", "<type>Text</type>")},
+            "does not match the file name",
+        ),
+        (
+            {
+                "objects/Account/fields/Long__c.field-meta.xml": _field(
+                    "Long__c", "<type>Text</type><length>long</length>"
+                )
+            },
+            "length is not a whole number",
+        ),
+    ],
+    ids=lambda value: value if isinstance(value, str) else None,
+)
+def test_refuses_what_it_does_not_understand(tmp_path: Path, files: dict[str, str], complaint: str) -> None:
+    with_message = (
+        {"workflows/Opportunity.workflow-meta.xml": OPPORTUNITY_MESSAGE}
+        if "does not define" not in complaint
+        else {}
+    )
+    root = _project(tmp_path, {**with_message, **files})
+
+    with pytest.raises(PackageError, match=complaint.replace("(", r"\(").replace(")", r"\)")):
+        load_package(root)
+
+
+def test_refuses_a_project_without_package_directories(tmp_path: Path) -> None:
+    (tmp_path / "sfdx-project.json").write_text("{}")
+
+    with pytest.raises(PackageError, match="no packageDirectories"):
+        load_package(tmp_path)
