@@ -85,7 +85,7 @@ e2e: setup
 	$(PY) -m pytest tests/e2e
 
 contract: setup
-	$(PY) -m pytest tests/contract
+	SFINTACCT_CONTRACT_REAL=1 $(PY) -m pytest tests/contract
 
 stack: setup
 	$(RUN) -m sandbox.stack
