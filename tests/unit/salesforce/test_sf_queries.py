@@ -33,7 +33,16 @@ def test_opportunity_query_selects_opportunity_account_and_line_fields_in_one_st
 def test_default_fields_cover_what_an_order_needs() -> None:
     soql = opportunity_query(OPPORTUNITY_ID, OpportunityQueryFields())
 
-    for expected in ("IsWon", "CloseDate", "Account.BillingPostalCode", "Account.Intacct_Customer_Id__c"):
+    # The sync writes back only what Salesforce does not show yet: both records' id and status fields.
+    for expected in (
+        "IsWon",
+        "CloseDate",
+        "Account.BillingPostalCode",
+        "Intacct_Order_Id__c",
+        "Intacct_Sync_Status__c",
+        "Account.Intacct_Customer_Id__c",
+        "Account.Intacct_Sync_Status__c",
+    ):
         assert re.search(rf"\b{re.escape(expected)}\b", soql)
     for expected in ("UnitPrice", "Quantity", "Discount", "Product2.ProductCode", "ServiceDate"):
         assert re.search(rf"\b{re.escape(expected)}\b", soql.split("(SELECT", 1)[1])

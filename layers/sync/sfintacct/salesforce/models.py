@@ -52,6 +52,7 @@ DEFAULT_ACCOUNT_FIELDS: tuple[str, ...] = (
     "ShippingCountry",
     "LastModifiedDate",
     "Intacct_Customer_Id__c",
+    "Intacct_Sync_Status__c",  # with the id: whether the Account already shows Synced (no write-back)
 )
 DEFAULT_LINE_FIELDS: tuple[str, ...] = (
     "Id",
