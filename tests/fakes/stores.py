@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
@@ -35,9 +35,10 @@ def _aware(moment: datetime, name: str) -> datetime:
 class InMemoryCrosswalk:
     """CrosswalkStore's operations on a dict; every write is checked like the conditional DynamoDB write."""
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
         self.entries: dict[tuple[str, CrosswalkKind], CrosswalkEntry] = {}
         self.table_name = "in-memory"
+        self._clock = clock
         self._lock = threading.Lock()
 
     def get(self, sf_id: str, kind: CrosswalkKind) -> CrosswalkEntry | None:
@@ -48,7 +49,7 @@ class InMemoryCrosswalk:
     ) -> CrosswalkEntry:
         if lease_seconds <= 0:
             raise ValueError("lease_seconds must be positive")
-        now = _aware(now or datetime.now(UTC), "now")
+        now = _aware(now or self._clock(), "now")
         key = self._key(sf_id, kind)
         with self._lock:
             current = self.entries.get(key)
@@ -81,7 +82,7 @@ class InMemoryCrosswalk:
         now: datetime | None = None,
     ) -> CrosswalkEntry:
         _require_text(intacct_id, "intacct_id")
-        now = _aware(now or datetime.now(UTC), "now")
+        now = _aware(now or self._clock(), "now")
         key = self._key(sf_id, kind)
         with self._lock:
             current = self.entries.get(key)
@@ -109,7 +110,7 @@ class InMemoryCrosswalk:
         now: datetime | None = None,
     ) -> CrosswalkEntry:
         _require_text(intacct_id, "intacct_id")
-        now = _aware(now or datetime.now(UTC), "now")
+        now = _aware(now or self._clock(), "now")
         key = self._key(sf_id, kind)
         with self._lock:
             current = self.entries.get(key)
@@ -130,7 +131,7 @@ class InMemoryCrosswalk:
     def release(
         self, sf_id: str, kind: CrosswalkKind, owner: str, *, refused: bool, now: datetime | None = None
     ) -> bool:
-        now = _aware(now or datetime.now(UTC), "now")
+        now = _aware(now or self._clock(), "now")
         key = self._key(sf_id, kind)
         with self._lock:
             current = self.entries.get(key)

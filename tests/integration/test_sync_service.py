@@ -40,7 +40,7 @@ def tables(dynamodb: DynamoDBClient) -> Iterator[dict[str, str]]:
 @pytest.fixture
 def world_factory(dynamodb: DynamoDBClient, tables: dict[str, str]) -> Any:
     return lambda **options: make_world(
-        CrosswalkStore(dynamodb, tables["CrosswalkTable"]),
+        lambda clock: CrosswalkStore(dynamodb, tables["CrosswalkTable"], clock=clock),
         SyncLog(dynamodb, tables["SyncLogTable"]),
         **options,
     )

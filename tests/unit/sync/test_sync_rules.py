@@ -7,8 +7,8 @@ is held to the DynamoDB store by tests/integration/test_crosswalk.py.
 
 from __future__ import annotations
 
-import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -45,6 +45,19 @@ def new_id(prefix: str) -> str:
     return to_case_safe_id(f"{prefix}5g{uuid.uuid4().hex[:10]}")
 
 
+class ManualClock:
+    """Wall-clock time that moves only when a test advances it: leases run out exactly when told."""
+
+    def __init__(self) -> None:
+        self.now = datetime.now(UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
+
+
 @dataclass
 class World:
     service: SyncService
@@ -52,19 +65,22 @@ class World:
     salesforce: FakeSalesforce
     sync_log: Any  # InMemorySyncLog or SyncLog: both have history(sf_id) with .status and .reason
     crosswalk: CrosswalkPort
+    clock: ManualClock
 
     def handle(self, object_type: str, record_id: str, producer: str = "n-1", **kwargs: Any) -> Any:
         return self.service.handle(request(object_type, record_id, producer), **kwargs)
 
 
 def make_world(
-    crosswalk: CrosswalkPort,
+    crosswalk_on: Callable[[ManualClock], CrosswalkPort],
     sync_log: Any,
     *,
     mapping_file: Path = DEFAULT_MAPPING_FILE,
     claim_lease_seconds: float = 120,
 ) -> World:
-    intacct, salesforce = FakeIntacct(), FakeSalesforce()
+    """A sync service on fakes of Intacct and Salesforce, with the crosswalk `crosswalk_on(clock)` builds."""
+    intacct, salesforce, clock = FakeIntacct(), FakeSalesforce(), ManualClock()
+    crosswalk = crosswalk_on(clock)
     service = SyncService(
         intacct=intacct,
         salesforce=salesforce,
@@ -73,14 +89,15 @@ def make_world(
         mapping=load_mapping(mapping_file),
         transaction_type="Sales Order",
         claim_lease_seconds=claim_lease_seconds,
+        clock=clock,
     )
-    return World(service, intacct, salesforce, sync_log, crosswalk)
+    return World(service, intacct, salesforce, sync_log, crosswalk, clock)
 
 
 @pytest.fixture
 def world_factory() -> Any:
     """Builds a world on the in-memory stores (the integration module gives DynamoDB ones)."""
-    return lambda **options: make_world(InMemoryCrosswalk(), InMemorySyncLog(), **options)
+    return lambda **options: make_world(InMemoryCrosswalk, InMemorySyncLog(), **options)
 
 
 @pytest.fixture
@@ -326,7 +343,7 @@ def test_an_edit_after_close_while_the_first_create_is_still_running_makes_one_o
     with pytest.raises(Exception, match="timed out"):
         world.handle("Opportunity", opportunity_id, "closed-won")
     world.salesforce.opportunities[opportunity_id]["LastModifiedDate"] = EDITED  # the rep edits the deal
-    time.sleep(0.1)  # the first attempt's claim runs out while its order is still being committed
+    world.clock.advance(0.1)  # the first attempt's claim runs out while its order is still being committed
 
     outcome = world.handle("Opportunity", opportunity_id, "edited")
     world.intacct.commit_held()
@@ -361,7 +378,7 @@ def test_a_repeat_refused_in_any_words_finds_the_order_committed_meanwhile_and_m
     world.intacct.hold_next_write = True  # Intacct takes the order but answers too late
     with pytest.raises(OutcomeUnknown):
         world.handle("Opportunity", opportunity_id, "closed-won")
-    time.sleep(0.1)  # the first attempt's claim runs out while its order is still being committed
+    world.clock.advance(0.1)  # the first attempt's claim runs out while its order is still being committed
     world.intacct.repeat_refusal = refusal
 
     # The look-up misses the order still in flight; the repeat (same control id) is refused.
@@ -428,7 +445,7 @@ def test_the_order_look_up_selects_only_fields_the_evidence_confirms(world_facto
     world.intacct.hold_next_write = True
     with pytest.raises(OutcomeUnknown):
         world.handle("Opportunity", opportunity_id, "first")
-    time.sleep(0.1)
+    world.clock.advance(0.1)
     world.handle("Opportunity", opportunity_id, "second")
 
     assert world.intacct.order_search_fields  # the recovery look-up and the look-up after the refusal
@@ -443,7 +460,7 @@ def test_a_new_customer_and_its_order_held_in_flight_are_made_once(world_factory
     with pytest.raises(Exception, match="timed out"):
         world.handle("Opportunity", opportunity_id, "closed-won")
     world.salesforce.opportunities[opportunity_id]["LastModifiedDate"] = EDITED
-    time.sleep(0.1)
+    world.clock.advance(0.1)
     world.handle("Opportunity", opportunity_id, "edited")
     world.intacct.commit_held()
 
@@ -465,7 +482,7 @@ def test_customer_data_that_went_down_with_a_refused_repeat_of_the_order_is_sent
     world.salesforce.accounts[account_id].update(
         Name="Northwind Traders Ltd", LastModifiedDate="2026-11-28T10:06:00.000+0000"
     )
-    time.sleep(0.1)
+    world.clock.advance(0.1)
     world.handle("Opportunity", opportunity_id, "retry")  # refused as a repeat: its customer update too
 
     assert world.intacct.customer_updates[-1].name == "Northwind Traders Ltd"  # so it was sent alone
@@ -482,7 +499,7 @@ def test_a_retry_holding_an_older_copy_of_the_account_never_overwrites_the_newer
     account_id, opportunity_id = deal_of_a_synced_account(world)  # its customer exists already
     world.salesforce.accounts[account_id].update(Name="Old Name", LastModifiedDate=EDITED)
     world.crosswalk.claim(opportunity_id, CrosswalkKind.ORDER, "killed-attempt", 0.05)  # a killed attempt
-    time.sleep(0.1)
+    world.clock.advance(0.1)
 
     def rep_renames_the_account() -> None:  # while the retry looks for the order in Intacct
         world.salesforce.accounts[account_id].update(
@@ -506,7 +523,7 @@ def test_the_order_control_id_does_not_change_when_the_opportunity_is_edited(wor
         world.handle("Opportunity", opportunity_id, "first")
     world.salesforce.opportunities[opportunity_id]["LastModifiedDate"] = EDITED
     world.intacct.fail_with = None
-    time.sleep(0.1)
+    world.clock.advance(0.1)
 
     world.handle("Opportunity", opportunity_id, "second")
 
@@ -583,7 +600,7 @@ def test_a_customer_created_meanwhile_from_older_data_is_brought_up_to_date_by_t
     world.salesforce.accounts[account_id].update(Name="Northwind Traders", LastModifiedDate=EDITED)
     with pytest.raises(Exception, match="another worker is writing the customer"):
         world.handle("Account", account_id, "too-early")  # the first write may still commit
-    time.sleep(0.1)  # its lease ends
+    world.clock.advance(0.1)  # its lease ends
     world.intacct.commit_held_at_next_create = True  # it commits between the look-up and the create
 
     outcome = world.handle("Account", account_id)
