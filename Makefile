@@ -42,7 +42,7 @@ $(SAM_VENV)/.stamp:
 	$(SAM_VENV)/bin/pip install --quiet aws-sam-cli==1.170.0
 	touch $@
 
-node_modules/.stamp: package.json
+node_modules/.stamp: package.json package-lock.json
 	@command -v npm >/dev/null || { echo "error: npm is missing; install Node.js 18+ (it brings npm)." >&2; exit 1; }
 	npm install --no-audit --no-fund --silent
 	touch $@
