@@ -84,8 +84,11 @@ integration: setup
 e2e: setup
 	$(PY) -m pytest tests/e2e
 
+# With a real Salesforce org named, also a check-only deploy of the package to it (sf CLI needed).
 contract: setup
 	SFINTACCT_CONTRACT_REAL=1 $(PY) -m pytest tests/contract
+	@if [ -n "$$SFINTACCT_CONTRACT_SALESFORCE_LOGIN_URL" ]; then tools/validate-salesforce-package.sh; \
+	  else echo "No Salesforce org named: the package's check-only deploy (tools/validate-salesforce-package.sh) was not run."; fi
 
 stack: setup
 	$(RUN) -m sandbox.stack
