@@ -129,7 +129,14 @@ class InMemoryCrosswalk:
             return self._completed(key, base, intacct_id, source_modified_at, attributes, now)
 
     def release(
-        self, sf_id: str, kind: CrosswalkKind, owner: str, *, refused: bool, now: datetime | None = None
+        self,
+        sf_id: str,
+        kind: CrosswalkKind,
+        owner: str,
+        *,
+        refused: bool,
+        refused_source_modified_at: datetime | None = None,
+        now: datetime | None = None,
     ) -> bool:
         now = _aware(now or self._clock(), "now")
         key = self._key(sf_id, kind)
@@ -147,6 +154,11 @@ class InMemoryCrosswalk:
                 lease_expires_at=datetime.fromtimestamp(0, UTC),
                 updated_at=_millis(now),
                 attempt=current.attempt + (1 if refused else 0),
+                refused_source_modified_at=(
+                    _millis(refused_source_modified_at)
+                    if refused and refused_source_modified_at is not None
+                    else current.refused_source_modified_at
+                ),
             )
             return True
 

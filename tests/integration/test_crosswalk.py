@@ -216,6 +216,33 @@ def test_the_attempt_number_survives_claims_and_goes_up_only_when_a_refused_clai
     assert store.get(sf_id, CrosswalkKind.ORDER) == done
 
 
+def test_a_refused_release_keeps_the_state_that_was_refused_until_the_next_refusal(
+    store: CrosswalkStore,
+) -> None:
+    sf_id = new_sf_id()
+    closed = datetime(2026, 11, 28, 16, 0, tzinfo=UTC)
+    edited = closed + timedelta(minutes=5)
+    store.claim(sf_id, CrosswalkKind.ORDER, "worker-a", LEASE_SECONDS, now=T0)
+    assert store.release(
+        sf_id, CrosswalkKind.ORDER, "worker-a", refused=True, refused_source_modified_at=closed, now=T0
+    )
+    assert store.get(sf_id, CrosswalkKind.ORDER).refused_source_modified_at == closed  # type: ignore[union-attr]
+
+    store.claim(sf_id, CrosswalkKind.ORDER, "worker-b", LEASE_SECONDS, now=T0)
+    assert store.release(
+        sf_id, CrosswalkKind.ORDER, "worker-b", refused=False, now=T0
+    )  # a crash, not a refusal
+    assert store.get(sf_id, CrosswalkKind.ORDER).refused_source_modified_at == closed  # type: ignore[union-attr]
+
+    store.claim(sf_id, CrosswalkKind.ORDER, "worker-c", LEASE_SECONDS, now=T0)
+    store.release(
+        sf_id, CrosswalkKind.ORDER, "worker-c", refused=True, refused_source_modified_at=edited, now=T0
+    )
+    entry = store.get(sf_id, CrosswalkKind.ORDER)
+    assert entry is not None
+    assert (entry.refused_source_modified_at, entry.attempt) == (edited, 2)
+
+
 def test_an_older_change_never_overwrites_a_newer_mapping(store: CrosswalkStore) -> None:
     sf_id = new_sf_id("001")
     newer = datetime(2026, 11, 28, 16, 5, tzinfo=UTC)

@@ -86,6 +86,8 @@ class CrosswalkEntry:
     source_modified_at: datetime | None = None
     attempt: int = 0
     attributes: Mapping[str, str] = field(default_factory=dict)
+    # The record's LastModifiedDate as read when Intacct last refused its write (release(refused=True)).
+    refused_source_modified_at: datetime | None = None
 
     @property
     def is_complete(self) -> bool:
@@ -322,33 +324,43 @@ class CrosswalkStore:
         return _entry_from_item(response["Attributes"])
 
     def release(
-        self, sf_id: str, kind: CrosswalkKind, owner: str, *, refused: bool, now: datetime | None = None
+        self,
+        sf_id: str,
+        kind: CrosswalkKind,
+        owner: str,
+        *,
+        refused: bool,
+        refused_source_modified_at: datetime | None = None,
+        now: datetime | None = None,
     ) -> bool:
         """Give up a claim whose attempt has nothing on its way to Intacct, so the next can start at once.
 
         `refused`: Intacct refused the write; the record's `attempt` goes up by one, so the next create
-        carries a new control id (Intacct may remember the refused one). False if `owner` did not hold
-        the claim.
+        carries a new control id (Intacct may remember the refused one), and `refused_source_modified_at`
+        (the record's LastModifiedDate as read for the refused attempt) is kept, so a notification of that
+        same state can be answered without another try. False if `owner` did not hold the claim.
         """
         now = _aware(now or self._clock(), "now")
+        assignments = "SET lease_expires_at = :expired, updated_at = :now"
+        values: dict[str, AttributeValueTypeDef] = {
+            ":expired": {"N": "0"},
+            ":added": {"N": "1" if refused else "0"},
+            ":now": {"S": _iso(now)},
+            ":claimed": {"S": CrosswalkStatus.CLAIMED.value},
+            ":owner": {"S": owner},
+        }
+        if refused and refused_source_modified_at is not None:
+            assignments += ", refused_source_modified_at = :refused_modified"
+            values[":refused_modified"] = {"S": _iso(_aware(refused_source_modified_at, "modified_at"))}
         try:
             with _translated_errors():
                 self._client.update_item(
                     TableName=self._table_name,
                     Key=_key(sf_id, kind),
-                    UpdateExpression=(
-                        "SET lease_expires_at = :expired, updated_at = :now"
-                        " REMOVE claim_owner ADD attempt :added"
-                    ),
+                    UpdateExpression=f"{assignments} REMOVE claim_owner ADD attempt :added",
                     ConditionExpression="#status = :claimed AND claim_owner = :owner",
                     ExpressionAttributeNames={"#status": "status"},
-                    ExpressionAttributeValues={
-                        ":expired": {"N": "0"},
-                        ":added": {"N": "1" if refused else "0"},
-                        ":now": {"S": _iso(now)},
-                        ":claimed": {"S": CrosswalkStatus.CLAIMED.value},
-                        ":owner": {"S": owner},
-                    },
+                    ExpressionAttributeValues=values,
                 )
         except _ConditionFailed:
             return False
@@ -473,6 +485,7 @@ def _entry_from_item(item: Mapping[str, Any]) -> CrosswalkEntry:
     lease = item.get("lease_expires_at")
     attempt = item.get("attempt")
     source_modified_at = text("source_modified_at")
+    refused_source_modified_at = text("refused_source_modified_at")
     attributes = item.get("attributes", {}).get("M", {})
     return CrosswalkEntry(
         sf_id=str(item["pk"]["S"]).removeprefix("SF#"),
@@ -485,6 +498,9 @@ def _entry_from_item(item: Mapping[str, Any]) -> CrosswalkEntry:
         source_modified_at=_from_iso(source_modified_at) if source_modified_at else None,
         attempt=int(attempt["N"]) if attempt and "N" in attempt else 0,
         attributes={str(name): str(value.get("S", "")) for name, value in attributes.items()},
+        refused_source_modified_at=(
+            _from_iso(refused_source_modified_at) if refused_source_modified_at else None
+        ),
     )
 
 

@@ -67,8 +67,15 @@ class World:
     crosswalk: CrosswalkPort
     clock: ManualClock
 
-    def handle(self, object_type: str, record_id: str, producer: str = "n-1", **kwargs: Any) -> Any:
-        return self.service.handle(request(object_type, record_id, producer), **kwargs)
+    def handle(
+        self,
+        object_type: str,
+        record_id: str,
+        producer: str = "n-1",
+        modified: datetime | None = None,
+        **kwargs: Any,
+    ) -> Any:
+        return self.service.handle(request(object_type, record_id, producer, modified), **kwargs)
 
 
 def make_world(
@@ -240,6 +247,48 @@ def test_a_permanent_failure_is_written_back_and_frees_the_opportunity_for_a_cor
     # Intacct may remember the refused control id: the corrected create carries a new one.
     order_control_ids = [c for c in world.intacct.control_ids if c.startswith("order-")]
     assert order_control_ids == [f"order-{opportunity_id}-0", f"order-{opportunity_id}-1"]
+
+
+def test_a_refused_deal_notified_again_unchanged_costs_no_salesforce_or_intacct_call(world: World) -> None:
+    """A repeat or a replay of the notification Intacct refused is answered from the crosswalk alone."""
+    _, opportunity_id = won_deal(world)
+    closed_at = datetime.fromisoformat(MODIFIED)
+    world.intacct.fail_with = FunctionFailed("BL03000018 Invalid item NO-SUCH-ITEM")
+    assert world.handle("Opportunity", opportunity_id, "first", modified=closed_at).status == "failed"
+    reads, requests, written = (
+        world.salesforce.reads,
+        len(world.intacct.requests),
+        len(world.salesforce.written),
+    )
+
+    replays = [
+        world.handle("Opportunity", opportunity_id, f"replay-{n}", modified=closed_at) for n in range(3)
+    ]
+
+    assert {(outcome.status, outcome.reason) for outcome in replays} == {
+        ("skipped", "unchanged_since_refusal")
+    }
+    assert "Retry sync" in replays[0].message
+    assert (world.salesforce.reads, len(world.intacct.requests)) == (reads, requests)
+    assert len(world.salesforce.written) == written
+    assert world.sync_log.history(opportunity_id)[-1].reason == "unchanged_since_refusal"
+
+
+@pytest.mark.parametrize(
+    "modified", [datetime.fromisoformat(EDITED), None], ids=["changed since", "retry asked for"]
+)
+def test_a_refused_deal_is_sent_again_once_it_changed_or_a_retry_is_asked_for(
+    world: World, modified: datetime | None
+) -> None:
+    _, opportunity_id = won_deal(world)
+    world.intacct.fail_with = FunctionFailed("BL03000018 Invalid item NO-SUCH-ITEM")
+    world.handle("Opportunity", opportunity_id, "first", modified=datetime.fromisoformat(MODIFIED))
+    world.intacct.fail_with = None  # the item now exists in Intacct
+
+    outcome = world.handle("Opportunity", opportunity_id, "second", modified=modified)
+
+    assert (outcome.status, outcome.reason) == ("synced", "created")
+    assert world.intacct.requests.count("write_customer_and_order") == 2
 
 
 def test_an_opportunity_without_lines_fails_with_a_reason_and_sends_nothing(world: World) -> None:

@@ -27,6 +27,7 @@ class Reason(StrEnum):
     RECOVERED = "recovered"
     NOT_WON = "not_won"
     OLDER_CHANGE = "older_change"
+    UNCHANGED_SINCE_REFUSAL = "unchanged_since_refusal"
     NOT_FOUND = "not_found"
     INTACCT_REJECTED = "intacct_rejected"
     BAD_RECORD = "bad_record"

@@ -97,7 +97,14 @@ class CrosswalkPort(Protocol):
     ) -> CrosswalkEntry: ...
 
     def release(
-        self, sf_id: str, kind: CrosswalkKind, owner: str, *, refused: bool, now: datetime | None = None
+        self,
+        sf_id: str,
+        kind: CrosswalkKind,
+        owner: str,
+        *,
+        refused: bool,
+        refused_source_modified_at: datetime | None = None,
+        now: datetime | None = None,
     ) -> bool: ...
 
 

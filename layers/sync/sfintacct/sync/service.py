@@ -258,12 +258,23 @@ class SyncService:
 
     def sync_opportunity(self, request: SyncRequest) -> SyncOutcome:
         opportunity_id = request.record_id
+        known = self.crosswalk.get(opportunity_id, CrosswalkKind.ORDER)
+        refused_state = known.refused_source_modified_at if known and not known.is_complete else None
+        if refused_state and request.last_modified and request.last_modified <= refused_state:
+            # The same state Intacct refused, notified again (a repeat or a replay): nothing is read or
+            # sent. A change made since, or a retry asked for (no LastModifiedDate), goes through.
+            return self._order_outcome(
+                OutcomeStatus.SKIPPED,
+                Reason.UNCHANGED_SINCE_REFUSAL,
+                opportunity_id,
+                f"Intacct refused this Opportunity as of {refused_state.isoformat()} and it has not changed "
+                "since; use Retry sync once the cause is fixed",
+            )
         try:
             snapshot = self.salesforce.fetch_opportunity(opportunity_id)
         except SalesforceRecordNotFound as error:
             return self._order_outcome(OutcomeStatus.SKIPPED, Reason.NOT_FOUND, opportunity_id, str(error))
         opportunity = snapshot.opportunity
-        known = self.crosswalk.get(opportunity_id, CrosswalkKind.ORDER)
         if known is not None and known.is_complete:
             return self._already_synced(snapshot, known)
         if not is_won(opportunity):
@@ -289,7 +300,13 @@ class SyncService:
         except PERMANENT_ERRORS:
             # Intacct refused (nothing was written): free the Opportunity so a corrected one syncs at once,
             # with a new control id.
-            self.crosswalk.release(opportunity_id, CrosswalkKind.ORDER, owner, refused=True)
+            self.crosswalk.release(
+                opportunity_id,
+                CrosswalkKind.ORDER,
+                owner,
+                refused=True,
+                refused_source_modified_at=modified_at(opportunity),
+            )
             raise
 
     def _create_order(
