@@ -108,6 +108,32 @@ def test_every_queue_is_encrypted(resources: dict[str, Any]) -> None:
         assert properties(resources, queue_id).get("SqsManagedSseEnabled") is True, queue_id
 
 
+def test_every_queue_outlives_the_stack(resources: dict[str, Any]) -> None:
+    queues = {rid: res for rid, res in resources.items() if res["Type"] == "AWS::SQS::Queue"}
+
+    assert set(WORK_QUEUES) | set(WORK_QUEUES.values()) | {"IntakeDeadLetterQueue"} <= set(queues)
+    for queue_id, queue in queues.items():
+        assert queue.get("DeletionPolicy") == "Retain", queue_id
+        assert queue.get("UpdateReplacePolicy") == "Retain", queue_id
+
+
+def test_the_alarm_topic_is_encrypted_with_a_key_cloudwatch_may_publish_with(
+    resources: dict[str, Any],
+) -> None:
+    topic = properties(resources, "AlarmTopic")
+    key = resources["AlarmTopicKey"]
+    statements = {s["Sid"]: s for s in key["Properties"]["KeyPolicy"]["Statement"]}
+    cloudwatch = statements["CloudWatchAlarmsPublish"]
+
+    # Not alias/aws/sns: the AWS managed key's policy cannot let CloudWatch alarms publish.
+    assert topic["KmsMasterKeyId"] == {"Ref": "AlarmTopicKey"}
+    assert key["Type"] == "AWS::KMS::Key"
+    assert key["Properties"]["EnableKeyRotation"] is True
+    assert cloudwatch["Principal"] == {"Service": "cloudwatch.amazonaws.com"}
+    assert sorted(cloudwatch["Action"]) == ["kms:Decrypt", "kms:GenerateDataKey*"]
+    assert set(statements) == {"AccountAdministersKey", "CloudWatchAlarmsPublish"}
+
+
 def test_max_receive_count_parameter_is_bounded(template: dict[str, Any]) -> None:
     parameter = template["Parameters"]["MaxReceiveCount"]
 

@@ -106,6 +106,19 @@ WILDCARD_EXCEPTIONS: dict[tuple[str, str], dict[str, Any]] = {
         }
         for function in EXPECTED_PERMISSIONS
     },
+    ("AlarmTopicKey", "AccountAdministersKey"): {
+        "actions": {"kms:*"},
+        "any_resource": True,
+        "why": "the default key policy statement: the account (through its IAM policies) administers the "
+        "key; a key policy without it leaves the key unmanageable. In a key policy '*' is the key itself",
+    },
+    ("AlarmTopicKey", "CloudWatchAlarmsPublish"): {
+        "actions": {"kms:GenerateDataKey*"},
+        "any_resource": True,
+        "why": "CloudWatch alarms publish to an encrypted topic only with kms:Decrypt and "
+        "kms:GenerateDataKey* granted to cloudwatch.amazonaws.com in the key policy, as SNS documents "
+        "it. In a key policy '*' is the key itself",
+    },
 }
 
 
