@@ -5,8 +5,12 @@
 - EventBridge events         Event Relay (platform events, Change Data Capture); raising makes
                              EventBridge/Lambda retry and, in the end, park the event in the DLQ
 
-The logic lives in `sfintacct.intake`; this module adapts events and shapes responses. Bodies and
-the Outbound Message SessionId are never logged.
+The logic lives in `sfintacct.intake`; this module adapts events and shapes responses.
+
+Every log line of an HTTP request, accepted or refused, carries the source IP, the user agent and
+API Gateway's request id, and what became known while the message was checked: how the sender proved
+itself (`auth`), an Outbound Message's ActionId, the client certificate API Gateway verified. A refusal
+names its reason. Bodies, the Outbound Message SessionId, tokens and signatures are never logged.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from sfintacct.intake.client_certificate import client_certificate_from_identity
 from sfintacct.intake.errors import IntakeError, MalformedRequest
 from sfintacct.intake.event_relay import is_eventbridge_event
 from sfintacct.intake.platform_event import SIGNATURE_HEADER, SIGNATURE_TIMESTAMP_HEADER
@@ -29,17 +34,27 @@ from sfintacct.intake.soap import ACK_RESPONSE, SOAP_CONTENT_TYPE, soap_fault
 
 logger = Logger()
 metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "SfIntacct"))
-app = APIGatewayRestResolver()
+# debug=False whatever POWERTOOLS_DEV says: in debug mode the resolver prints whole events, the
+# `token` query parameter included.
+app = APIGatewayRestResolver(debug=False)
+MAX_LOGGED_USER_AGENT = 200
 
 
 @app.post("/salesforce/outbound")
 def outbound_message() -> Response[str]:
     """Enqueue every notification of the message, then acknowledge; otherwise answer a SOAP fault."""
     event = app.current_event
+    certificate = client_certificate_from_identity(event.request_context.get("identity"))
+    if certificate is not None:
+        logger.append_keys(**certificate.log_keys())
     try:
         body = _request_body()
         accepted = intake_service().accept_outbound_message(
-            body, event.headers.get("content-type"), event.get_query_string_value(OUTBOUND_TOKEN_PARAMETER)
+            body,
+            event.headers.get("content-type"),
+            event.get_query_string_value(OUTBOUND_TOKEN_PARAMETER),
+            certificate,
+            note=logger.append_keys,
         )
     except IntakeError as error:
         _log_refusal("outbound message", error)
@@ -121,6 +136,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     if is_eventbridge_event(event):
         return relayed_event(event)
     if "httpMethod" in event:
+        logger.append_keys(**_request_keys(event))
         return app.resolve(event, context)
     metrics.add_metric(name="UnrecognisedEvents", unit=MetricUnit.Count, value=1)
     raise ValueError("unrecognised event: expected an API Gateway REST request or an EventBridge event")
@@ -134,6 +150,28 @@ def _request_body() -> str:
     except (UnicodeError, ValueError):
         raise MalformedRequest("the request body is not UTF-8 text") from None
     return body
+
+
+def _request_keys(event: dict[str, Any]) -> dict[str, str | None]:
+    """Who sent the request, as API Gateway saw it: for every log line of the invocation."""
+    context = event.get("requestContext")
+    context = context if isinstance(context, dict) else {}
+    identity = context.get("identity")
+    identity = identity if isinstance(identity, dict) else {}
+    return {
+        "source_ip": _logged_text(identity.get("sourceIp"), 64),
+        "user_agent": _logged_text(identity.get("userAgent"), MAX_LOGGED_USER_AGENT),
+        "api_request_id": _logged_text(context.get("requestId"), 128),
+        "http_path": _logged_text(event.get("path"), 128),
+    }
+
+
+def _logged_text(value: object, limit: int) -> str | None:
+    """A value the caller chose (a user agent), printable and bounded; None when absent."""
+    if not isinstance(value, str):
+        return None
+    shown = "".join(character if character.isprintable() else "?" for character in value[:limit])
+    return shown + ("..." if len(value) > limit else "")
 
 
 def _json_response(status: int, document: dict[str, Any]) -> Response[str]:

@@ -47,6 +47,8 @@ SYNC_REQUEST_KEYS = {
 # Generated per test run: no fixed secrets in the repository.
 SIGNING_KEY = secrets.token_hex(32)
 OUTBOUND_TOKEN = secrets.token_urlsafe(24)
+# The query string of an Outbound Message from Salesforce: the endpoint URL ends in ?token=<token>.
+AUTHORIZED = {"token": OUTBOUND_TOKEN}
 
 
 class RecordingQueueSender:
@@ -72,18 +74,29 @@ class RecordingQueueSender:
 
 
 class StaticSecret:
-    """An IntakeSecretSource with fixed values; `unavailable=True` behaves like Secrets Manager down."""
+    """An IntakeSecretSource with fixed values; `unavailable=True` behaves like Secrets Manager down.
+
+    `token` is the single `outbound_message_token` (OUTBOUND_TOKEN unless told), `tokens` the list
+    `outbound_message_tokens`. `reads` counts how often the secret was asked for.
+    """
 
     def __init__(
-        self, token: str | None = None, signing_key: str | None = SIGNING_KEY, unavailable: bool = False
+        self,
+        token: str | None = OUTBOUND_TOKEN,
+        signing_key: str | None = SIGNING_KEY,
+        unavailable: bool = False,
+        tokens: Sequence[str] = (),
     ) -> None:
         self.secret = IntakeSecret(
             outbound_message_token=SecretStr(token) if token else None,
+            outbound_message_tokens=tuple(SecretStr(value) for value in tokens),
             event_signing_key=SecretStr(signing_key) if signing_key else None,
         )
         self.unavailable = unavailable
+        self.reads = 0
 
     def intake_secret(self) -> IntakeSecret:
+        self.reads += 1
         if self.unavailable:
             raise SecretUnavailable("the intake secret could not be read (EndpointConnectionError)")
         return self.secret
@@ -96,7 +109,11 @@ def make_service(
     org_ids: Sequence[str] = (ORG_ID,),
     integration_user_id: str | None = INTEGRATION_USER_ID,
     max_age_seconds: int = 300,
+    client_cert_subject: str | None = None,
+    client_cert_issuer: str | None = None,
+    client_cert_serials: Sequence[str] = (),
 ) -> tuple[IntakeService, RecordingQueueSender]:
+    """A service with a recording queue sender; the secret holds OUTBOUND_TOKEN unless told."""
     sender = sender or RecordingQueueSender()
     settings = IntakeSettings(
         org_ids=tuple(org_ids),
@@ -105,6 +122,9 @@ def make_service(
         intake_secret_arn=None,
         integration_user_id=integration_user_id,
         event_max_age_seconds=max_age_seconds,
+        client_cert_subject=client_cert_subject,
+        client_cert_issuer=client_cert_issuer,
+        client_cert_serials=tuple(client_cert_serials),
     )
     service = IntakeService(
         settings, secret or StaticSecret(), sender, clock=lambda: NOW, unix_time=NOW.timestamp
@@ -217,9 +237,15 @@ def load_intake_app(module_name: str) -> ModuleType:
 
 
 def api_gateway_event(
-    sample: str, body: str, headers: Mapping[str, str], *, base64_encoded: bool = False
+    sample: str,
+    body: str,
+    headers: Mapping[str, str],
+    *,
+    base64_encoded: bool = False,
+    query: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
-    """The sample API Gateway REST event `sample` (in events/) with this body and these extra headers."""
+    """The sample API Gateway REST event `sample` (in events/) with this body and these extra headers,
+    and `query` as its query string (an Outbound Message then carries the token: see AUTHORIZED)."""
     event: dict[str, Any] = copy.deepcopy(
         json.loads((REPO_ROOT / "events" / sample).read_text(encoding="utf-8"))
     )
@@ -231,4 +257,7 @@ def api_gateway_event(
         event["multiValueHeaders"][name] = [value]
     event["body"] = body
     event["isBase64Encoded"] = base64_encoded
+    if query is not None:
+        event["queryStringParameters"] = dict(query) or None
+        event["multiValueQueryStringParameters"] = {name: [value] for name, value in query.items()} or None
     return event

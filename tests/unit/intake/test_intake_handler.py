@@ -190,7 +190,7 @@ def test_an_enqueue_failure_is_a_503_server_fault_and_no_ack(
     monkeypatch.setattr(app_module, "intake_service", lambda: service)
     body = (FIXTURES / "valid/opportunity_closed_won.xml").read_text(encoding="utf-8")
 
-    response = app_module.lambda_handler(_outbound_event(body), Context())
+    response = app_module.lambda_handler(_outbound_event(body, {"token": OUTBOUND_TOKEN}), Context())
 
     assert response["statusCode"] == 503
     code, text = _fault(response)
@@ -338,7 +338,13 @@ def test_settings_normalise_ids_and_name_the_wrong_variable() -> None:
 
 
 def test_the_service_is_built_once_per_configuration() -> None:
-    environment = {"SALESFORCE_ORG_IDS": ORG_ID, "CUSTOMER_QUEUE_URL": "c", "ORDER_QUEUE_URL": "o"}
+    environment = {
+        "SALESFORCE_ORG_IDS": ORG_ID,
+        "CUSTOMER_QUEUE_URL": "c",
+        "ORDER_QUEUE_URL": "o",
+        # No secret here: mutual TLS is what lets this intake accept Outbound Messages.
+        "OUTBOUND_CLIENT_CERT_SUBJECT": "CN=client.example.com",
+    }
 
     first = runtime.intake_service(environment)
 

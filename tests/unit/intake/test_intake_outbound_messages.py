@@ -48,7 +48,9 @@ def _fixture(name: str) -> str:
 def test_closed_won_opportunity_becomes_one_request_on_the_order_queue() -> None:
     service, sender = make_service()
 
-    accepted = service.accept_outbound_message(_fixture("valid/opportunity_closed_won.xml"), SOAP, None)
+    accepted = service.accept_outbound_message(
+        _fixture("valid/opportunity_closed_won.xml"), SOAP, OUTBOUND_TOKEN
+    )
 
     assert [r.producer_id for r in accepted.requests] == ["04l5g00000Q7mPaAAJ"]
     assert sender.messages(CUSTOMER_QUEUE_URL) == []
@@ -69,7 +71,7 @@ def test_closed_won_opportunity_becomes_one_request_on_the_order_queue() -> None
 def test_several_accounts_with_non_ascii_text_become_one_request_each_on_the_customer_queue() -> None:
     service, sender = make_service()
 
-    service.accept_outbound_message(_fixture("valid/accounts_several_non_ascii.xml"), SOAP, None)
+    service.accept_outbound_message(_fixture("valid/accounts_several_non_ascii.xml"), SOAP, OUTBOUND_TOKEN)
 
     requests = sender.requests(CUSTOMER_QUEUE_URL)
     assert sender.messages(ORDER_QUEUE_URL) == []
@@ -92,7 +94,9 @@ def test_several_accounts_with_non_ascii_text_become_one_request_each_on_the_cus
 def test_any_namespace_prefixes_and_fifteen_character_ids_are_understood() -> None:
     service, sender = make_service()
 
-    service.accept_outbound_message(_fixture("valid/other_prefixes.xml"), "application/soap+xml", None)
+    service.accept_outbound_message(
+        _fixture("valid/other_prefixes.xml"), "application/soap+xml", OUTBOUND_TOKEN
+    )
 
     [request] = sender.requests(ORDER_QUEUE_URL)
     assert request.org_id == ORG_ID  # sent as 00D5g000004ZxYt
@@ -104,7 +108,7 @@ def test_any_namespace_prefixes_and_fifteen_character_ids_are_understood() -> No
 def test_nil_empty_and_omitted_fields_are_accepted_and_the_session_id_is_dropped() -> None:
     service, sender = make_service()
 
-    service.accept_outbound_message(_fixture("valid/nil_and_omitted_fields.xml"), SOAP, None)
+    service.accept_outbound_message(_fixture("valid/nil_and_omitted_fields.xml"), SOAP, OUTBOUND_TOKEN)
 
     [message] = sender.messages(ORDER_QUEUE_URL)
     [request] = sender.requests(ORDER_QUEUE_URL)
@@ -124,7 +128,7 @@ def test_one_hundred_notifications_give_one_hundred_requests_in_batches_of_ten()
     )
     service, sender = make_service()
 
-    accepted = service.accept_outbound_message(body, SOAP, None)
+    accepted = service.accept_outbound_message(body, SOAP, OUTBOUND_TOKEN)
 
     assert len(accepted.requests) == 100
     assert [len(batch) for _, batch in sender.batches] == [10] * 10
@@ -139,14 +143,6 @@ def test_a_token_is_required_when_configured_and_accepted_when_right() -> None:
     service.accept_outbound_message(_fixture("valid/opportunity_closed_won.xml"), SOAP, OUTBOUND_TOKEN)
 
     assert len(sender.requests(ORDER_QUEUE_URL)) == 1
-
-
-def test_a_token_in_the_url_is_ignored_when_none_is_configured() -> None:
-    service, sender = make_service(secret=StaticSecret(token=None))
-
-    service.accept_outbound_message(_fixture("valid/opportunity_closed_won.xml"), SOAP, "anything")
-
-    assert len(sender.requests()) == 1
 
 
 # ---------------------------------------------------------------- hostile and wrong messages
@@ -179,7 +175,7 @@ def test_hostile_corpus_is_refused_with_a_clear_reason_and_nothing_is_enqueued(
     service, sender = make_service()
 
     with pytest.raises(error_type) as refused:
-        service.accept_outbound_message(_fixture(name), SOAP, None)
+        service.accept_outbound_message(_fixture(name), SOAP, OUTBOUND_TOKEN)
 
     assert refused.value.http_status == status
     assert message in refused.value.message
@@ -189,7 +185,7 @@ def test_hostile_corpus_is_refused_with_a_clear_reason_and_nothing_is_enqueued(
 def test_external_entity_content_never_reaches_an_error_message() -> None:
     service, _ = make_service()
     with pytest.raises(MalformedRequest) as refused:
-        service.accept_outbound_message(_fixture("hostile/external_entity.xml"), SOAP, None)
+        service.accept_outbound_message(_fixture("hostile/external_entity.xml"), SOAP, OUTBOUND_TOKEN)
     assert "root:" not in refused.value.message
 
 
@@ -200,7 +196,7 @@ def test_more_than_one_hundred_notifications_are_refused() -> None:
     service, sender = make_service()
 
     with pytest.raises(MalformedRequest, match="101 notifications; Salesforce sends at most 100") as refused:
-        service.accept_outbound_message(body, SOAP, None)
+        service.accept_outbound_message(body, SOAP, OUTBOUND_TOKEN)
     assert refused.value.http_status == 400
     assert sender.attempts == 0
 
@@ -213,7 +209,7 @@ def test_a_body_larger_than_lambda_takes_is_refused_with_413_before_parsing() ->
     service, sender = make_service()
 
     with pytest.raises(RequestTooLarge) as refused:
-        service.accept_outbound_message(body, SOAP, None)
+        service.accept_outbound_message(body, SOAP, OUTBOUND_TOKEN)
 
     assert refused.value.http_status == 413
     assert f"at most {MAX_REQUEST_BODY_BYTES} bytes (6 MiB, the AWS Lambda request limit)" in (
@@ -230,7 +226,7 @@ def test_a_body_of_exactly_the_lambda_limit_is_not_refused_for_its_size() -> Non
     assert len(body.encode()) == MAX_REQUEST_BODY_BYTES
     service, sender = make_service()
 
-    service.accept_outbound_message(body, SOAP, None)
+    service.accept_outbound_message(body, SOAP, OUTBOUND_TOKEN)
 
     assert len(sender.requests(CUSTOMER_QUEUE_URL)) == 1
 
@@ -241,7 +237,7 @@ def test_one_hundred_opportunities_with_full_descriptions_are_accepted_and_stay_
     assert len(body.encode()) > 3_200_000
     service, sender = make_service()
 
-    accepted = service.accept_outbound_message(body, SOAP, None)
+    accepted = service.accept_outbound_message(body, SOAP, OUTBOUND_TOKEN)
 
     assert accepted.producer_ids == notification_ids
     messages = sender.messages(ORDER_QUEUE_URL)
@@ -261,7 +257,7 @@ def test_an_unsupported_object_anywhere_in_the_message_refuses_all_of_it() -> No
     service, sender = make_service()
 
     with pytest.raises(UnsupportedObject, match="object 'Lead' is not synced"):
-        service.accept_outbound_message(body, SOAP, None)
+        service.accept_outbound_message(body, SOAP, OUTBOUND_TOKEN)
     assert sender.attempts == 0
 
 
@@ -285,7 +281,9 @@ def test_a_wrong_content_type_is_refused_with_400(content_type: str | None) -> N
     service, sender = make_service()
 
     with pytest.raises(MalformedRequest, match="Content-Type must be text/xml or application/soap"):
-        service.accept_outbound_message(_fixture("valid/opportunity_closed_won.xml"), content_type, None)
+        service.accept_outbound_message(
+            _fixture("valid/opportunity_closed_won.xml"), content_type, OUTBOUND_TOKEN
+        )
     assert sender.attempts == 0
 
 
@@ -294,7 +292,9 @@ def test_a_wrong_content_type_is_refused_with_400(content_type: str | None) -> N
 )
 def test_soap_content_types_with_parameters_are_accepted(content_type: str) -> None:
     service, sender = make_service()
-    service.accept_outbound_message(_fixture("valid/opportunity_closed_won.xml"), content_type, None)
+    service.accept_outbound_message(
+        _fixture("valid/opportunity_closed_won.xml"), content_type, OUTBOUND_TOKEN
+    )
     assert len(sender.requests()) == 1
 
 
@@ -302,7 +302,7 @@ def test_an_org_on_a_multi_org_allow_list_is_accepted_in_its_fifteen_character_f
     service, sender = make_service(org_ids=(OTHER_ORG_ID, ORG_ID))
     body = _fixture("valid/opportunity_closed_won.xml").replace(ORG_ID, ORG_ID[:15])
 
-    accepted = service.accept_outbound_message(body, SOAP, None)
+    accepted = service.accept_outbound_message(body, SOAP, OUTBOUND_TOKEN)
 
     assert accepted.org_id == ORG_ID
     assert sender.requests()[0].org_id == ORG_ID
@@ -315,7 +315,7 @@ def test_a_failed_enqueue_is_reported_so_salesforce_retries_the_whole_message() 
     service, sender = make_service(sender=RecordingQueueSender(fail_on_batch=2))
 
     with pytest.raises(EnqueueFailed) as failed:
-        service.accept_outbound_message(body, SOAP, None)
+        service.accept_outbound_message(body, SOAP, OUTBOUND_TOKEN)
 
     assert failed.value.http_status == 503
     assert failed.value.fault_code == "Server"
@@ -327,7 +327,7 @@ def test_an_unreadable_secret_is_a_retryable_server_error() -> None:
     service, sender = make_service(secret=StaticSecret(unavailable=True))
 
     with pytest.raises(SecretUnavailable) as failed:
-        service.accept_outbound_message(_fixture("valid/opportunity_closed_won.xml"), SOAP, None)
+        service.accept_outbound_message(_fixture("valid/opportunity_closed_won.xml"), SOAP, OUTBOUND_TOKEN)
 
     assert failed.value.http_status == 503
     assert sender.attempts == 0

@@ -22,13 +22,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from intake_support import (
+    AUTHORIZED,
     FIXTURES,
     NOW,
     ORG_ID,
     OTHER_ORG_ID,
+    OUTBOUND_TOKEN,
     LambdaContext,
     RecordingQueueSender,
-    StaticSecret,
     api_gateway_event,
     load_intake_app,
     make_service,
@@ -266,7 +267,7 @@ OUTBOUND_GARBAGE = st.one_of(
 def test_outbound_messages_are_refused_with_a_4xx_or_become_valid_requests() -> None:
     def attempt(body: str) -> bool:
         service, sender = make_service()
-        accepted = _check(lambda: service.accept_outbound_message(body, SOAP, None), sender)
+        accepted = _check(lambda: service.accept_outbound_message(body, SOAP, OUTBOUND_TOKEN), sender)
         if accepted is not None:
             assert len(accepted.requests) == body.count("<Notification>")
             assert all(request.source == "outbound_message" for request in accepted.requests)
@@ -415,7 +416,7 @@ def app_module() -> ModuleType:
 
 
 def _invoke(app_module: ModuleType, event: dict[str, Any]) -> Any:
-    service, _ = make_service(secret=StaticSecret(token=None))
+    service, _ = make_service()
     previous = app_module.intake_service
     app_module.intake_service = lambda: service
     try:
@@ -443,6 +444,7 @@ def test_the_outbound_route_never_answers_500(app_module: ModuleType) -> None:
             text,
             {"Content-Type": content_type},
             base64_encoded=encoding != "plain",
+            query=AUTHORIZED,
         )
         status = _invoke(app_module, event)["statusCode"]
         assert status == 200 or 400 <= status < 500, status

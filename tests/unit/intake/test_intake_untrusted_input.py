@@ -13,8 +13,10 @@ from typing import Any
 
 import pytest
 from intake_support import (
+    AUTHORIZED,
     NOW,
     ORG_ID,
+    OUTBOUND_TOKEN,
     LambdaContext,
     api_gateway_event,
     load_intake_app,
@@ -124,11 +126,13 @@ def test_an_outbound_message_with_such_a_last_modified_date_is_refused_with_400(
 ) -> None:
     service, sender = make_service()
     with pytest.raises(MalformedRequest, match=r"LastModifiedDate .* out of range") as refused:
-        service.accept_outbound_message(_outbound(value), SOAP, None)
+        service.accept_outbound_message(_outbound(value), SOAP, OUTBOUND_TOKEN)
     assert refused.value.http_status == 400
     assert sender.attempts == 0
 
-    event = api_gateway_event("apigw_outbound_message.json", _outbound(value), {"Content-Type": SOAP})
+    event = api_gateway_event(
+        "apigw_outbound_message.json", _outbound(value), {"Content-Type": SOAP}, query=AUTHORIZED
+    )
     assert _status(app_module, event, monkeypatch) == 400
 
 
@@ -155,9 +159,11 @@ def test_an_outbound_message_with_such_digits_is_refused_with_400(
 ) -> None:
     service, _ = make_service()
     with pytest.raises(MalformedRequest, match=r"Notification 1 .*: LastModifiedDate"):
-        service.accept_outbound_message(_outbound(value), SOAP, None)
+        service.accept_outbound_message(_outbound(value), SOAP, OUTBOUND_TOKEN)
 
-    event = api_gateway_event("apigw_outbound_message.json", _outbound(value), {"Content-Type": SOAP})
+    event = api_gateway_event(
+        "apigw_outbound_message.json", _outbound(value), {"Content-Type": SOAP}, query=AUTHORIZED
+    )
     assert _status(app_module, event, monkeypatch) == 400
 
 
@@ -289,9 +295,9 @@ def test_an_outbound_message_holding_an_unpaired_surrogate_is_refused_with_400(
     body = _outbound("2026-11-28T16:20:11.000Z").replace("<sf:Id>", "<sf:Name>\ud800</sf:Name><sf:Id>")
     service, _ = make_service()
     with pytest.raises(MalformedRequest, match="not UTF-8"):
-        service.accept_outbound_message(body, SOAP, None)
+        service.accept_outbound_message(body, SOAP, OUTBOUND_TOKEN)
 
-    event = api_gateway_event("apigw_outbound_message.json", body, {"Content-Type": SOAP})
+    event = api_gateway_event("apigw_outbound_message.json", body, {"Content-Type": SOAP}, query=AUTHORIZED)
     assert _status(app_module, event, monkeypatch) == 400
 
 

@@ -2,7 +2,8 @@
 
 Three ways in, one way out:
 
-- Outbound Messages (SOAP 1.1), authenticated by OrganizationId and an optional URL token;
+- Outbound Messages (SOAP 1.1), from a sender with a URL token of the intake secret or the trusted
+  client certificate (mutual TLS), and for an allowed OrganizationId;
 - Platform Event callouts (JSON) signed with HMAC-SHA256 over "<timestamp>.<body>";
 - Event Relay events (custom platform events and Change Data Capture) from EventBridge.
 

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Protocol
 from pydantic import ValidationError
 
 from sfintacct.intake.errors import SecretUnavailable
-from sfintacct.intake.settings import IntakeSecret
+from sfintacct.intake.settings import OUTBOUND_TOKEN_KEY, OUTBOUND_TOKENS_KEY, IntakeSecret
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.parameters import SecretsProvider
@@ -22,16 +22,22 @@ class IntakeSecretSource(Protocol):
 
 
 class NoIntakeSecret:
-    """No secret configured: no Outbound Message token, no event signing key."""
+    """No secret configured: no Outbound Message token, no event signing key.
+
+    Outbound Messages are then accepted only with the trusted client certificate (mutual TLS).
+    """
 
     def intake_secret(self) -> IntakeSecret:
         return IntakeSecret()
 
 
 class SecretsManagerIntakeSecret:
-    """Reads the JSON secret with Powertools parameters (cached for 5 minutes per container).
+    """Reads the JSON secret with Powertools parameters, cached per container for `max_age_seconds`.
 
-    The Secrets Manager client is created on first use, so importing or constructing this is cheap.
+    A change to the secret (a token added or removed) reaches a warm container only when its cached
+    copy is older than that, so for up to `max_age_seconds` a container may still answer with the
+    secret it read before. The Secrets Manager client is created on first use, so importing or
+    constructing this is cheap.
     """
 
     def __init__(self, secret_arn: str, max_age_seconds: int = SECRET_CACHE_SECONDS) -> None:
@@ -60,7 +66,12 @@ class SecretsManagerIntakeSecret:
             raise SecretUnavailable("the intake secret must be a JSON object")
         try:
             return IntakeSecret.model_validate(value)
-        except ValidationError:
+        except ValidationError as error:
+            keys = sorted(
+                {str(detail["loc"][0]) for detail in error.errors(include_input=False) if detail["loc"]}
+            )
             raise SecretUnavailable(
-                "the intake secret must hold string values event_signing_key and outbound_message_token"
+                f"the intake secret has a wrong value for {', '.join(keys) or 'a key'}: "
+                f"{OUTBOUND_TOKENS_KEY} must be a list of strings, {OUTBOUND_TOKEN_KEY} and "
+                "event_signing_key strings"
             ) from None

@@ -3,6 +3,10 @@
 Each method either returns after every SyncRequest of the message is on its queue, or raises an
 `IntakeError` (a refusal before anything was sent, or `EnqueueFailed`/`SecretUnavailable` when
 the sender should retry).
+
+`note`, when given, is told what becomes known about a message as it is checked (`auth`: how the
+sender proved itself; `action_id`: the Outbound Message's ActionId, once the body is parsed), so every
+log line of the request can carry it, a refusal's too.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from sfintacct.intake.client_certificate import ClientCertificate
 from sfintacct.intake.errors import IntakeMisconfigured, MalformedRequest
 from sfintacct.intake.event_relay import EventOutcome, parse_relayed_event, sync_requests_from_relayed_event
 from sfintacct.intake.intake_secret import IntakeSecretSource
@@ -29,14 +34,33 @@ from sfintacct.intake.platform_event import (
     sync_request_from_platform_event,
     verify_event_signature,
 )
-from sfintacct.intake.sender_checks import check_org_allowed, check_outbound_token
+from sfintacct.intake.sender_checks import (
+    check_org_allowed,
+    check_outbound_authentication_configured,
+    check_outbound_sender,
+)
 from sfintacct.intake.settings import IntakeSettings
 from sfintacct.intake.work_queues import QueueRoutes, QueueSender, enqueue_sync_requests
 from sfintacct.sync_request import SyncRequest
 
+Note = Callable[..., None]  # note(key=value, ...): what is known so far, for the log lines
+
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
+
+
+def _ignore(**_: Any) -> None:
+    pass
+
+
+def _shown_id(value: str | None) -> str | None:
+    """An id from a body not yet checked, fit for a log line: letters and digits, at most 40."""
+    if value is None:
+        return None
+    return "".join(
+        character if character.isascii() and character.isalnum() else "?" for character in value[:40]
+    )
 
 
 @dataclass(frozen=True)
@@ -69,13 +93,41 @@ class IntakeService:
         self._clock = clock
         self._unix_time = unix_time
         self._routes = QueueRoutes(settings.customer_queue_url, settings.order_queue_url)
+        self._trusted_certificate = settings.trusted_client_certificate()
 
-    def accept_outbound_message(self, body: str, content_type: str | None, token: str | None) -> Accepted:
-        """A SOAP Outbound Message; the token is the `token` URL query parameter, if any."""
+    def check_outbound_authentication(self) -> None:
+        """Raise `IntakeMisconfigured` (naming the missing secret key) when no Outbound Message could pass.
+
+        Run when an execution environment builds its service (see `sfintacct.intake.runtime`), so an
+        intake deployed without a token and without mutual TLS fails every request, loudly, from the
+        first one; raises `SecretUnavailable` when the secret cannot be read.
+        """
+        check_outbound_authentication_configured(
+            self._secret_source.intake_secret().outbound_tokens(), self._trusted_certificate
+        )
+
+    def accept_outbound_message(
+        self,
+        body: str,
+        content_type: str | None,
+        token: str | None,
+        client_certificate: ClientCertificate | None = None,
+        *,
+        note: Note = _ignore,
+    ) -> Accepted:
+        """A SOAP Outbound Message from a sender with a token (the `token` URL query parameter) or the
+        trusted client certificate (as API Gateway verified it); checked before the body is parsed."""
         check_outbound_size(len(body.encode("utf-8", "surrogatepass")))
-        check_outbound_token(token, self._secret_source.intake_secret().outbound_message_token)
+        auth = check_outbound_sender(
+            token,
+            client_certificate,
+            self._secret_source.intake_secret().outbound_tokens(),
+            self._trusted_certificate,
+        )
+        note(auth=auth)
         check_outbound_content_type(content_type)
         message = parse_outbound_message(body)
+        note(action_id=_shown_id(message.action_id))
         org_id = check_org_allowed(message.organization_id, self.settings.org_ids)
         requests = sync_requests_from_outbound_message(message, org_id, self._clock())
         enqueue_sync_requests(requests, self._sender, self._routes)
