@@ -1,4 +1,4 @@
-"""Local API: an HTTP server on 127.0.0.1 that plays API Gateway (REST API, proxy integration).
+"""Local API: an HTTP(S) server on 127.0.0.1 that plays API Gateway (REST API, proxy integration).
 
 Each request becomes an API Gateway REST proxy event (payload v1) for a Lambda handler, invoked with a
 Lambda context object; the handler's proxy response becomes the HTTP response. Like one Lambda
@@ -10,7 +10,17 @@ not UTF-8 are replaced, as API Gateway would.
     ... POST f"{api.url}/salesforce/outbound" ...
     api.stop()
 
-`python -m sandbox.local_api --port 3000` serves the intake function (functions/intake/app.py).
+Plain HTTP by default. With `tls` (a server certificate, sandbox.tls) it serves HTTPS; with
+`client_ca_file` as well it plays a custom domain with mutual TLS: the TLS handshake fails unless the
+client presents a certificate that chains to a CA in that file (API Gateway's truststore), and the
+verified certificate reaches the handler as `requestContext.identity.clientCert` (clientCertPem,
+subjectDN, issuerDN, serialNumber, validity.notBefore/notAfter), as API Gateway passes it to a REST API
+proxy integration. A connection whose handshake fails never reaches the handler; `handshake_failures`
+counts them.
+
+`python -m sandbox.local_api --port 3000` serves the intake function (functions/intake/app.py);
+`--tls-dir DIR` serves it over HTTPS with a fresh local CA and server certificate written to DIR, and
+`--client-ca-file FILE` requires client certificates issued by a CA in FILE.
 """
 
 from __future__ import annotations
@@ -20,6 +30,7 @@ import base64
 import importlib.util
 import json
 import logging
+import ssl
 import sys
 import threading
 import time
@@ -29,8 +40,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, unquote, urlsplit
+
+if TYPE_CHECKING:
+    from cryptography.x509 import Name
+
+    from sandbox.tls import LocalTls
 
 DEFAULT_PORT = 3000
 MAX_BODY_BYTES = 10 * 1024 * 1024  # API Gateway's payload limit
@@ -38,6 +54,7 @@ LOCAL_ACCOUNT_ID = "123456789012"
 LOCAL_REGION = "us-east-1"
 INTAKE_APP_PATH = Path(__file__).resolve().parent.parent / "functions" / "intake" / "app.py"
 _HOP_BY_HOP_HEADERS = frozenset({"connection", "content-length", "transfer-encoding", "keep-alive"})
+TLS_HANDSHAKE_TIMEOUT_SECONDS = 10.0
 
 Handler = Callable[[dict[str, Any], Any], Any]
 _logger = logging.getLogger(__name__)
@@ -64,12 +81,17 @@ class LocalLambdaContext:
 
 @dataclass
 class LocalApi:
-    """A running local API: `url` is http://127.0.0.1:<port>; `stop()` shuts it down."""
+    """A running local API: `url` is http(s)://127.0.0.1:<port>; `stop()` shuts it down."""
 
     url: str
     port: int
-    _server: ThreadingHTTPServer
+    _server: _LocalApiServer
     _thread: threading.Thread
+
+    @property
+    def handshake_failures(self) -> int:
+        """TLS connections refused during the handshake (no client certificate, an untrusted one, ...)."""
+        return self._server.handshake_failures
 
     def stop(self) -> None:
         self._server.shutdown()
@@ -86,8 +108,17 @@ def start_local_api(
     memory_limit_in_mb: int = 256,
     timeout_seconds: float = 15.0,
     stage: str = "local",
+    tls: LocalTls | None = None,
+    client_ca_file: Path | None = None,
 ) -> LocalApi:
-    """Serve `handler` behind an API Gateway-like HTTP server (port 0: any free port)."""
+    """Serve `handler` behind an API Gateway-like HTTP server (port 0: any free port).
+
+    `tls`: serve HTTPS with this server certificate. `client_ca_file`: mutual TLS, only clients with a
+    certificate from a CA in this file get through the handshake (needs `tls`).
+    """
+    if client_ca_file is not None and tls is None:
+        raise ValueError("mutual TLS (client_ca_file) needs a server certificate (tls)")
+    ssl_context = tls.server_context(client_ca_file) if tls is not None else None
     invocation_lock = threading.Lock()
 
     def invoke(event: dict[str, Any]) -> Any:
@@ -101,13 +132,16 @@ def start_local_api(
         with invocation_lock:
             return handler(event, context)
 
-    server = _LocalApiServer((host, port), _RequestHandler, invoke=invoke, stage=stage)
+    server = _LocalApiServer(
+        (host, port), _RequestHandler, invoke=invoke, stage=stage, ssl_context=ssl_context
+    )
     thread = threading.Thread(
         target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="local-api", daemon=True
     )
     thread.start()
     bound_port = server.server_address[1]
-    return LocalApi(url=f"http://{host}:{bound_port}", port=bound_port, _server=server, _thread=thread)
+    scheme = "https" if ssl_context is not None else "http"
+    return LocalApi(url=f"{scheme}://{host}:{bound_port}", port=bound_port, _server=server, _thread=thread)
 
 
 class _LocalApiServer(ThreadingHTTPServer):
@@ -120,10 +154,35 @@ class _LocalApiServer(ThreadingHTTPServer):
         *,
         invoke: Callable[[dict[str, Any]], Any],
         stage: str,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         super().__init__(address, handler_class)
         self.invoke = invoke
         self.stage = stage
+        self.ssl_context = ssl_context
+        self.handshake_failures = 0
+        self._failures_lock = threading.Lock()
+
+    def get_request(self) -> tuple[Any, Any]:
+        connection, address = super().get_request()
+        if self.ssl_context is None:
+            return connection, address
+        # The handshake runs in the request's thread (finish_request), not in the accepting one.
+        return self.ssl_context.wrap_socket(
+            connection, server_side=True, do_handshake_on_connect=False
+        ), address
+
+    def finish_request(self, request: Any, client_address: Any) -> None:
+        if isinstance(request, ssl.SSLSocket):
+            request.settimeout(TLS_HANDSHAKE_TIMEOUT_SECONDS)
+            try:
+                request.do_handshake()
+            except (ssl.SSLError, OSError):  # no or an untrusted client certificate, or a dropped client
+                with self._failures_lock:
+                    self.handshake_failures += 1
+                return
+            request.settimeout(None)
+        super().finish_request(request, client_address)
 
 
 class _RequestHandler(BaseHTTPRequestHandler):
@@ -226,7 +285,11 @@ class _RequestHandler(BaseHTTPRequestHandler):
             multi_headers.setdefault(name, []).append(value)
         source_ip = self.client_address[0]
         multi_headers.setdefault("X-Forwarded-For", [source_ip])
-        multi_headers.setdefault("X-Forwarded-Proto", ["http"])
+        multi_headers.setdefault("X-Forwarded-Proto", ["https" if self.server.ssl_context else "http"])
+        identity: dict[str, Any] = {"sourceIp": source_ip, "userAgent": self.headers.get("User-Agent")}
+        client_certificate = self._client_certificate()
+        if client_certificate is not None:
+            identity["clientCert"] = client_certificate
         now = datetime.now(UTC)
         return {
             "resource": path,
@@ -250,11 +313,18 @@ class _RequestHandler(BaseHTTPRequestHandler):
                 "accountId": LOCAL_ACCOUNT_ID,
                 "apiId": "local",
                 "domainName": self.headers.get("Host", ""),
-                "identity": {"sourceIp": source_ip, "userAgent": self.headers.get("User-Agent")},
+                "identity": identity,
             },
             "body": body.decode("utf-8", "replace") if body else None,
             "isBase64Encoded": False,
         }
+
+    def _client_certificate(self) -> dict[str, Any] | None:
+        """The verified client certificate of a mutual TLS connection, as API Gateway describes it."""
+        if not isinstance(self.connection, ssl.SSLSocket):
+            return None
+        der = self.connection.getpeercert(binary_form=True)
+        return client_certificate_fields(der) if der else None
 
     def _send_proxy_response(self, response: Any) -> None:
         if not isinstance(response, Mapping) or not isinstance(response.get("statusCode"), int):
@@ -285,6 +355,35 @@ class _RequestHandler(BaseHTTPRequestHandler):
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(body)
+
+
+def client_certificate_fields(der: bytes) -> dict[str, Any]:
+    """`requestContext.identity.clientCert` for a certificate: distinguished names as comma-separated
+    TYPE=value in the certificate's order, the serial as colon-separated hex, times as OpenSSL prints them."""
+    from cryptography import x509  # noqa: PLC0415 - only mutual TLS needs it
+    from cryptography.hazmat.primitives.serialization import Encoding  # noqa: PLC0415
+
+    certificate = x509.load_der_x509_certificate(der)
+    serial = certificate.serial_number
+    serial_bytes = serial.to_bytes(max(1, (serial.bit_length() + 7) // 8), "big")
+    return {
+        "clientCertPem": certificate.public_bytes(Encoding.PEM).decode("ascii"),
+        "subjectDN": _distinguished_name(certificate.subject),
+        "issuerDN": _distinguished_name(certificate.issuer),
+        "serialNumber": ":".join(f"{byte:02x}" for byte in serial_bytes),
+        "validity": {
+            "notBefore": _openssl_time(certificate.not_valid_before_utc),
+            "notAfter": _openssl_time(certificate.not_valid_after_utc),
+        },
+    }
+
+
+def _distinguished_name(name: Name) -> str:
+    return ",".join(rdn.rfc4514_string() for rdn in name.rdns)
+
+
+def _openssl_time(moment: datetime) -> str:
+    return f"{moment:%b} {moment.day:>2} {moment:%H:%M:%S %Y} GMT"
 
 
 def load_intake_handler(app_path: Path = INTAKE_APP_PATH) -> Handler:
@@ -327,8 +426,25 @@ def load_handler(code_dir: Path, handler: str, module_name: str) -> Handler:
 def main() -> None:
     parser = argparse.ArgumentParser(description="Serve the intake function like API Gateway on 127.0.0.1.")
     parser.add_argument("--port", type=int, default=DEFAULT_PORT)
+    parser.add_argument(
+        "--tls-dir", type=Path, help="serve HTTPS: write a fresh local CA and server certificate here"
+    )
+    parser.add_argument(
+        "--client-ca-file",
+        type=Path,
+        help="mutual TLS: require a client certificate from a CA in this PEM file (needs --tls-dir)",
+    )
     arguments = parser.parse_args()
-    api = start_local_api(load_intake_handler(), port=arguments.port)
+    if arguments.client_ca_file is not None and arguments.tls_dir is None:
+        parser.error("--client-ca-file needs --tls-dir")
+    tls = None
+    if arguments.tls_dir is not None:
+        from sandbox.tls import create_local_tls  # noqa: PLC0415
+
+        tls = create_local_tls(arguments.tls_dir)
+    api = start_local_api(
+        load_intake_handler(), port=arguments.port, tls=tls, client_ca_file=arguments.client_ca_file
+    )
     print(f"local API listening on {api.url}", flush=True)
     try:
         threading.Event().wait()

@@ -1,6 +1,10 @@
 """A local certificate authority and a server certificate for 127.0.0.1, made with trustme.
 
 Clients trust the sandboxes through the CA file (configuration), never by turning verification off.
+
+For mutual TLS (the local API playing an API Gateway custom domain with a truststore), a client
+certificate authority of its own issues client certificates: `create_client_ca(directory)` writes its CA
+file (the truststore) and `ca.issue(...)` a client certificate and key a test presents.
 """
 
 from __future__ import annotations
@@ -23,11 +27,18 @@ class LocalTls:
     cert_file: Path
     key_file: Path
 
-    def server_context(self) -> ssl.SSLContext:
-        """An SSL context for a sandbox server presenting the local certificate."""
+    def server_context(self, client_ca_file: Path | None = None) -> ssl.SSLContext:
+        """An SSL context for a sandbox server presenting the local certificate.
+
+        With `client_ca_file` (mutual TLS) the handshake fails unless the client presents a certificate
+        that chains to a CA in that file.
+        """
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         context.minimum_version = ssl.TLSVersion.TLSv1_2
         context.load_cert_chain(certfile=self.cert_file, keyfile=self.key_file)
+        if client_ca_file is not None:
+            context.verify_mode = ssl.CERT_REQUIRED
+            context.load_verify_locations(cafile=str(client_ca_file))
         return context
 
     def client_context(self) -> ssl.SSLContext:
@@ -49,6 +60,60 @@ def create_local_tls(directory: Path, hosts: tuple[str, ...] = SERVER_HOSTS) -> 
     tls.cert_file.write_bytes(b"".join(blob.bytes() for blob in certificate.cert_chain_pems))
     _write_private(tls.key_file, certificate.private_key_pem.bytes())
     return tls
+
+
+@dataclass(frozen=True)
+class LocalClientCertificate:
+    """PEM files of a client certificate (with its chain) and its key, for mutual TLS."""
+
+    cert_file: Path
+    key_file: Path
+
+    def client_context(self, server_ca_file: Path) -> ssl.SSLContext:
+        """An SSL context that verifies the server against `server_ca_file` and presents this certificate."""
+        context = ssl.create_default_context(cafile=str(server_ca_file))
+        context.load_cert_chain(certfile=self.cert_file, keyfile=self.key_file)
+        return context
+
+
+@dataclass
+class LocalClientCa:
+    """A certificate authority for client certificates; `ca_file` is what a truststore holds."""
+
+    directory: Path
+    ca_file: Path
+    _ca: trustme.CA
+
+    def issue(
+        self,
+        name: str,
+        *,
+        common_name: str,
+        organization_name: str | None = None,
+        organization_unit_name: str | None = None,
+    ) -> LocalClientCertificate:
+        """A client certificate with this subject, written to <name>.pem and <name>-key.pem (mode 600)."""
+        leaf = self._ca.issue_cert(
+            f"{name}.client.invalid",
+            common_name=common_name,
+            organization_name=organization_name,
+            organization_unit_name=organization_unit_name,
+        )
+        certificate = LocalClientCertificate(
+            cert_file=self.directory / f"{name}.pem", key_file=self.directory / f"{name}-key.pem"
+        )
+        certificate.cert_file.write_bytes(b"".join(blob.bytes() for blob in leaf.cert_chain_pems))
+        _write_private(certificate.key_file, leaf.private_key_pem.bytes())
+        return certificate
+
+
+def create_client_ca(directory: Path, organization_name: str = "sfintacct local client CA") -> LocalClientCa:
+    """A fresh client certificate authority; its certificate goes to <directory>/client-ca.pem."""
+    directory.mkdir(parents=True, exist_ok=True)
+    ca = trustme.CA(organization_name=organization_name)
+    ca_file = directory / "client-ca.pem"
+    ca.cert_pem.write_to_path(str(ca_file))
+    return LocalClientCa(directory=directory, ca_file=ca_file, _ca=ca)
 
 
 def _write_private(path: Path, content: bytes) -> None:
