@@ -364,3 +364,51 @@ def test_intacct_retries_end_before_the_worker_times_out(resources: dict[str, An
 
         worst_case = int(env["INTACCT_RETRY_BUDGET_SECONDS"]) + int(env["INTACCT_TIMEOUT_SECONDS"])
         assert worst_case < props["Timeout"], function_id
+
+
+def test_the_edge_options_are_off_by_default_and_say_what_they_do(template: dict[str, Any]) -> None:
+    parameters = template["Parameters"]
+    waf = parameters["WafRateLimitPerFiveMinutes"]
+    cidrs = parameters["AllowedSourceCidrs"]
+    resources = template["Resources"]
+
+    assert (waf["Type"], waf["Default"], waf["MinValue"], waf["MaxValue"]) == ("Number", 0, 0, 2_000_000_000)
+    assert "0 (default): no web ACL" in " ".join(waf["Description"].split())
+    assert template["Conditions"]["HasWafRateLimit"] == {
+        "Fn::Not": [{"Fn::Equals": [{"Ref": "WafRateLimitPerFiveMinutes"}, "0"]}]
+    }
+    assert resources["WebhookWebAcl"]["Condition"] == "HasWafRateLimit"
+    assert resources["WebhookWebAclAssociation"]["Condition"] == "HasWafRateLimit"
+    assert cidrs["Default"] == ""
+    assert cidrs["Description"].startswith("Salesforce's published IP ranges")
+    assert template["Conditions"]["HasAllowedSourceCidrs"] == {
+        "Fn::Not": [{"Fn::Equals": [{"Ref": "AllowedSourceCidrs"}, ""]}]
+    }
+
+
+@pytest.mark.parametrize(
+    ("value", "accepted"),
+    [
+        ("", True),
+        ("13.108.0.0/14", True),
+        ("13.108.0.0/14,101.53.160.0/19,2a01:111:f100::/48", True),
+        ("13.108.0.0/14, 101.53.160.0/19", False),
+        ("13.108.0.0", False),
+        ("salesforce", False),
+    ],
+)
+def test_allowed_source_cidrs_take_only_a_comma_list_of_ranges(
+    template: dict[str, Any], value: str, accepted: bool
+) -> None:
+    pattern = template["Parameters"]["AllowedSourceCidrs"]["AllowedPattern"]
+
+    assert (re.fullmatch(pattern, value) is not None) is accepted
+
+
+def test_the_intake_has_reserved_concurrency_that_can_stop_it(template: dict[str, Any]) -> None:
+    parameter = template["Parameters"]["IntakeReservedConcurrency"]
+    intake = properties(template["Resources"], "IntakeFunction")
+
+    assert intake["ReservedConcurrentExecutions"] == {"Ref": "IntakeReservedConcurrency"}
+    assert (parameter["Type"], parameter["Default"], parameter["MinValue"]) == ("Number", 20, 0)
+    assert "0 stops the intake" in " ".join(parameter["Description"].split())

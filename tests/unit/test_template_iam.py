@@ -33,6 +33,8 @@ from typing import Any
 
 import pytest
 
+from sfintacct.intake.platform_event import SIGNATURE_HEADER, SIGNATURE_TIMESTAMP_HEADER
+
 REPO = Path(__file__).resolve().parents[2]
 TEMPLATE_PATH = REPO / "template.yaml"
 SAM_PYTHON = REPO / ".venv-sam" / "bin" / "python"
@@ -49,6 +51,8 @@ SECRETS_KEY_ARN = f"arn:aws:kms:us-east-1:{ACCOUNT}:key/1234abcd-12ab-34cd-56ef-
 # Every optional protection switched on: the statements of both branches of each condition get checked.
 EVERYTHING_ON = {
     "SecretsKmsKeyArn": SECRETS_KEY_ARN,
+    "WafRateLimitPerFiveMinutes": "2000",
+    "AllowedSourceCidrs": "13.108.0.0/14,2a01:111:f100::/48",
     "SalesforceEventBusName": "aws.partner/salesforce.com/00D000000000001AAA/0YLxx0000000001",
     "AlarmEmail": "ops@example.com",
 }
@@ -419,3 +423,85 @@ def test_the_code_calls_only_the_aws_operations_the_permissions_were_written_for
         "intake/work_queues.py": {"send_message_batch"},
     }
     assert "find_by_intacct_id" not in (CODE / "sync" / "service.py").read_text(encoding="utf-8")
+
+
+# ---------------------------------------------------------------------------- who may call the API
+
+
+def api_policy(translation: Translation) -> dict[str, Any]:
+    body = translation.resolve(translation.resources["WebhookApi"]["Properties"]["Body"])
+    document: dict[str, Any] = body["x-amazon-apigateway-policy"]
+    return document
+
+
+def deployment_ids(translation: Translation) -> set[str]:
+    return set(translation.of_type("AWS::ApiGateway::Deployment"))
+
+
+def test_without_allowed_cidrs_the_api_policy_lets_anyone_call(defaults: Translation) -> None:
+    allow, deny = api_policy(defaults)["Statement"]
+
+    assert allow == {
+        "Effect": "Allow",
+        "Principal": "*",
+        "Action": "execute-api:Invoke",
+        "Resource": "execute-api:/*",
+    }
+    assert deny["Effect"] == "Deny"
+    assert deny["Condition"] == {"NotIpAddress": {"aws:SourceIp": ["0.0.0.0/0", "::/0"]}}
+
+
+def test_with_allowed_cidrs_every_other_source_is_denied_and_the_api_is_redeployed(
+    defaults: Translation, everything_on: Translation
+) -> None:
+    _, deny = api_policy(everything_on)["Statement"]
+    cidrs = deny["Condition"]["NotIpAddress"]["aws:SourceIp"]
+
+    assert deny["Action"] == "execute-api:Invoke"
+    assert deny["Resource"] == "execute-api:/*"
+    assert cidrs == {"Fn::Split": [",", EVERYTHING_ON["AllowedSourceCidrs"]]}
+    # A resource policy takes effect with a new deployment: another list must make another one.
+    other_list = translate({**EVERYTHING_ON, "AllowedSourceCidrs": "13.108.0.0/14"})
+    assert len(deployment_ids(everything_on)) == 1
+    assert deployment_ids(other_list) != deployment_ids(everything_on)
+    assert deployment_ids(defaults) != deployment_ids(everything_on)
+
+
+def test_the_web_acl_guards_the_api_stage_only_when_a_rate_limit_is_set(
+    defaults: Translation, everything_on: Translation
+) -> None:
+    association = everything_on.of_type("AWS::WAFv2::WebACLAssociation")["WebhookWebAclAssociation"]
+    (rule,) = everything_on.resources["WebhookWebAcl"]["Properties"]["Rules"]
+
+    assert not defaults.of_type("AWS::WAFv2::WebACL")
+    assert not defaults.of_type("AWS::WAFv2::WebACLAssociation")
+    assert association["Properties"]["ResourceArn"] == {
+        "Fn::Sub": "arn:${AWS::Partition}:apigateway:${AWS::Region}::/restapis/${WebhookApi}"
+        "/stages/${WebhookApiStage}"
+    }
+    assert everything_on.resources["WebhookApiStage"]["Type"] == "AWS::ApiGateway::Stage"
+    assert rule["Action"] == {"Block": {}}
+    assert rule["Statement"]["RateBasedStatement"] == {
+        "AggregateKeyType": "IP",
+        "EvaluationWindowSec": 300,
+        "Limit": {"Ref": "WafRateLimitPerFiveMinutes"},
+    }
+
+
+def test_api_gateway_refuses_a_request_without_the_headers_of_its_route(defaults: Translation) -> None:
+    body = defaults.resolve(defaults.resources["WebhookApi"]["Properties"]["Body"])
+    validators = body["x-amazon-apigateway-request-validators"]
+
+    def required_headers(path: str) -> set[str]:
+        method = body["paths"][path]["post"]
+        validator = validators[method["x-amazon-apigateway-request-validator"]]
+        assert validator == {"validateRequestParameters": True, "validateRequestBody": False}
+        assert method["x-amazon-apigateway-integration"]["type"] == "aws_proxy"
+        return {p["name"] for p in method["parameters"] if p["in"] == "header" and p["required"]}
+
+    assert required_headers("/salesforce/outbound") == {"Content-Type"}
+    assert required_headers("/salesforce/events") == {
+        "Content-Type",
+        SIGNATURE_HEADER,
+        SIGNATURE_TIMESTAMP_HEADER,
+    }
