@@ -1,5 +1,6 @@
 """The operational promises of template.yaml: redrive, timeouts, batch failures, data protection, secrets."""
 
+import json
 import re
 from pathlib import Path
 from typing import Any
@@ -412,3 +413,69 @@ def test_the_intake_has_reserved_concurrency_that_can_stop_it(template: dict[str
     assert intake["ReservedConcurrentExecutions"] == {"Ref": "IntakeReservedConcurrency"}
     assert (parameter["Type"], parameter["Default"], parameter["MinValue"]) == ("Number", 20, 0)
     assert "0 stops the intake" in " ".join(parameter["Description"].split())
+
+
+INTAKE_SOURCES = [
+    TEMPLATE_PATH.parent / "functions" / "intake" / "app.py",
+    *sorted((TEMPLATE_PATH.parent / "layers" / "sync" / "sfintacct" / "intake").glob("*.py")),
+]
+
+
+def access_log_format(template: dict[str, Any]) -> dict[str, str]:
+    setting = properties(template["Resources"], "WebhookApi")["AccessLogSetting"]
+    condition, enabled, disabled = setting["Fn::If"]
+    assert template["Conditions"][condition] == {"Fn::Equals": [{"Ref": "ApiAccessLogs"}, "Enabled"]}
+    assert disabled == {"Ref": "AWS::NoValue"}
+    fields: dict[str, str] = json.loads(enabled["Format"])
+    return fields
+
+
+def test_api_access_logs_are_on_by_default_with_what_it_takes_to_follow_a_request(
+    template: dict[str, Any],
+) -> None:
+    fields = access_log_format(template)
+    variables = set(fields.values())
+
+    assert template["Parameters"]["ApiAccessLogs"]["Default"] == "Enabled"
+    assert {
+        "$context.requestId",
+        "$context.xrayTraceId",
+        "$context.identity.sourceIp",
+        "$context.identity.userAgent",
+        "$context.status",
+        "$context.error.message",
+        "$context.integrationErrorMessage",
+        "$context.responseLength",
+    } <= variables
+    # The Outbound Message token travels in the query string: no variable that carries it.
+    assert not any("querystring" in v.lower() or "$input" in v or "$method" in v for v in variables)
+    assert "$context.path" not in variables
+
+
+def test_the_refusal_alarm_watches_the_metric_the_intake_emits(template: dict[str, Any]) -> None:
+    alarm = properties(template["Resources"], "IntakeRefusalsAlarm")
+    environment = template["Globals"]["Function"]["Environment"]["Variables"]
+    intake_code = "\n".join(path.read_text(encoding="utf-8") for path in INTAKE_SOURCES)
+
+    assert f'"{alarm["MetricName"]}"' in intake_code, "the intake no longer emits this metric"
+    assert alarm["Namespace"] == environment["POWERTOOLS_METRICS_NAMESPACE"]
+    assert alarm["Dimensions"] == [{"Name": "service", "Value": environment["POWERTOOLS_SERVICE_NAME"]}]
+    assert alarm["Threshold"] == {"Ref": "IntakeRefusalAlarmThreshold"}
+    assert (alarm["Statistic"], alarm["Period"], alarm["ComparisonOperator"]) == (
+        "Sum",
+        300,
+        "GreaterThanThreshold",
+    )
+    assert alarm["AlarmActions"] == [{"Ref": "AlarmTopic"}]
+
+
+def test_every_request_can_be_traced(template: dict[str, Any]) -> None:
+    functions = [
+        rid for rid, res in template["Resources"].items() if res["Type"] == "AWS::Serverless::Function"
+    ]
+
+    assert template["Globals"]["Function"]["Tracing"] == "Active"
+    for function_id in functions:
+        assert properties(template["Resources"], function_id).get("Tracing", "Active") == "Active"
+    assert properties(template["Resources"], "WebhookApi")["TracingEnabled"] is True
+    assert access_log_format(template)["xrayTraceId"] == "$context.xrayTraceId"
