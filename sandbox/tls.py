@@ -90,9 +90,10 @@ class LocalClientCa:
         *,
         common_name: str,
         organization_name: str | None = None,
-        organization_unit_name: str | None = None,
+        organization_unit_name: str = "sfintacct local",
     ) -> LocalClientCertificate:
-        """A client certificate with this subject, written to <name>.pem and <name>-key.pem (mode 600)."""
+        """A client certificate with this subject (O, OU, CN), written to <name>.pem and <name>-key.pem
+        (mode 600)."""
         leaf = self._ca.issue_cert(
             f"{name}.client.invalid",
             common_name=common_name,
