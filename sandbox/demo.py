@@ -3,8 +3,10 @@
 It starts the stack, seeds Salesforce with an Account, three products that exist as Intacct items and an
 Opportunity with three lines (one a free add-on at price 0), closes the deal as won through the REST
 API (the Outbound Message fires as in real life), waits for the workers, then prints the Intacct
-customer, the Sales Order with its lines, the fields written back on Salesforce, the sync log and the
-API calls it took, and stops the stack.
+customer, the Sales Order with its lines, the fields written back on Salesforce, the sync log, the
+API calls it took, and the parts of the Salesforce package (salesforce/) the run went through, read
+from the package itself: the write-back fields, the Outbound Messages and the flows that sent them,
+and the permission set whose holders' changes send nothing. Then it stops the stack.
 """
 
 from __future__ import annotations
@@ -14,16 +16,19 @@ import os
 import sys
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
 from sandbox.aws_local import dynamodb_client
 from sandbox.intacct.admin_client import IntacctAdminClient
 from sandbox.sales_rep import THREE_LINES, SalesRep
+from sandbox.salesforce.package import PackageError, SalesforcePackage, load_package
 from sandbox.stack import LocalStack, start_local_stack
 from sfintacct.sync.sync_log import SyncLog
 
 WAIT_SECONDS = 60.0
+REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 class DemoFailed(Exception):
@@ -31,6 +36,10 @@ class DemoFailed(Exception):
 
 
 def run_demo(stack: LocalStack) -> None:
+    try:
+        package = load_package()
+    except PackageError as error:
+        raise DemoFailed(f"the Salesforce package cannot be read: {error}") from error
     salesforce = stack.info["salesforce"]
     intacct = IntacctAdminClient(stack.info["intacct"]["admin_url"], stack.info["intacct"]["ca_file"])
     rep = SalesRep(salesforce)
@@ -73,6 +82,9 @@ def run_demo(stack: LocalStack) -> None:
         show_sync_log(stack, opportunity_id)
         print("\n6. API calls for the closed deal")
         print("\n".join(calls))
+        print(f"\n7. The parts of the Salesforce package ({where(package)}) this run went through")
+        records = {"Account": account_id, "Opportunity": opportunity_id}
+        show_package(package, rep, salesforce["integration_user_id"], records)
     finally:
         rep.close()
 
@@ -133,6 +145,78 @@ def show_sync_log(stack: LocalStack, opportunity_id: str) -> None:
         print(
             f"   {entry.at:%H:%M:%S}  {entry.status:<8} {entry.reason:<8} {entry.message}  ({entry.source})"
         )
+
+
+def where(package: SalesforcePackage) -> str:
+    root = package.root.resolve()
+    return f"{root.relative_to(REPO_ROOT)}/" if root.is_relative_to(REPO_ROOT) else str(root)
+
+
+def show_package(
+    package: SalesforcePackage, rep: SalesRep, integration_user_id: str, records: dict[str, str]
+) -> None:
+    """What the run went through of the package, by name: its fields the workers wrote back on the
+    records (object -> id), the Outbound Messages sent for them with the flows that send them, and the
+    permission set whose holders' changes send nothing."""
+    rows: list[tuple[str, str]] = []
+    for object_type, record_id in records.items():
+        fields = written_back(package, rep, integration_user_id, object_type, record_id)
+        rows.append(("Fields written back", f"{object_type}: {', '.join(fields)}"))
+    sent = Counter(
+        (delivery["definition"], record_id)
+        for delivery in rep.admin.outbound()
+        for record_id in delivery["record_ids"]
+        if record_id in records.values()
+    )
+    if not sent:
+        raise DemoFailed("Salesforce sent no Outbound Message for the Account or the Opportunity")
+    for (name, _), count in sorted(sent.items()):
+        if name not in {message.name for message in package.outbound_messages}:
+            raise DemoFailed(
+                f"Salesforce sent the Outbound Message {name}, which the package does not define"
+            )
+        flows = ", ".join(trigger.flow for trigger in package.outbound_message(name).triggers)
+        rows.append(("Outbound Messages", f"{name} x{count}, sent by flow {flows or '(none)'}"))
+    for message in package.outbound_messages:
+        written = records.get(message.object_type)
+        holders = sorted(
+            {
+                name
+                for trigger in message.triggers
+                if trigger.skipped
+                for name in trigger.skipped.permission_sets
+            }
+        )
+        if written is None or not holders:
+            continue
+        if (count := sent[message.name, written]) != 1:
+            raise DemoFailed(
+                f"{message.name} was sent {count} times; once was expected, for the rep's change"
+            )
+        rows.append(("No echo", f"the write-back to the {message.object_type} sent no {message.name}:"))
+        rows.append(("No echo", f"its flow skips users with permission set {' or '.join(holders)}"))
+    for index, (label, text) in enumerate(rows):
+        shown = label if index == 0 or rows[index - 1][0] != label else ""
+        print(f"   {shown:<20} {text}")
+
+
+def written_back(
+    package: SalesforcePackage, rep: SalesRep, integration_user_id: str, object_type: str, record_id: str
+) -> list[str]:
+    """The custom fields holding a value on a record the integration user changed last (the rep fills
+    in none of them), each one checked to be a field of the package."""
+    record = rep.read(object_type, record_id)
+    if record["LastModifiedById"] != integration_user_id:
+        raise DemoFailed(f"the {object_type} was not written back by the integration user")
+    fields = sorted(
+        name for name, value in record.items() if name.endswith("__c") and value not in (None, "")
+    )
+    if not fields:
+        raise DemoFailed(f"the {object_type} holds none of the package's write-back fields")
+    outside = [name for name in fields if package.field(object_type, name) is None]
+    if outside:
+        raise DemoFailed(f"{object_type} fields written back outside the package: {', '.join(outside)}")
+    return fields
 
 
 def api_calls(
