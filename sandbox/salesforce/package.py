@@ -4,7 +4,8 @@ the same definitions that are deployed to a real org.
 What it reads:
 
 - custom fields per object (`objects/<Object>/fields/*.field-meta.xml`): API name, Metadata API type,
-  length, precision and scale, picklist values;
+  length, precision and scale, picklist values (formula and roll-up summary fields are refused);
+- custom objects (`objects/<Name>__c/<Name>__c.object-meta.xml`): label and name field;
 - Outbound Messages (`workflows/<Object>.workflow-meta.xml`) with the record-triggered flows that send
   them (`flows/*.flow-meta.xml`, an `outboundMessage` action), in a simple form: object, on create
   and/or update, conditions `field = value`, whether a record must change to meet them, and whose
@@ -56,6 +57,16 @@ class CustomField:
     picklist_values: tuple[str, ...] = ()
     restricted_picklist: bool = False
     required: bool = False
+
+
+@dataclass(frozen=True)
+class CustomObject:
+    """A custom object defined by the package. `name_field_type` is Text or AutoNumber."""
+
+    name: str
+    label: str
+    name_field_label: str
+    name_field_type: str
 
 
 @dataclass(frozen=True)
@@ -116,6 +127,7 @@ class PermissionSet:
 class SalesforcePackage:
     root: Path
     custom_fields: Mapping[str, tuple[CustomField, ...]]  # object -> its custom fields, by name
+    custom_objects: Mapping[str, CustomObject]
     outbound_messages: tuple[OutboundMessage, ...]
     permission_sets: Mapping[str, PermissionSet]
     replacements: Mapping[str, str]  # "%%PLACEHOLDER%%" -> environment variable
@@ -150,6 +162,7 @@ def load_package(root: Path = PACKAGE_DIR) -> SalesforcePackage:
     return SalesforcePackage(
         root=root,
         custom_fields=_custom_fields(files),
+        custom_objects=_custom_objects(files),
         outbound_messages=_outbound_messages(files, triggers, replacements),
         permission_sets=permission_sets,
         replacements=replacements,
@@ -266,6 +279,8 @@ def _custom_field(path: Path, object_type: str) -> CustomField:
     name = _required_text(element, "md:fullName", path)
     if name != _stem(path, ".field-meta.xml"):
         raise PackageError(f"{path}: fullName {name} does not match the file name")
+    if element.find("md:formula", _NS) is not None or _text(element, "md:type") == "Summary":
+        raise PackageError(f"{path}: formula and roll-up summary fields are not read")
     return CustomField(
         object_type=object_type,
         name=name,
@@ -282,6 +297,28 @@ def _custom_field(path: Path, object_type: str) -> CustomField:
         restricted_picklist=_bool(element, "md:valueSet/md:restricted"),
         required=_bool(element, "md:required"),
     )
+
+
+def _custom_objects(files: list[Path]) -> Mapping[str, CustomObject]:
+    """The package's custom objects; a standard object's .object-meta.xml (its settings) is not read."""
+    objects: dict[str, CustomObject] = {}
+    for path in _with_suffix(files, ".object-meta.xml"):
+        name = _stem(path, ".object-meta.xml")
+        if path.parent.name != name:
+            raise PackageError(f"{path}: an object file belongs in objects/<Object>/<Object>.object-meta.xml")
+        if "__" not in name:
+            continue
+        element = _parse(path, "CustomObject")
+        name_field = element.find("md:nameField", _NS)
+        if name_field is None:
+            raise PackageError(f"{path}: missing nameField")
+        objects[name] = CustomObject(
+            name=name,
+            label=_required_text(element, "md:label", path),
+            name_field_label=_required_text(name_field, "md:label", path),
+            name_field_type=_required_text(name_field, "md:type", path),
+        )
+    return MappingProxyType(dict(sorted(objects.items())))
 
 
 # --- permission sets ----------------------------------------------------------------------------------

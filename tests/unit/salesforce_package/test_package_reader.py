@@ -11,6 +11,7 @@ import pytest
 from sandbox.salesforce.package import (
     Condition,
     CustomField,
+    CustomObject,
     FlowTrigger,
     PackageError,
     SkippedChanges,
@@ -116,6 +117,22 @@ def test_reads_the_custom_fields_of_the_package() -> None:
         "Intacct_Sync_Status__c",
     ]
     assert package.field("Account", "Missing__c") is None
+
+
+def test_reads_the_custom_objects_of_the_package() -> None:
+    package = load_package()
+
+    assert package.custom_objects == {
+        "Sfintacct_Intake_Key__c": CustomObject(
+            name="Sfintacct_Intake_Key__c",
+            label="Sfintacct Intake Key",
+            name_field_label="Key Name",
+            name_field_type="Text",
+        )
+    }
+    signing_key = package.field("Sfintacct_Intake_Key__c", "Signing_Key__c")
+    assert signing_key is not None
+    assert (signing_key.type, signing_key.length, signing_key.required) == ("EncryptedText", 175, True)
 
 
 def test_reads_the_outbound_messages_and_their_triggers() -> None:
@@ -260,6 +277,22 @@ def test_a_small_package(tmp_path: Path) -> None:
                 )
             },
             "length is not a whole number",
+        ),
+        (
+            {
+                "objects/Account/fields/Twice__c.field-meta.xml": _field(
+                    "Twice__c", "<formula>AnnualRevenue * 2</formula><type>Currency</type>"
+                )
+            },
+            "formula and roll-up summary fields are not read",
+        ),
+        (
+            {
+                "objects/Widget__c/Widget__c.object-meta.xml": (
+                    f"<CustomObject {NS}><label>W</label></CustomObject>"
+                )
+            },
+            "missing nameField",
         ),
     ],
     ids=lambda value: value if isinstance(value, str) else None,
