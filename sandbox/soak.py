@@ -67,6 +67,7 @@ from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -708,6 +709,7 @@ class Notifier:
 
     def __init__(self, stack: LocalStack, definition: OutboundMessageDefinition, action_id: str) -> None:
         self.api_url = stack.info["api_url"]
+        self.outbound_url = stack.info["outbound_url"]  # with the intake's token, as Salesforce sends it
         salesforce = stack.info["salesforce"]
         self.context = MessageContext(
             org_id=salesforce["org_id"],
@@ -734,9 +736,7 @@ class Notifier:
             for notification_id, record in notifications
         ]
         body = build_notifications_envelope(self.context, self.definition, rows)
-        self._post(
-            "/salesforce/outbound", body, {"Content-Type": "text/xml; charset=utf-8", "SOAPAction": '""'}
-        )
+        self._post(self.outbound_url, body, {"Content-Type": "text/xml; charset=utf-8", "SOAPAction": '""'})
 
     def events(self, events: Sequence[Mapping[str, str]]) -> None:
         """One signed callout with these Platform Events ({"EventUuid", "OpportunityId__c"} each)."""
@@ -744,7 +744,7 @@ class Notifier:
         timestamp = str(int(time.time()))
         signature = hmac.new(self.signing_key, timestamp.encode() + b"." + body, hashlib.sha256).hexdigest()
         self._post(
-            "/salesforce/events",
+            f"{self.api_url}/salesforce/events",
             body,
             {
                 "Content-Type": "application/json",
@@ -753,13 +753,13 @@ class Notifier:
             },
         )
 
-    def _post(self, path: str, body: bytes, headers: Mapping[str, str]) -> None:
+    def _post(self, url: str, body: bytes, headers: Mapping[str, str]) -> None:
         problem = ""
         for attempt in range(INTAKE_ATTEMPTS):
             if attempt:
                 time.sleep(0.2 * 2**attempt)
             try:
-                response = self.http.post(f"{self.api_url}{path}", content=body, headers=dict(headers))
+                response = self.http.post(url, content=body, headers=dict(headers))
             except httpx.TransportError as error:
                 problem = f"{type(error).__name__}: {error}"
                 continue
@@ -768,7 +768,7 @@ class Notifier:
             problem = f"{response.status_code} {response.text[:300]}"
             if response.status_code < 500:
                 break  # refused: the deal it names will show up as lost
-        self.refusals.append(f"{path}: {problem}")
+        self.refusals.append(f"{urlsplit(url).path}: {problem}")  # never the query: it holds the token
 
 
 def _soap_record(record: Mapping[str, Any]) -> dict[str, Any]:

@@ -416,7 +416,13 @@ class LocalApiPart:
         from sandbox.local_api import load_intake_handler, start_local_api  # noqa: PLC0415
         from sandbox.salesforce.outbound import OutboundMessageDefinition  # noqa: PLC0415
 
-        intake_secret_arn = context.put_secret("intake", {"event_signing_key": secrets.token_hex(32)})
+        # The intake takes an Outbound Message only with a token of its secret (or a trusted client
+        # certificate); the package's Outbound Messages carry it in their endpoint, as in production.
+        outbound_token = secrets.token_urlsafe(32)
+        intake_secret_arn = context.put_secret(
+            "intake",
+            {"event_signing_key": secrets.token_hex(32), "outbound_message_tokens": [outbound_token]},
+        )
         intake_environment = context.function_environment(
             "IntakeFunction", {"IntakeSecretArn": intake_secret_arn}
         )
@@ -427,7 +433,8 @@ class LocalApiPart:
         except OSError as error:
             raise StackStartError(f"the local API cannot listen on 127.0.0.1:{port}: {error}") from error
         context.info["api_url"] = self._api.url
-        outbound_url = f"{self._api.url}/salesforce/outbound"
+        outbound_url = f"{self._api.url}/salesforce/outbound?token={outbound_token}"
+        context.info["outbound_url"] = outbound_url
         integration_user_id = context.info["salesforce"]["integration_user_id"]
         self._salesforce.sandbox.set_outbound_messages(
             [

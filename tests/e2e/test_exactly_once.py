@@ -57,7 +57,7 @@ def outbound_message(stack: LocalStack, opportunity_id: str, notification_id: st
         .replace(FIXED_NOTIFICATION_ID, notification_id)
     )
     return httpx.post(
-        f"{stack.info['api_url']}/salesforce/outbound",
+        stack.info["outbound_url"],
         content=body.encode("utf-8"),
         headers={"Content-Type": "text/xml; charset=utf-8", "SOAPAction": '""'},
         timeout=30,

@@ -80,9 +80,7 @@ def test_one_outbound_message_of_100_deals_with_full_descriptions_syncs_all_100(
     body = outbound_message(salesforce, closed_won["action_id"], records, notification_ids)
     assert len(body) > DEALS * DESCRIPTION_LENGTH
 
-    response = httpx.post(
-        f"{stack.info['api_url']}/salesforce/outbound", content=body, headers=HEADERS, timeout=60
-    )
+    response = httpx.post(stack.info["outbound_url"], content=body, headers=HEADERS, timeout=60)
 
     assert response.status_code == 200, response.text[:1000]
     assert is_acknowledgement(response.text)

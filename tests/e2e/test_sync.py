@@ -164,7 +164,7 @@ def test_five_copies_of_the_outbound_message_and_an_event_bridge_event_make_one_
 
     def deliver(_: int) -> int:
         return httpx.post(
-            f"{stack.info['api_url']}/salesforce/outbound",
+            stack.info["outbound_url"],
             content=body,
             headers={"Content-Type": "text/xml; charset=utf-8", "SOAPAction": '""'},
             timeout=30,
