@@ -314,13 +314,18 @@ class IntacctPart:
 
 
 class SalesforcePart:
-    """The Salesforce sandbox over HTTPS: a generated org, connected app and JWT key, and the secret."""
+    """The Salesforce sandbox over HTTPS: a generated org, connected app and JWT key, and the secret.
+
+    The org is set up from the Salesforce package in salesforce/ (or `package_dir`): its custom fields
+    and objects, and (once the local API runs) its Outbound Messages.
+    """
 
     name = "salesforce"
     default_port = 8443
 
-    def __init__(self) -> None:
+    def __init__(self, package_dir: Path | None = None) -> None:
         self._sandbox: SalesforceSandbox | None = None
+        self._package_dir = package_dir
 
     @property
     def sandbox(self) -> SalesforceSandbox:
@@ -343,8 +348,13 @@ class SalesforcePart:
         port = context.port(self.name, self.default_port)
         try:
             self._sandbox = start_salesforce_sandbox(
-                ssl_context=context.tls.server_context(), credentials=credentials, port=port
+                ssl_context=context.tls.server_context(),
+                credentials=credentials,
+                port=port,
+                package_dir=self._package_dir,
             )
+        except ValueError as error:  # PackageError included
+            raise StackStartError(f"the Salesforce sandbox cannot be set up: {error}") from error
         except OSError as error:
             raise StackStartError(
                 f"the Salesforce sandbox cannot listen on 127.0.0.1:{port}: {error}"
@@ -399,9 +409,10 @@ class LocalApiPart:
     """The local API in front of the intake handler, and the Outbound Messages that call it.
 
     The intake runs in this process with the environment template.yaml gives IntakeFunction, resolved
-    to the local resources. The Salesforce sandbox gets two Outbound Messages pointing here, as an
-    admin would set them up: Account on create or update (not for the integration user's own
-    write-backs) and Opportunity when IsWon becomes true.
+    to the local resources. The Salesforce sandbox gets the Outbound Messages of the Salesforce package,
+    as the deploy sets them up, with this API's URL in place of their endpoint variable
+    (SFINTACCT_OUTBOUND_URL): Account on create or update (not for the integration user's own
+    write-backs) and Opportunity when it becomes won.
     """
 
     name = "api"
@@ -414,7 +425,6 @@ class LocalApiPart:
 
     def start(self, context: StackContext) -> None:
         from sandbox.local_api import load_intake_handler, start_local_api  # noqa: PLC0415
-        from sandbox.salesforce.outbound import OutboundMessageDefinition  # noqa: PLC0415
 
         # The intake takes an Outbound Message only with a token of its secret (or a trusted client
         # certificate); the package's Outbound Messages carry it in their endpoint, as in production.
@@ -435,26 +445,17 @@ class LocalApiPart:
         context.info["api_url"] = self._api.url
         outbound_url = f"{self._api.url}/salesforce/outbound?token={outbound_token}"
         context.info["outbound_url"] = outbound_url
-        integration_user_id = context.info["salesforce"]["integration_user_id"]
-        self._salesforce.sandbox.set_outbound_messages(
-            [
-                OutboundMessageDefinition(
-                    name="Account_Created_Or_Updated",
-                    object_type="Account",
-                    fields=ACCOUNT_OUTBOUND_FIELDS,
-                    endpoint_url=outbound_url,
-                    condition="created_or_updated",
-                    ignore_changes_by=integration_user_id,
-                ),
-                OutboundMessageDefinition(
-                    name="Opportunity_Closed_Won",
-                    object_type="Opportunity",
-                    fields=OPPORTUNITY_OUTBOUND_FIELDS,
-                    endpoint_url=outbound_url,
-                    condition="is_won_becomes_true",
-                ),
-            ]
-        )
+        sandbox = self._salesforce.sandbox
+        # Every endpoint variable of the package's Outbound Messages is this API, with the token.
+        variables = {
+            message.endpoint_variable: outbound_url
+            for message in sandbox.package.outbound_messages
+            if message.endpoint_variable is not None
+        }
+        try:
+            sandbox.set_outbound_messages(sandbox.package_outbound_messages(variables))
+        except ValueError as error:
+            raise StackStartError(f"the package's Outbound Messages cannot be set up: {error}") from error
 
     def stop(self) -> None:
         if self._api is not None:
@@ -471,10 +472,6 @@ class LocalApiPart:
     def pids(self) -> list[int]:
         return []
 
-
-# Fields the local Outbound Messages carry (the workers re-read the records anyway).
-ACCOUNT_OUTBOUND_FIELDS = ("Id", "Name", "LastModifiedDate")
-OPPORTUNITY_OUTBOUND_FIELDS = ("Id", "Name", "AccountId", "StageName", "IsWon", "LastModifiedDate")
 
 # Concurrency of an SQS event without ScalingConfig.MaximumConcurrency (Lambda would scale out further).
 DEFAULT_WORKER_CONCURRENCY = 2

@@ -17,7 +17,8 @@ POST   /admin/config                     any of {"query_page_size": n, "child_ba
 GET    /admin/validation_rules           custom validation rules
 PUT    /admin/validation_rules           replace them: [{"object_type", "message", "error_field", "when"}]
 GET    /admin/records/<Object>           every record of an object (deleted ones included), as REST JSON
-GET    /admin/users                      the org's users: integration user and a sales rep
+GET    /admin/users                      the org's users (integration user, a sales rep), with the
+                                          package's permission sets each holds
 POST   /admin/login                      {"username"} -> {"access_token", "instance_url", "user_id"}
 """
 
@@ -30,7 +31,6 @@ from typing import TYPE_CHECKING, Any
 from sandbox.salesforce.faults import FaultConfigError
 from sandbox.salesforce.oauth import checked_community_url
 from sandbox.salesforce.outbound import definition_from_json, definition_json
-from sandbox.salesforce.schema import object_spec
 from sandbox.salesforce.store import ValidationRule, record_json
 
 if TYPE_CHECKING:
@@ -83,6 +83,7 @@ def handle_admin(state: SandboxState, method: str, path: str, body: bytes) -> Ad
                         "id": user.user_id,
                         "username": user.username,
                         "name": f"{user.first_name} {user.last_name}",
+                        "permission_sets": list(user.permission_sets),
                     }
                     for user in state.users
                 ],
@@ -216,7 +217,7 @@ def validation_rules(state: SandboxState, method: str, body: bytes) -> AdminRepl
         payload = json_body(body)
         if not isinstance(payload, list):
             raise AdminError("the body must be a JSON list of validation rules")
-        rules = [validation_rule(item) for item in payload]
+        rules = [validation_rule(state, item) for item in payload]
         with state.store.lock:
             state.store.validation_rules = rules
     elif method != "GET":
@@ -236,10 +237,10 @@ def validation_rules(state: SandboxState, method: str, body: bytes) -> AdminRepl
         )
 
 
-def validation_rule(item: Any) -> ValidationRule:
+def validation_rule(state: SandboxState, item: Any) -> ValidationRule:
     if not isinstance(item, dict):
         raise AdminError("each validation rule must be a JSON object")
-    spec = object_spec(str(item.get("object_type", "")))
+    spec = state.store.schema.object(str(item.get("object_type", "")))
     if spec is None or not spec.writable:
         raise AdminError(f"unknown or read-only object: {item.get('object_type')!r}")
     message = item.get("message")
@@ -261,7 +262,7 @@ def validation_rule(item: Any) -> ValidationRule:
 
 
 def records(state: SandboxState, object_name: str) -> AdminReply:
-    spec = object_spec(object_name)
+    spec = state.store.schema.object(object_name)
     if spec is None:
         raise AdminError(f"unknown object: {object_name!r}")
     with state.store.lock:

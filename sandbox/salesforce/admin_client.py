@@ -56,6 +56,11 @@ class SalesforceAdminClient:
         result: list[dict[str, Any]] = self._call("POST", "/outbound/flush")
         return result
 
+    def outbound_definitions(self) -> list[dict[str, Any]]:
+        """The Outbound Message definitions, each with its action_id."""
+        result: list[dict[str, Any]] = self._call("GET", "/outbound/definitions")
+        return result
+
     def set_outbound_definitions(
         self, definitions: Sequence[OutboundMessageDefinition]
     ) -> list[dict[str, Any]]:
@@ -86,8 +91,9 @@ class SalesforceAdminClient:
         result: list[dict[str, Any]] = self._call("GET", f"/records/{object_type}")
         return result
 
-    def users(self) -> list[dict[str, str]]:
-        result: list[dict[str, str]] = self._call("GET", "/users")
+    def users(self) -> list[dict[str, Any]]:
+        """id, username, name and permission_sets of each user."""
+        result: list[dict[str, Any]] = self._call("GET", "/users")
         return result
 
     def log_in(self, username: str) -> dict[str, str]:

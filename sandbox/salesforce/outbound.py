@@ -31,7 +31,7 @@ import httpx
 from defusedxml import ElementTree as SafeElementTree
 
 from sandbox.salesforce.ids import IdGenerator, MalformedIdError, to_15, to_18
-from sandbox.salesforce.schema import OBJECTS, FieldType, format_soap_datetime
+from sandbox.salesforce.schema import Schema, format_soap_datetime
 from sandbox.salesforce.store import ChangeEvent, Record, Store
 
 SOAP_ENVELOPE_NS = "http://schemas.xmlsoap.org/soap/envelope/"
@@ -71,8 +71,11 @@ class OutboundMessageDefinition:
     ignore_changes_by: str | None = None
 
 
-def checked_definition(definition: OutboundMessageDefinition) -> OutboundMessageDefinition:
-    """The definition with canonical field names (Id first), or ValueError saying what is wrong."""
+def checked_definition(
+    definition: OutboundMessageDefinition, schema: Schema | None = None
+) -> OutboundMessageDefinition:
+    """The definition with Id first and, given the org's schema, its fields checked and named as the
+    schema spells them; ValueError says what is wrong."""
     if not definition.name:
         raise ValueError("an outbound message needs a name")
     if definition.object_type not in OUTBOUND_OBJECTS:
@@ -92,14 +95,17 @@ def checked_definition(definition: OutboundMessageDefinition) -> OutboundMessage
             ) from error
     if not definition.endpoint_url.startswith(("http://", "https://")):
         raise ValueError(f"the endpoint URL must be http(s): {definition.endpoint_url!r}")
-    spec = OBJECTS[definition.object_type]
+    spec = schema.object(definition.object_type) if schema is not None else None
+    if schema is not None and spec is None:
+        raise ValueError(f"the org has no object {definition.object_type}")
     fields = ["Id"]
     for name in definition.fields:
-        field_spec = spec.field(name)
-        if field_spec is None:
+        field_spec = spec.field(name) if spec is not None else None
+        if spec is not None and field_spec is None:
             raise ValueError(f"{definition.object_type} has no field {name!r}")
-        if field_spec.name not in fields:
-            fields.append(field_spec.name)
+        canonical = field_spec.name if field_spec is not None else name
+        if canonical not in fields:
+            fields.append(canonical)
     return OutboundMessageDefinition(
         name=definition.name,
         object_type=definition.object_type,
@@ -111,7 +117,7 @@ def checked_definition(definition: OutboundMessageDefinition) -> OutboundMessage
     )
 
 
-def definition_from_json(payload: Any) -> OutboundMessageDefinition:
+def definition_from_json(payload: Any, schema: Schema | None = None) -> OutboundMessageDefinition:
     if not isinstance(payload, dict):
         raise ValueError("each outbound message definition must be a JSON object")
     fields = payload.get("fields", [])
@@ -127,7 +133,8 @@ def definition_from_json(payload: Any) -> OutboundMessageDefinition:
                 condition=str(payload["condition"]),
                 include_session_id=bool(payload.get("include_session_id", False)),
                 ignore_changes_by=payload.get("ignore_changes_by"),
-            )
+            ),
+            schema,
         )
     except KeyError as error:
         raise ValueError(f"missing {error.args[0]!r} in an outbound message definition") from error
@@ -165,15 +172,14 @@ def retry_delay(attempts: int) -> float:
 # --- the SOAP message ----------------------------------------------------------------------------------
 
 
-def soap_value(field_type: FieldType, value: Any) -> str:
+def soap_value(value: Any) -> str:
+    """A stored value as the SOAP message carries it (ints are stored as int, other numbers as float)."""
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, datetime):
         return format_soap_datetime(value)
     if isinstance(value, date):
         return value.isoformat()
-    if field_type is FieldType.INT:
-        return str(int(value))
     if isinstance(value, float):
         return repr(value)
     return str(value)
@@ -193,8 +199,8 @@ def build_notifications_envelope(
     definition: OutboundMessageDefinition,
     notifications: Sequence[tuple[str, str, Record | None]],
 ) -> bytes:
-    """The SOAP 1.1 request Salesforce POSTs; notifications are (notification id, record id, record)."""
-    spec = OBJECTS[definition.object_type]
+    """The SOAP 1.1 request Salesforce POSTs; notifications are (notification id, record id, record).
+    The definition's fields are the record's keys (checked against the org's schema when it was set)."""
     org15 = to_15(context.org_id)
     soap_base = f"{escape(context.instance_url)}/services/Soap"
     session = (
@@ -220,11 +226,10 @@ def build_notifications_envelope(
         lines.append(f"     <sf:Id>{record_id}</sf:Id>")
         if record is not None:
             for name in definition.fields:
-                field_spec = spec.field(name)
                 value = record.get(name)
-                if name == "Id" or field_spec is None or value is None:
+                if name == "Id" or value is None:
                     continue
-                lines.append(f"     <sf:{name}>{escape(soap_value(field_spec.type, value))}</sf:{name}>")
+                lines.append(f"     <sf:{name}>{escape(soap_value(value))}</sf:{name}>")
         lines.append("    </sObject>")
         lines.append("   </Notification>")
     lines += ["  </notifications>", " </soapenv:Body>", "</soapenv:Envelope>"]
@@ -325,7 +330,7 @@ class OutboundQueue:
     # --- configuration ----------------------------------------------------------------------------
 
     def set_definitions(self, definitions: Sequence[OutboundMessageDefinition]) -> None:
-        checked = [checked_definition(definition) for definition in definitions]
+        checked = [checked_definition(definition, self.store.schema) for definition in definitions]
         names = [definition.name for definition in checked]
         if len(set(names)) != len(names):
             raise ValueError("outbound message names must be unique")

@@ -23,7 +23,7 @@ from urllib.parse import parse_qs, urlsplit
 from sandbox.salesforce.errors import ApiError, api_error, json_parser_error, not_found
 from sandbox.salesforce.ids import IdGenerator, MalformedIdError, to_18
 from sandbox.salesforce.limits import ApiAllowance
-from sandbox.salesforce.schema import OBJECTS, ObjectSpec, object_spec
+from sandbox.salesforce.schema import ObjectSpec
 from sandbox.salesforce.soql import run_query
 from sandbox.salesforce.store import ChangeEvent, Store, record_json
 
@@ -263,7 +263,7 @@ class RestApi:
     def sobjects(self, request: ApiRequest, segments: list[str]) -> ApiResponse:
         if not segments:
             return self.only(request, "GET", lambda: ApiResponse(200, self.describe_global(request.version)))
-        spec = object_spec(segments[0])
+        spec = self.store.schema.object(segments[0])
         if spec is None:
             raise not_found()
         if len(segments) == 1:
@@ -338,7 +338,7 @@ class RestApi:
         return {
             "encoding": "UTF-8",
             "maxBatchSize": 200,
-            "sobjects": [self.object_summary(spec, version) for spec in OBJECTS.values()],
+            "sobjects": [self.object_summary(spec, version) for spec in self.store.schema.objects.values()],
         }
 
     @staticmethod
@@ -346,13 +346,13 @@ class RestApi:
         base = f"{DATA_PREFIX}/v{version}/sobjects/{spec.name}"
         return {
             "name": spec.name,
-            "label": spec.name,
+            "label": spec.label or spec.name,
             "keyPrefix": spec.key_prefix,
             "createable": spec.writable,
             "updateable": spec.writable,
             "deletable": spec.writable,
             "queryable": True,
-            "custom": False,
+            "custom": spec.custom,
             "urls": {"sobject": base, "describe": f"{base}/describe", "rowTemplate": f"{base}/{{ID}}"},
         }
 
@@ -361,13 +361,17 @@ class RestApi:
         summary["fields"] = [
             {
                 "name": field_spec.name,
+                "label": field_spec.label or field_spec.name,
                 "type": field_spec.type.value,
                 "length": field_spec.max_length or 0,
+                "precision": field_spec.precision or 0,
+                "scale": field_spec.scale or 0,
                 "createable": spec.writable and field_spec.createable,
                 "updateable": spec.writable and field_spec.updateable,
                 "nillable": not field_spec.required and field_spec.type.value != "boolean",
                 "filterable": field_spec.filterable,
-                "custom": field_spec.name.endswith("__c"),
+                "custom": field_spec.custom,
+                "restrictedPicklist": field_spec.restricted,
                 "referenceTo": [field_spec.reference_to] if field_spec.reference_to else [],
                 "relationshipName": field_spec.relationship_name,
                 "picklistValues": [

@@ -1,5 +1,9 @@
 """The objects and fields the sandbox org knows, and conversions between JSON and stored values.
 
+The standard objects and their standard fields are Salesforce's and are defined here. An org's custom
+fields and custom objects come from the Salesforce package (sandbox/salesforce/org_setup.py adds them):
+one `Schema` per sandbox holds both.
+
 Stored values are Python values: str, bool, float (currency, double, percent), int, date, datetime
 (UTC, millisecond precision) or None. JSON output follows Salesforce: dates "2026-11-28", date-times
 "2026-11-28T16:05:00.000+0000", numbers as JSON numbers.
@@ -9,9 +13,12 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta, timezone
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from enum import StrEnum
+from types import MappingProxyType
 from typing import Any
 
 from sandbox.salesforce.errors import ApiError, api_error, json_parser_error
@@ -34,6 +41,7 @@ class FieldType(StrEnum):
     PHONE = "phone"
     URL = "url"
     EMAIL = "email"
+    ENCRYPTEDSTRING = "encryptedstring"
 
 
 TEXT_TYPES = frozenset(
@@ -46,6 +54,7 @@ TEXT_TYPES = frozenset(
         FieldType.PHONE,
         FieldType.URL,
         FieldType.EMAIL,
+        FieldType.ENCRYPTEDSTRING,
     }
 )
 NUMBER_TYPES = frozenset({FieldType.CURRENCY, FieldType.DOUBLE, FieldType.PERCENT, FieldType.INT})
@@ -67,11 +76,20 @@ class FieldSpec:
     picklist: tuple[str, ...] = ()
     restricted: bool = False
     label: str = ""
+    # Number, currency and percent fields: digits in all and after the decimal point (None: not checked).
+    precision: int | None = None
+    scale: int | None = None
 
     @property
     def filterable(self) -> bool:
-        """Long text areas cannot be filtered or sorted in SOQL."""
+        """Long text areas and encrypted fields cannot be filtered or sorted in SOQL."""
+        if self.type is FieldType.ENCRYPTEDSTRING:
+            return False
         return not (self.type is FieldType.TEXTAREA and (self.max_length or 0) > LONG_TEXT_LENGTH)
+
+    @property
+    def custom(self) -> bool:
+        return self.name.endswith("__c")
 
 
 @dataclass(frozen=True)
@@ -89,15 +107,23 @@ class ObjectSpec:
     fields: tuple[FieldSpec, ...]
     children: tuple[ChildRelationship, ...] = ()
     writable: bool = True
+    label: str = ""
+    prefix: str | None = None  # a custom object's key prefix; standard objects' are in ids.KEY_PREFIXES
     _by_name: dict[str, FieldSpec] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         for spec in self.fields:
+            if spec.name.lower() in self._by_name:
+                raise ValueError(f"{self.name} has two fields called {spec.name}")
             self._by_name[spec.name.lower()] = spec
 
     @property
     def key_prefix(self) -> str:
-        return KEY_PREFIXES[self.name]
+        return self.prefix or KEY_PREFIXES[self.name]
+
+    @property
+    def custom(self) -> bool:
+        return self.name.endswith("__c")
 
     def field(self, name: str) -> FieldSpec | None:
         """The field called `name` (case-insensitive), or None."""
@@ -147,7 +173,7 @@ def _owner() -> FieldSpec:
     return _reference("OwnerId", "User", "Owner", "Owner ID")
 
 
-def _system_fields() -> tuple[FieldSpec, ...]:
+def system_fields() -> tuple[FieldSpec, ...]:
     return (
         _read_only("Id", FieldType.ID, max_length=18),
         _read_only("IsDeleted", FieldType.BOOLEAN),
@@ -174,13 +200,10 @@ def _address(prefix: str) -> tuple[FieldSpec, ...]:
     )
 
 
-ACCOUNT_SYNC_STATUSES = ("Synced", "Failed")
-OPPORTUNITY_SYNC_STATUSES = ("Pending", "Synced", "Failed", "Skipped")
-
 ACCOUNT = ObjectSpec(
     "Account",
     (
-        *_system_fields(),
+        *system_fields(),
         _text("Name", 255, required=True),
         _text("AccountNumber", 40),
         FieldSpec(
@@ -207,12 +230,6 @@ ACCOUNT = ObjectSpec(
         FieldSpec("NumberOfEmployees", FieldType.INT),
         _reference("ParentId", "Account", "Parent", "Account ID"),
         _owner(),
-        _text("Intacct_Customer_Id__c", 80),
-        FieldSpec(
-            "Intacct_Sync_Status__c", FieldType.PICKLIST, picklist=ACCOUNT_SYNC_STATUSES, restricted=True
-        ),
-        _long_text("Intacct_Sync_Error__c", 32768),
-        FieldSpec("Intacct_Last_Synced__c", FieldType.DATETIME),
     ),
     children=(
         ChildRelationship("Contacts", "Contact", "AccountId"),
@@ -223,7 +240,7 @@ ACCOUNT = ObjectSpec(
 CONTACT = ObjectSpec(
     "Contact",
     (
-        *_system_fields(),
+        *system_fields(),
         _text("FirstName", 40),
         _text("LastName", 80, required=True),
         _read_only("Name", FieldType.STRING, max_length=121),
@@ -242,7 +259,7 @@ CONTACT = ObjectSpec(
 PRODUCT2 = ObjectSpec(
     "Product2",
     (
-        *_system_fields(),
+        *system_fields(),
         _text("Name", 255, required=True),
         _text("ProductCode", 255),
         FieldSpec("Family", FieldType.PICKLIST),
@@ -257,7 +274,7 @@ PRODUCT2 = ObjectSpec(
 PRICEBOOK2 = ObjectSpec(
     "Pricebook2",
     (
-        *_system_fields(),
+        *system_fields(),
         _text("Name", 255, required=True),
         FieldSpec("IsActive", FieldType.BOOLEAN),
         _read_only("IsStandard", FieldType.BOOLEAN),
@@ -269,7 +286,7 @@ PRICEBOOK2 = ObjectSpec(
 PRICEBOOK_ENTRY = ObjectSpec(
     "PricebookEntry",
     (
-        *_system_fields(),
+        *system_fields(),
         _read_only("Name", FieldType.STRING, max_length=255),
         _reference(
             "Pricebook2Id", "Pricebook2", "Pricebook2", "Price Book ID", required=True, updateable=False
@@ -285,7 +302,7 @@ PRICEBOOK_ENTRY = ObjectSpec(
 OPPORTUNITY = ObjectSpec(
     "Opportunity",
     (
-        *_system_fields(),
+        *system_fields(),
         _reference("AccountId", "Account", "Account", "Account ID"),
         _text("Name", 120, required=True),
         _long_text("Description"),
@@ -312,15 +329,6 @@ OPPORTUNITY = ObjectSpec(
         _reference("Pricebook2Id", "Pricebook2", "Pricebook2", "Price Book ID"),
         _read_only("HasOpportunityLineItem", FieldType.BOOLEAN),
         _owner(),
-        _text("Intacct_Order_Id__c", 80),
-        FieldSpec(
-            "Intacct_Sync_Status__c",
-            FieldType.PICKLIST,
-            picklist=OPPORTUNITY_SYNC_STATUSES,
-            restricted=True,
-        ),
-        _long_text("Intacct_Sync_Error__c", 32768),
-        FieldSpec("Intacct_Synced_At__c", FieldType.DATETIME),
     ),
     children=(ChildRelationship("OpportunityLineItems", "OpportunityLineItem", "OpportunityId"),),
 )
@@ -328,7 +336,7 @@ OPPORTUNITY = ObjectSpec(
 OPPORTUNITY_LINE_ITEM = ObjectSpec(
     "OpportunityLineItem",
     (
-        *_system_fields(),
+        *system_fields(),
         _reference(
             "OpportunityId", "Opportunity", "Opportunity", "Opportunity ID", required=True, updateable=False
         ),
@@ -353,7 +361,7 @@ OPPORTUNITY_LINE_ITEM = ObjectSpec(
 USER = ObjectSpec(
     "User",
     (
-        *_system_fields(),
+        *system_fields(),
         _text("Username", 80),
         _text("FirstName", 40),
         _text("LastName", 80),
@@ -365,28 +373,44 @@ USER = ObjectSpec(
     writable=False,
 )
 
-OBJECTS: dict[str, ObjectSpec] = {
-    spec.name: spec
-    for spec in (
-        ACCOUNT,
-        CONTACT,
-        PRODUCT2,
-        PRICEBOOK2,
-        PRICEBOOK_ENTRY,
-        OPPORTUNITY,
-        OPPORTUNITY_LINE_ITEM,
-        USER,
-    )
-}
+# Salesforce's own objects, with their standard fields only.
+STANDARD_OBJECTS: Mapping[str, ObjectSpec] = MappingProxyType(
+    {
+        spec.name: spec
+        for spec in (
+            ACCOUNT,
+            CONTACT,
+            PRODUCT2,
+            PRICEBOOK2,
+            PRICEBOOK_ENTRY,
+            OPPORTUNITY,
+            OPPORTUNITY_LINE_ITEM,
+            USER,
+        )
+    }
+)
 
 
-def object_spec(name: str) -> ObjectSpec | None:
-    """The object called `name` (case-insensitive), or None."""
-    lowered = name.lower()
-    for spec in OBJECTS.values():
-        if spec.name.lower() == lowered:
-            return spec
-    return None
+class Schema:
+    """The objects of one org: the standard objects plus the org's custom fields and custom objects."""
+
+    def __init__(self, objects: Mapping[str, ObjectSpec]) -> None:
+        self.objects: Mapping[str, ObjectSpec] = MappingProxyType(dict(objects))
+        self._by_lower = {name.lower(): spec for name, spec in self.objects.items()}
+
+    def __getitem__(self, name: str) -> ObjectSpec:
+        """The object with this exact API name (KeyError if there is none)."""
+        return self.objects[name]
+
+    def object(self, name: str) -> ObjectSpec | None:
+        """The object called `name` (case-insensitive), or None."""
+        return self._by_lower.get(name.lower())
+
+    def names(self) -> list[str]:
+        return list(self.objects)
+
+
+STANDARD_SCHEMA = Schema(STANDARD_OBJECTS)
 
 
 # --- dates and times -------------------------------------------------------------------------------
@@ -537,9 +561,33 @@ def _coerce_number(spec: FieldSpec, raw: Any) -> float | int:
         if number != int(number):
             raise _cannot_deserialize("int", raw)
         return int(number)
+    if spec.scale is not None:
+        return _fit_digits(spec, number, raw)
     if spec.type is FieldType.CURRENCY:
         return round(number, 2)
     return number
+
+
+def _fit_digits(spec: FieldSpec, number: float, raw: Any) -> float:
+    """A number rounded half up to the field's scale; more digits before the point than precision - scale
+    allows is NUMBER_OUTSIDE_VALID_RANGE."""
+    scale = spec.scale or 0
+    try:
+        rounded = Decimal(str(number)).quantize(Decimal(1).scaleb(-scale), rounding=ROUND_HALF_UP)
+    except InvalidOperation as error:
+        raise _outside_range(spec, raw) from error
+    if spec.precision is not None and abs(rounded) >= Decimal(10) ** (spec.precision - scale):
+        raise _outside_range(spec, raw)
+    return float(rounded)
+
+
+def _outside_range(spec: FieldSpec, raw: Any) -> ApiError:
+    return api_error(
+        400,
+        "NUMBER_OUTSIDE_VALID_RANGE",
+        f"{spec.label or spec.name}: value outside of valid range on numeric field: {raw}",
+        [spec.name],
+    )
 
 
 def _coerce_reference(spec: FieldSpec, text: str) -> str | None:

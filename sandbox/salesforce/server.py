@@ -6,6 +6,11 @@
 
 Paths: /services/oauth2/token, /services/data (versions), /services/data/vNN.N/... (REST API, bearer
 token), /admin/... (admin API). Every REST response carries Sforce-Limit-Info.
+
+The org is set up from the Salesforce package (salesforce/, or `package_dir`): its custom fields and
+custom objects are in the schema, and its Outbound Messages are available as definitions
+(`package_outbound_messages`, or at start with `outbound_variables`). The integration user holds the
+package's integration permission set, as the deploy's after-steps assign it.
 """
 
 from __future__ import annotations
@@ -16,9 +21,10 @@ import secrets
 import ssl
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -34,7 +40,9 @@ from sandbox.salesforce.oauth import (
     TokenEndpoint,
     TokenReply,
 )
+from sandbox.salesforce.org_setup import outbound_definitions, schema_from_package
 from sandbox.salesforce.outbound import OutboundMessageDefinition, OutboundQueue
+from sandbox.salesforce.package import PACKAGE_DIR, SalesforcePackage, load_package
 from sandbox.salesforce.rest import (
     DATA_PREFIX,
     DEFAULT_CHILD_BATCH_SIZE,
@@ -57,6 +65,8 @@ __all__ = [
     "start_salesforce_sandbox",
 ]
 
+# The package's permission set for the integration user (salesforce/README.md, "After the deploy").
+INTEGRATION_PERMISSION_SETS = ("Sfintacct_Integration",)
 MAX_BODY_BYTES = 50 * 1024 * 1024
 IDLE_CONNECTION_SECONDS = 120
 JSON_CONTENT_TYPE = "application/json;charset=UTF-8"
@@ -81,16 +91,34 @@ class SandboxState:
         child_batch_size: int | None = DEFAULT_CHILD_BATCH_SIZE,
         outbound_duplicate_rate: float = 0.0,
         community_urls: Sequence[str] = (),
+        package: SalesforcePackage | None = None,
+        integration_permission_sets: Sequence[str] = INTEGRATION_PERMISSION_SETS,
+        outbound_variables: Mapping[str, str] | None = None,
     ) -> None:
         self.credentials = credentials
         self.api_version = api_version
+        self.package = package if package is not None else load_package(PACKAGE_DIR)
+        unknown = sorted(set(integration_permission_sets) - set(self.package.permission_sets))
+        if unknown:
+            raise ValueError(f"the package has no permission set {', '.join(unknown)}")
         self.ids = IdGenerator()
         domain = credentials.username.rpartition("@")[2]
         self.users = (
-            SeedUser(credentials.integration_user_id, credentials.username, "Integration", "User"),
+            SeedUser(
+                credentials.integration_user_id,
+                credentials.username,
+                "Integration",
+                "User",
+                tuple(integration_permission_sets),
+            ),
             SeedUser(self.ids.for_object("User"), f"sales.rep@{domain}", "Sam", "Seller"),
         )
-        self.store = Store(self.ids, list(self.users))
+        self.schema = schema_from_package(self.package)
+        if outbound_variables is not None:
+            if outbound_messages:
+                raise ValueError("give outbound_messages or outbound_variables, not both")
+            outbound_messages = self.package_outbound_messages(outbound_variables)
+        self.store = Store(self.ids, list(self.users), self.schema)
         self.sessions = SessionStore(credentials.org_id)
         self.allowance = ApiAllowance(daily_api_allowance)
         self.counts = RequestCounts()
@@ -130,6 +158,10 @@ class SandboxState:
             child_batch_size=child_batch_size,
         )
         self.initial_child_batch_size = child_batch_size
+
+    def package_outbound_messages(self, variables: Mapping[str, str]) -> list[OutboundMessageDefinition]:
+        """The package's Outbound Messages, with the deploy-time variables (e.g. the endpoint) given."""
+        return outbound_definitions(self.package, variables=variables, users=self.users)
 
     def outbound_session(self) -> str:
         """A session for the integration user, sent in Outbound Messages that include the session id."""
@@ -385,6 +417,15 @@ class SalesforceSandbox:
     _server: _SandboxHTTPServer
     _thread: threading.Thread
 
+    @property
+    def package(self) -> SalesforcePackage:
+        """The Salesforce package the org was set up from."""
+        return self.state.package
+
+    def package_outbound_messages(self, variables: Mapping[str, str]) -> list[OutboundMessageDefinition]:
+        """The package's Outbound Messages as definitions, e.g. variables={"SFINTACCT_OUTBOUND_URL": url}."""
+        return self.state.package_outbound_messages(variables)
+
     def set_outbound_messages(self, definitions: Sequence[OutboundMessageDefinition]) -> None:
         """Replace the Outbound Message definitions (a reset keeps the ones the sandbox started with)."""
         self.state.outbound.set_definitions(definitions)
@@ -412,12 +453,19 @@ def start_salesforce_sandbox(
     child_batch_size: int | None = DEFAULT_CHILD_BATCH_SIZE,
     outbound_duplicate_rate: float = 0.0,
     community_urls: Sequence[str] = (),
+    package_dir: Path | None = None,
+    integration_permission_sets: Sequence[str] = INTEGRATION_PERMISSION_SETS,
+    outbound_variables: Mapping[str, str] | None = None,
 ) -> SalesforceSandbox:
     """Serve the sandbox over HTTPS on host:port (0 = a free port) in background threads.
 
     `child_batch_size`: records per batch of a child subquery result (None: all of them at once);
     `outbound_duplicate_rate`: share of acknowledged Outbound Messages that are sent once more;
-    `community_urls`: the org's Experience Cloud site URLs, accepted as JWT bearer audiences.
+    `community_urls`: the org's Experience Cloud site URLs, accepted as JWT bearer audiences;
+    `package_dir`: the SFDX project the org is set up from (default: the repository's salesforce/);
+    `integration_permission_sets`: the package's permission sets the integration user holds;
+    `outbound_variables`: start with the package's Outbound Messages, their deploy-time variables set
+    to these values (e.g. {"SFINTACCT_OUTBOUND_URL": url}); not together with `outbound_messages`.
     """
     if time_factor <= 0:
         raise ValueError("time_factor must be positive")
@@ -427,6 +475,7 @@ def start_salesforce_sandbox(
         raise ValueError("child_batch_size must be None or from 1 to 2000")
     if not 0.0 <= outbound_duplicate_rate <= 1.0:
         raise ValueError("outbound_duplicate_rate must be from 0 to 1")
+    package = load_package(package_dir if package_dir is not None else PACKAGE_DIR)
     server = _SandboxHTTPServer((host, port), ssl_context)
     try:
         server.state = SandboxState(
@@ -441,6 +490,9 @@ def start_salesforce_sandbox(
             child_batch_size=child_batch_size,
             outbound_duplicate_rate=outbound_duplicate_rate,
             community_urls=community_urls,
+            package=package,
+            integration_permission_sets=integration_permission_sets,
+            outbound_variables=outbound_variables,
         )
     except Exception:
         server.server_close()

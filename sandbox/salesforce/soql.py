@@ -22,12 +22,11 @@ from sandbox.salesforce.errors import ApiError, api_error, malformed_query
 from sandbox.salesforce.ids import MalformedIdError, to_18
 from sandbox.salesforce.schema import (
     NUMBER_TYPES,
-    OBJECTS,
     FieldSpec,
     FieldType,
     ObjectSpec,
+    Schema,
     json_value,
-    object_spec,
     parse_datetime_text,
 )
 from sandbox.salesforce.store import Record, Store, record_attributes
@@ -592,14 +591,15 @@ class BoundQuery:
 
 
 class Binder:
-    def __init__(self, query: str) -> None:
+    def __init__(self, query: str, schema: Schema) -> None:
         self.query = query
+        self.schema = schema
 
     def fail(self, code: str, position: int, detail: str) -> ApiError:
         return api_error(400, code, located(self.query, position, detail))
 
     def bind(self, statement: SelectStatement) -> BoundQuery:
-        spec = object_spec(statement.source)
+        spec = self.schema.object(statement.source)
         if spec is None:
             raise self.fail(
                 "INVALID_TYPE",
@@ -653,7 +653,7 @@ class Binder:
                 f"Didn't understand relationship '{statement.source}' in FROM part of query call. "
                 + RELATIONSHIP_HINT,
             )
-        child_spec = OBJECTS[relationship.child_object]
+        child_spec = self.schema[relationship.child_object]
         if statement.offset is not None:
             raise self.fail(
                 "MALFORMED_QUERY", statement.source_position, "OFFSET is not allowed in a subquery"
@@ -673,7 +673,7 @@ class Binder:
                     f"Didn't understand relationship '{part}' in field path. " + RELATIONSHIP_HINT,
                 )
             references.append(reference)
-            current = OBJECTS[reference.reference_to or ""]
+            current = self.schema[reference.reference_to or ""]
             owners.append(current)
         target = current.field(path.parts[-1])
         if target is None:
@@ -764,7 +764,7 @@ class Binder:
         )
 
 
-def compile_query(query: str) -> BoundQuery:
+def compile_query(query: str, schema: Schema) -> BoundQuery:
     """Parse and bind a SOQL query, or raise the ApiError Salesforce would answer."""
     if not query.strip():
         raise malformed_query("No SOQL query was provided")
@@ -772,7 +772,7 @@ def compile_query(query: str) -> BoundQuery:
         statement = Parser(query).parse()
     except SoqlSyntaxError as error:
         raise malformed_query(located(error.query, error.position, error.detail)) from error
-    return Binder(query).bind(statement)
+    return Binder(query, schema).bind(statement)
 
 
 # --- evaluation --------------------------------------------------------------------------------------
@@ -998,5 +998,5 @@ def run_query(
     store: Store, query: str, api_version: str, *, include_deleted: bool = False
 ) -> list[dict[str, Any]]:
     """Compile and run a query; the shaped result rows."""
-    bound = compile_query(query)
+    bound = compile_query(query, store.schema)
     return Evaluator(store, api_version).run(bound, include_deleted=include_deleted)

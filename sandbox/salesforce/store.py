@@ -20,10 +20,10 @@ from typing import Any, Literal
 from sandbox.salesforce.errors import ApiError, api_error, entity_is_deleted, not_found
 from sandbox.salesforce.ids import IdGenerator
 from sandbox.salesforce.schema import (
-    OBJECTS,
     FieldSpec,
     FieldType,
     ObjectSpec,
+    Schema,
     coerce_input,
     json_value,
     now_utc,
@@ -87,6 +87,7 @@ class SeedUser:
     username: str
     first_name: str
     last_name: str
+    permission_sets: tuple[str, ...] = ()  # the package's permission sets assigned to the user
 
 
 @dataclass(frozen=True)
@@ -111,10 +112,11 @@ def integrity_error(message: str, fields: list[str]) -> ApiError:
 class Store:
     """All records of the org, keyed by object name then 18-character id (deleted ones kept, flagged)."""
 
-    def __init__(self, ids: IdGenerator, users: list[SeedUser]) -> None:
+    def __init__(self, ids: IdGenerator, users: list[SeedUser], schema: Schema) -> None:
         self.lock = threading.RLock()
         self.ids = ids
         self.users = users
+        self.schema = schema
         self.standard_pricebook_id = ids.for_object("Pricebook2")
         self.records: dict[str, dict[str, Record]] = {}
         self.events: list[ChangeEvent] = []
@@ -126,13 +128,13 @@ class Store:
     def reset(self) -> None:
         """Back to the seed org: users, the standard price book, no other records, no rules."""
         with self.lock:
-            self.records = {name: {} for name in OBJECTS}
+            self.records = {name: {} for name in self.schema.objects}
             self.events = []
             self.validation_rules = []
             created = now_utc()
             for user in self.users:
                 self.records["User"][user.user_id] = {
-                    **self._blank(OBJECTS["User"]),
+                    **self._blank(self.schema["User"]),
                     **self._system_values(user.user_id, user.user_id, created),
                     "Username": user.username,
                     "FirstName": user.first_name,
@@ -144,7 +146,7 @@ class Store:
                 }
             owner = self.users[0].user_id
             self.records["Pricebook2"][self.standard_pricebook_id] = {
-                **self._blank(OBJECTS["Pricebook2"]),
+                **self._blank(self.schema["Pricebook2"]),
                 **self._system_values(self.standard_pricebook_id, owner, created),
                 "Name": STANDARD_PRICEBOOK_NAME,
                 "IsActive": True,
@@ -201,7 +203,7 @@ class Store:
         record.update(values)
         if spec.field("OwnerId") is not None and record["OwnerId"] is None:
             record["OwnerId"] = user_id
-        record_id = self.ids.for_object(spec.name)
+        record_id = self.ids.new_id(spec.key_prefix)
         record.update(self._system_values(record_id, user_id, now_utc()))
         self._check_required(spec, record, creating=True)
         self._check_references(spec, values)

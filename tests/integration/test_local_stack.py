@@ -26,6 +26,7 @@ from sandbox.aws_local import dynamodb_client, secretsmanager_client, sqs_client
 from sandbox.dynamodb_local import DynamoDBLocalError, find_install_dir, start_dynamodb_local
 from sandbox.intacct.admin_client import IntacctAdminClient
 from sandbox.salesforce.admin_client import SalesforceAdminClient
+from sandbox.salesforce.package import load_package
 from sandbox.stack import (
     STACK_FILE_NAME,
     DynamoDBPart,
@@ -252,6 +253,29 @@ def test_without_a_local_visibility_timeout_the_queues_keep_the_templates(tmp_pa
             )["Attributes"]
             declared = TEMPLATE.resources[queue_id]["Properties"]["VisibilityTimeout"]
             assert int(attributes["VisibilityTimeout"]) == int(declared)
+
+
+def test_the_salesforce_sandbox_has_the_package_outbound_messages_pointing_at_the_local_api(
+    local_stack: LocalStack,
+) -> None:
+    info = local_stack.info
+    salesforce = SalesforceAdminClient(info["salesforce"]["admin_url"], info["salesforce"]["ca_file"])
+    package = load_package()
+
+    definitions = {item["name"]: item for item in salesforce.outbound_definitions()}
+
+    assert set(definitions) == {message.name for message in package.outbound_messages}
+    for message in package.outbound_messages:
+        definition = definitions[message.name]
+        assert (definition["object_type"], tuple(definition["fields"])) == (
+            message.object_type,
+            message.fields,
+        )
+        assert definition["endpoint_url"] == info["outbound_url"]  # the local API, with its token
+    assert info["outbound_url"].startswith(f"{info['api_url']}/salesforce/outbound?token=")
+    integration_user_id = info["salesforce"]["integration_user_id"]
+    assert definitions["Account_Created_Or_Updated"]["ignore_changes_by"] == integration_user_id
+    assert definitions["Opportunity_Closed_Won"]["condition"] == "is_won_becomes_true"
 
 
 def test_the_intacct_secret_reads_back(local_stack: LocalStack) -> None:

@@ -2,18 +2,26 @@
 and the permission sets grant the access the integration user and the sales team need.
 
 The field list is `sfintacct.salesforce_fields` (derived from the queries, the default mapping and the
-write-back code); the package is read with sandbox/salesforce/package.py. Until the sandbox reads the
-package itself, its hand-kept schema and Outbound Messages are held to the package here too."""
+write-back code); the package is read with sandbox/salesforce/package.py. The Salesforce sandbox is set
+up from the same package: the last checks ask the sandbox itself (its describe, its store, the Outbound
+Message definitions it builds) whether it shows each package field as Salesforce would and takes what
+the workers write."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
 
 import pytest
 from sfpkg_support import FORCE_APP, xml_root
 
-from sandbox.salesforce import schema as sandbox_schema
+from sandbox.salesforce.ids import IdGenerator
+from sandbox.salesforce.limits import ApiAllowance
+from sandbox.salesforce.org_setup import outbound_definitions, schema_from_package
 from sandbox.salesforce.package import CustomField, SalesforcePackage, load_package
+from sandbox.salesforce.rest import QueryCursors, RestApi
+from sandbox.salesforce.store import SeedUser, Store
 from sfintacct.salesforce_fields import (
     WrittenField,
     longest_error_message,
@@ -37,13 +45,19 @@ ALWAYS_READABLE: Mapping[str, frozenset[str]] = {
     "Product2": frozenset({"Id", "Name"}),
 }
 ADDRESS_PARTS = ("Street", "City", "State", "PostalCode", "Country")
-SANDBOX_TYPES = {
-    "Text": sandbox_schema.FieldType.STRING,
-    "LongTextArea": sandbox_schema.FieldType.TEXTAREA,
-    "Picklist": sandbox_schema.FieldType.PICKLIST,
-    "DateTime": sandbox_schema.FieldType.DATETIME,
+# What Salesforce's describe says of a custom field of each Metadata API type the package uses:
+# its type, and its length when the metadata sets none (0: no length).
+DESCRIBED_TYPES = {
+    "Text": "string",
+    "LongTextArea": "textarea",
+    "Picklist": "picklist",
+    "DateTime": "datetime",
+    "EncryptedText": "encryptedstring",
 }
-SYNCED_OBJECTS = ("Account", "Opportunity")
+DESCRIBED_LENGTHS = {"Picklist": 255, "DateTime": 0}
+API_VERSION = "62.0"
+INTEGRATION_USER = SeedUser("005000000000001AAA", "sync@example.invalid", "Integration", "User")
+SALES_REP = SeedUser("005000000000002AAA", "sales.rep@example.invalid", "Sam", "Seller")
 
 
 @pytest.fixture(scope="module")
@@ -150,28 +164,107 @@ def test_the_external_client_app_admits_the_integration_permission_set() -> None
     assert root.findtext(f"{namespace}permittedUsersPolicyType") == "AdminApprovedPreAuthorized"
 
 
-@pytest.mark.parametrize("object_type", SYNCED_OBJECTS)
-def test_the_sandbox_schema_has_the_package_custom_fields(
-    package: SalesforcePackage, object_type: str
+def _sandbox_org(package: SalesforcePackage) -> tuple[Store, RestApi]:
+    """The sandbox's store and REST API set up from the package, without a server."""
+    ids = IdGenerator()
+    store = Store(ids, [INTEGRATION_USER, SALES_REP], schema_from_package(package))
+    rest = RestApi(
+        store,
+        QueryCursors(ids),
+        ApiAllowance(15000),
+        on_commit=lambda events: None,
+        latest_version=API_VERSION,
+    )
+    return store, rest
+
+
+def _package_fields() -> list[CustomField]:
+    return [spec for fields in load_package().custom_fields.values() for spec in fields]
+
+
+@pytest.mark.parametrize("spec", _package_fields(), ids=lambda spec: f"{spec.object_type}.{spec.name}")
+def test_the_sandbox_describes_each_package_field_as_salesforce_would(
+    package: SalesforcePackage, spec: CustomField
 ) -> None:
-    sandbox_object = sandbox_schema.OBJECTS[object_type]
-    sandbox_custom = {spec.name for spec in sandbox_object.fields if spec.name.endswith("__c")}
+    store, rest = _sandbox_org(package)
+    object_spec = store.schema.object(spec.object_type)
+    assert object_spec is not None, f"the sandbox has no object {spec.object_type}"
 
-    assert sandbox_custom == {spec.name for spec in package.custom_fields[object_type]}
-    for spec in package.custom_fields[object_type]:
-        sandbox_spec = sandbox_object.field(spec.name)
-        assert sandbox_spec is not None
-        assert sandbox_spec.type is SANDBOX_TYPES[spec.type], spec.name
-        assert sandbox_spec.max_length == spec.length, spec.name
-        assert sandbox_spec.picklist == spec.picklist_values, spec.name
-        assert sandbox_spec.restricted == spec.restricted_picklist, spec.name
+    described = {item["name"]: item for item in rest.describe(object_spec, API_VERSION)["fields"]}
+
+    assert spec.name in described, f"the sandbox does not describe {spec.object_type}.{spec.name}"
+    field: dict[str, Any] = described[spec.name]
+    assert field["type"] == DESCRIBED_TYPES[spec.type]
+    assert field["length"] == (spec.length if spec.length is not None else DESCRIBED_LENGTHS[spec.type])
+    assert (field["precision"], field["scale"]) == (spec.precision or 0, spec.scale or 0)
+    assert [value["value"] for value in field["picklistValues"]] == list(spec.picklist_values)
+    assert field["restrictedPicklist"] is spec.restricted_picklist
+    assert field["nillable"] is not spec.required
+    assert field["label"] == spec.label
+    assert field["custom"] is True
 
 
-def test_the_sandbox_stack_sends_the_package_outbound_message_fields(package: SalesforcePackage) -> None:
-    from sandbox import stack  # noqa: PLC0415 - the local stack is imported only for this comparison
+def test_the_sandbox_has_no_custom_field_the_package_lacks(package: SalesforcePackage) -> None:
+    store, _ = _sandbox_org(package)
 
-    assert package.outbound_message("Account_Created_Or_Updated").fields == stack.ACCOUNT_OUTBOUND_FIELDS
-    assert package.outbound_message("Opportunity_Closed_Won").fields == stack.OPPORTUNITY_OUTBOUND_FIELDS
+    for object_spec in store.schema.objects.values():
+        custom = {spec.name for spec in object_spec.fields if spec.custom}
+        in_package = {spec.name for spec in package.custom_fields.get(object_spec.name, ())}
+        assert custom == in_package, object_spec.name
+
+
+def test_the_sandbox_takes_what_the_workers_write(package: SalesforcePackage) -> None:
+    store, _ = _sandbox_org(package)
+    user = INTEGRATION_USER.user_id
+    with store.lock:
+        records = {
+            "Account": store.create(store.schema["Account"], {"Name": "Acme"}, user),
+            "Opportunity": store.create(
+                store.schema["Opportunity"],
+                {"Name": "Acme deal", "StageName": "Closed Won", "CloseDate": "2026-06-30"},
+                user,
+            ),
+        }
+        for update in write_back_updates(longest_error_message()):
+            body = {
+                name: value.isoformat() if isinstance(value, datetime) else value
+                for name, value in update.fields.items()
+            }
+            store.update(store.schema[update.object_type], records[update.object_type], body, user)
+            stored = store.get(update.object_type, records[update.object_type])
+            assert stored is not None
+            for name, value in update.fields.items():
+                if isinstance(value, str):
+                    assert stored[name] == value, f"{update.object_type}.{name}"
+
+
+def test_the_sandbox_sends_the_package_outbound_messages_as_the_flows_say(package: SalesforcePackage) -> None:
+    integration_user = SeedUser(
+        INTEGRATION_USER.user_id,
+        INTEGRATION_USER.username,
+        "Integration",
+        "User",
+        (INTEGRATION_PERMISSION_SET,),
+    )
+    url = "http://127.0.0.1:3000/salesforce/outbound"
+
+    definitions = {
+        definition.name: definition
+        for definition in outbound_definitions(
+            package, variables={"SFINTACCT_OUTBOUND_URL": url}, users=[integration_user, SALES_REP]
+        )
+    }
+
+    assert set(definitions) == {message.name for message in package.outbound_messages}
+    for message in package.outbound_messages:
+        definition = definitions[message.name]
+        assert (definition.object_type, definition.fields) == (message.object_type, message.fields)
+        assert definition.endpoint_url == url
+        assert definition.include_session_id is message.include_session_id
+    account = definitions["Account_Created_Or_Updated"]
+    assert (account.condition, account.ignore_changes_by) == ("created_or_updated", integration_user.user_id)
+    won = definitions["Opportunity_Closed_Won"]
+    assert (won.condition, won.ignore_changes_by) == ("is_won_becomes_true", None)
 
 
 def test_each_outbound_message_sends_what_the_intake_reads(package: SalesforcePackage) -> None:
