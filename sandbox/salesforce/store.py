@@ -269,8 +269,9 @@ class Store:
                 continue
             field_spec = spec.field(key)
             if field_spec is None:
+                # Salesforce's answer carries no "fields" here (see the README, "Unknown fields").
                 raise api_error(
-                    400, "INVALID_FIELD", f"No such column '{key}' on sobject of type {spec.name}", []
+                    400, "INVALID_FIELD", f"No such column '{key}' on sobject of type {spec.name}"
                 )
             if creating and field_spec.name == "Id":
                 raise field_error(

@@ -649,7 +649,8 @@ def test_account_create_read_update_delete(salesforce: SalesforceSandboxHandle) 
     ("method", "url", "body", "status", "code", "fields"),
     [
         ("POST", "/sobjects/Account/", {"BillingCity": "Paris"}, 400, "REQUIRED_FIELD_MISSING", ["Name"]),
-        ("POST", "/sobjects/Account/", {"Name": "A", "Colour__c": "red"}, 400, "INVALID_FIELD", []),
+        # No "fields" at all in Salesforce's answer: see test_unknown_field_answer_has_no_fields.
+        ("POST", "/sobjects/Account/", {"Name": "A", "Colour__c": "red"}, 400, "INVALID_FIELD", None),
         (
             "POST",
             "/sobjects/Account/",
@@ -745,6 +746,17 @@ def test_record_errors_have_salesforce_shape(
     if fields is not None:
         assert errors[0]["fields"] == fields
     assert salesforce.admin.records("Account") == []
+
+
+def test_unknown_field_answer_has_no_fields(salesforce: SalesforceSandboxHandle) -> None:
+    """As recorded from Salesforce (see the sandbox README, "Unknown fields"): message and errorCode only."""
+    with raw_client(salesforce) as client:
+        response = client.post("/sobjects/Account/", json={"Name": "A", "Colour__c": "red"})
+
+    assert response.status_code == 400
+    assert response.json() == [
+        {"message": "No such column 'Colour__c' on sobject of type Account", "errorCode": "INVALID_FIELD"}
+    ]
 
 
 def test_update_of_an_unknown_field_changes_nothing(salesforce: SalesforceSandboxHandle) -> None:
