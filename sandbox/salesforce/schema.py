@@ -16,7 +16,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta, timezone
-from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from decimal import Decimal
 from enum import StrEnum
 from types import MappingProxyType
 from typing import Any
@@ -561,24 +561,19 @@ def _coerce_number(spec: FieldSpec, raw: Any) -> float | int:
         if number != int(number):
             raise _cannot_deserialize("int", raw)
         return int(number)
-    if spec.scale is not None:
-        return _fit_digits(spec, number, raw)
+    if spec.precision is not None:
+        return _within_digits(spec, number, raw)
     if spec.type is FieldType.CURRENCY:
         return round(number, 2)
     return number
 
 
-def _fit_digits(spec: FieldSpec, number: float, raw: Any) -> float:
-    """A number rounded half up to the field's scale; more digits before the point than precision - scale
-    allows is NUMBER_OUTSIDE_VALID_RANGE."""
-    scale = spec.scale or 0
-    try:
-        rounded = Decimal(str(number)).quantize(Decimal(1).scaleb(-scale), rounding=ROUND_HALF_UP)
-    except InvalidOperation as error:
-        raise _outside_range(spec, raw) from error
-    if spec.precision is not None and abs(rounded) >= Decimal(10) ** (spec.precision - scale):
+def _within_digits(spec: FieldSpec, number: float, raw: Any) -> float:
+    """The number as sent (the API stores more decimals than the scale, unrounded); more digits before
+    the point than precision - scale allows is NUMBER_OUTSIDE_VALID_RANGE."""
+    if abs(Decimal(str(number))) >= Decimal(10) ** ((spec.precision or 0) - (spec.scale or 0)):
         raise _outside_range(spec, raw)
-    return float(rounded)
+    return number
 
 
 def _outside_range(spec: FieldSpec, raw: Any) -> ApiError:

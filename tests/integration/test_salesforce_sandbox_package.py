@@ -248,7 +248,7 @@ def test_a_field_added_to_the_package_copy_is_in_the_sandbox_with_its_type(
     assert (described["type"], described["precision"], described["scale"]) == ("currency", 8, 2)
     assert too_big.status_code == 400
     assert too_big.json()[0]["errorCode"] == "NUMBER_OUTSIDE_VALID_RANGE"
-    assert record(handle, "Account", account_id)["Credit_Limit__c"] == 2500.13
+    assert record(handle, "Account", account_id)["Credit_Limit__c"] == 2500.125  # decimals kept, as sent
 
 
 def test_the_package_outbound_messages_skip_the_integration_user_as_the_flow_says(

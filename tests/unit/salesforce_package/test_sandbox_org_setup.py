@@ -104,7 +104,9 @@ def test_custom_fields_get_the_package_types_lengths_and_digits(tmp_path: Path) 
     assert account.field("Name") is not None  # the standard fields stay
 
 
-def test_numbers_are_rounded_half_up_to_the_scale_and_refused_beyond_the_precision(tmp_path: Path) -> None:
+def test_numbers_keep_their_decimals_and_are_refused_beyond_the_digits_before_the_point(
+    tmp_path: Path,
+) -> None:
     package = _package(
         tmp_path,
         {
@@ -115,8 +117,9 @@ def test_numbers_are_rounded_half_up_to_the_scale_and_refused_beyond_the_precisi
     )
     store = _store(package)
 
-    assert _saved(store, "Account", {"Name": "a", "Score__c": 1.005})["Score__c"] == 1.01
-    assert _saved(store, "Account", {"Name": "b", "Score__c": -999.994})["Score__c"] == -999.99
+    # Salesforce keeps the decimals an API call sends, beyond the scale (Help article 000387302).
+    assert _saved(store, "Account", {"Name": "a", "Score__c": 1.005})["Score__c"] == 1.005
+    assert _saved(store, "Account", {"Name": "b", "Score__c": -999.994})["Score__c"] == -999.994
     error = _api_error(store, "Account", {"Name": "c", "Score__c": 1000})
     assert error.items == [
         {
