@@ -479,3 +479,25 @@ def test_every_request_can_be_traced(template: dict[str, Any]) -> None:
         assert properties(template["Resources"], function_id).get("Tracing", "Active") == "Active"
     assert properties(template["Resources"], "WebhookApi")["TracingEnabled"] is True
     assert access_log_format(template)["xrayTraceId"] == "$context.xrayTraceId"
+
+
+def test_mutual_tls_is_all_or_nothing_and_reaches_the_intake(template: dict[str, Any]) -> None:
+    """The custom domain with a truststore exists only when asked for, and never without the subject the
+    intake needs to tell Salesforce's certificate from any other certificate that CA signed."""
+    resources = template["Resources"]
+    assert resources["MutualTlsDomain"]["Condition"] == "HasMutualTls"
+    assert resources["MutualTlsBasePathMapping"]["Condition"] == "HasMutualTls"
+    mutual_tls = resources["MutualTlsDomain"]["Properties"]["MutualTlsAuthentication"]
+    assert mutual_tls["TruststoreUri"] == {"Ref": "MutualTlsTruststoreUri"}
+    assert resources["MutualTlsDomain"]["Properties"]["SecurityPolicy"] == "TLS_1_2"
+
+    required = {
+        assertion["Assert"]["Fn::Not"][0]["Fn::Equals"][0]["Ref"]
+        for assertion in template["Rules"]["MutualTlsIsComplete"]["Assertions"]
+    }
+    assert required == {"MutualTlsCertificateArn", "MutualTlsTruststoreUri", "OutboundClientCertSubject"}
+
+    environment = resources["IntakeFunction"]["Properties"]["Environment"]["Variables"]
+    assert environment["OUTBOUND_CLIENT_CERT_SUBJECT"] == {"Ref": "OutboundClientCertSubject"}
+    assert environment["OUTBOUND_CLIENT_CERT_ISSUER"] == {"Ref": "OutboundClientCertIssuer"}
+    assert environment["OUTBOUND_CLIENT_CERT_SERIALS"] == {"Ref": "OutboundClientCertSerials"}
