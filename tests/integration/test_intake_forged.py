@@ -19,6 +19,7 @@ import ssl
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +29,7 @@ import pytest
 from sandbox.aws_local import dynamodb_client, sqs_client
 from sandbox.intacct.admin_client import IntacctAdminClient
 from sandbox.local_api import LocalApi, load_intake_handler, start_local_api
-from sandbox.sales_rep import SalesRep
+from sandbox.sales_rep import Line, SalesRep
 from sandbox.salesforce.admin_client import SalesforceAdminClient
 from sandbox.stack import (
     DynamoDBPart,
@@ -413,3 +414,81 @@ def test_the_counters_see_a_genuine_message_so_their_zeros_mean_something(target
         assert after[counter] > before[counter], counter
     assert after["queue_messages"] == 0
     assert len(target.customers_of(account_id)) == 1
+
+
+def _opportunity_outbound_message(target: Target, opportunity: dict[str, Any]) -> bytes:
+    """The Outbound Message Salesforce sent when the deal was closed won (a new notification id each)."""
+    return (
+        '<?xml version="1.0" encoding="UTF-8"?>'
+        '<soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/" '
+        'xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"><soapenv:Body>'
+        '<notifications xmlns="http://soap.sforce.com/2005/09/outbound">'
+        f"<OrganizationId>{target.org_id}</OrganizationId><ActionId>04k5g000000Ab2CAAS</ActionId>"
+        '<SessionId xsi:nil="true"/>'
+        f"<Notification><Id>{_new_id('04l')}</Id>"
+        '<sObject xsi:type="sf:Opportunity" xmlns:sf="urn:sobject.enterprise.soap.sforce.com">'
+        f"<sf:Id>{opportunity['Id']}</sf:Id><sf:IsWon>true</sf:IsWon>"
+        f"<sf:LastModifiedDate>{opportunity['LastModifiedDate']}</sf:LastModifiedDate>"
+        "</sObject></Notification></notifications></soapenv:Body></soapenv:Envelope>"
+    ).encode()
+
+
+def test_replays_of_a_deal_intacct_refused_cost_no_salesforce_or_intacct_call(target: Target) -> None:
+    """100 forged replays (no or a wrong token) are refused at the door; 10 replays with the right token
+    get through to the worker, which answers them from the crosswalk: the deal has not changed since
+    Intacct refused it, so nothing is read or sent again."""
+    rep = SalesRep(target.stack.info["salesforce"])
+    try:
+        account_id = rep.create("Account", {"Name": "Refused Retail", "BillingCity": "Seattle"})
+        rep.product("NOT-AN-ITEM", "A product Intacct does not know", Decimal(100))
+        opportunity_id = rep.deal(account_id, "Refused deal", [Line("NOT-AN-ITEM", Decimal(1), Decimal(100))])
+        rep.close_won(opportunity_id)
+        closed = rep.read("Opportunity", opportunity_id)
+        message = _opportunity_outbound_message(target, closed)
+        with httpx.Client(timeout=30) as client:
+            first = client.post(
+                f"{target.plain.url}/salesforce/outbound",
+                params={"token": target.intake.token},
+                content=message,
+                headers=SOAP_HEADERS,
+            )
+            assert first.status_code == 200, first.text
+            target.settle()
+            assert rep.read("Opportunity", opportunity_id)["Intacct_Sync_Status__c"] == "Failed"
+            before = target.counters()
+
+            forged = [
+                client.post(
+                    f"{target.plain.url}/salesforce/outbound",
+                    params=query,
+                    content=_opportunity_outbound_message(target, closed),
+                    headers=SOAP_HEADERS,
+                ).status_code
+                for query in _forged_tokens(target.intake.token)[:100]
+            ]
+            assert forged == [403] * 100
+            _assert_nothing_moved(target, before)
+
+            replays = [
+                client.post(
+                    f"{target.plain.url}/salesforce/outbound",
+                    params={"token": target.intake.token},
+                    content=_opportunity_outbound_message(target, closed),
+                    headers=SOAP_HEADERS,
+                ).status_code
+                for _ in range(10)
+            ]
+        assert replays == [200] * 10
+        target.settle()
+        after = target.counters()
+        assert after["worker_invocations"] > before["worker_invocations"]  # they did reach the worker
+        assert (after["salesforce_calls"], after["intacct_calls"]) == (
+            before["salesforce_calls"],
+            before["intacct_calls"],
+        )
+        assert rep.read("Opportunity", opportunity_id)["Intacct_Sync_Status__c"] == "Failed"
+        assert not [
+            order for order in target.intacct.records("SODOCUMENT") if order["PONUMBER"] == opportunity_id
+        ]
+    finally:
+        rep.close()
