@@ -6,6 +6,7 @@ what to run, it never skips it.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -86,3 +87,27 @@ def check_package(
     return run(
         [node(), str(CHECK_TOOL), "--project", str(project)], extra_environment=environment, without=unset
     )
+
+
+def write_package_project(root: Path, files: dict[str, str], *, workflow_object: str) -> Path:
+    """A small SFDX project in `root`: these files under force-app/main/default, and one replacement
+    (%%ENDPOINT%% from ENDPOINT_URL) in the workflow of `workflow_object`."""
+    (root / "sfdx-project.json").write_text(
+        json.dumps(
+            {
+                "packageDirectories": [{"path": "force-app", "default": True}],
+                "replacements": [
+                    {
+                        "filename": f"force-app/main/default/workflows/{workflow_object}.workflow-meta.xml",
+                        "stringToReplace": "%%ENDPOINT%%",
+                        "replaceWithEnv": "ENDPOINT_URL",
+                    }
+                ],
+            }
+        )
+    )
+    for name, text in files.items():
+        path = root / "force-app" / "main" / "default" / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    return root

@@ -3,10 +3,10 @@ send them, permission sets and deploy-time replacements; it refuses what it does
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
+from sfpkg_support import write_package_project
 
 from sandbox.salesforce.package import (
     Condition,
@@ -75,25 +75,7 @@ def _field(name: str, body: str) -> str:
 
 
 def _project(root: Path, files: dict[str, str]) -> Path:
-    (root / "sfdx-project.json").write_text(
-        json.dumps(
-            {
-                "packageDirectories": [{"path": "force-app", "default": True}],
-                "replacements": [
-                    {
-                        "filename": "force-app/main/default/workflows/Opportunity.workflow-meta.xml",
-                        "stringToReplace": "%%ENDPOINT%%",
-                        "replaceWithEnv": "ENDPOINT_URL",
-                    }
-                ],
-            }
-        )
-    )
-    for name, text in files.items():
-        path = root / "force-app" / "main" / "default" / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
-    return root
+    return write_package_project(root, files, workflow_object="Opportunity")
 
 
 def test_reads_the_custom_fields_of_the_package() -> None:

@@ -4,11 +4,11 @@ flow that sends them. What it cannot do the way Salesforce does is refused, neve
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import pytest
+from sfpkg_support import write_package_project
 
 from sandbox.salesforce.errors import ApiError
 from sandbox.salesforce.ids import IdGenerator
@@ -30,25 +30,7 @@ def _field(name: str, body: str) -> str:
 
 
 def _package(root: Path, files: dict[str, str]) -> SalesforcePackage:
-    (root / "sfdx-project.json").write_text(
-        json.dumps(
-            {
-                "packageDirectories": [{"path": "force-app", "default": True}],
-                "replacements": [
-                    {
-                        "filename": "force-app/main/default/workflows/Account.workflow-meta.xml",
-                        "stringToReplace": "%%ENDPOINT%%",
-                        "replaceWithEnv": "ENDPOINT_URL",
-                    }
-                ],
-            }
-        )
-    )
-    for name, text in files.items():
-        path = root / "force-app" / "main" / "default" / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
-    return load_package(root)
+    return load_package(write_package_project(root, files, workflow_object="Account"))
 
 
 def _store(package: SalesforcePackage) -> Store:
