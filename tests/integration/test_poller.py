@@ -283,6 +283,7 @@ def test_redelivery_waits_for_the_visibility_timeout(sqs: SQSClient, queue: Queu
 def test_a_record_that_always_fails_ends_in_the_dlq_after_max_receive_count(
     sqs: SQSClient, queue: QueuePair
 ) -> None:
+    give_time_to_finish(sqs, queue, seconds=3)  # a loaded machine still invokes well within it
     send_bodies(sqs, queue.url, ["poison", "fine-1", "fine-2"])
     handler = RecordingHandler(fail_bodies={"poison"})
     mapping = EventSourceMapping(function_name="worker", queue_url=queue.url, handler=handler)
@@ -420,6 +421,16 @@ def test_a_batch_never_holds_a_message_twice_when_the_window_outlasts_the_visibi
         maximum_batching_window_seconds=2,  # the queue's visibility timeout is 1 s
         maximum_concurrency=1,
         function_timeout_seconds=1,
+    )
+    # Each time the window outlasts the visibility timeout the receive counts; on a loaded machine that
+    # can happen twice, so the message may not go to the DLQ meanwhile (maxReceiveCount 2 here).
+    redrive = json.loads(
+        sqs.get_queue_attributes(QueueUrl=queue.url, AttributeNames=["RedrivePolicy"])["Attributes"][
+            "RedrivePolicy"
+        ]
+    )
+    sqs.set_queue_attributes(
+        QueueUrl=queue.url, Attributes={"RedrivePolicy": json.dumps({**redrive, "maxReceiveCount": 10})}
     )
     send_bodies(sqs, queue.url, ["only"])
 
