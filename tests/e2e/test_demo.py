@@ -1,0 +1,25 @@
+"""`make demo` is one of the README's two commands: its story runs on the local stack and holds."""
+
+from __future__ import annotations
+
+import pytest
+
+from sandbox.demo import run_demo
+from sandbox.stack import LocalStack
+
+pytestmark = pytest.mark.e2e
+
+
+def test_the_demo_syncs_its_deal_and_prints_what_the_readme_promises(
+    local_stack: LocalStack, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # run_demo raises DemoFailed when anything it prints is not what the sandboxes hold: one customer,
+    # one order with three lines, the ServiceDate as rev-rec start, the write-backs, the package parts.
+    run_demo(local_stack)
+
+    printed = capsys.readouterr().out
+    assert "Sales Order  Sales Order-" in printed
+    assert "rev-rec from 01/04/2027" in printed
+    assert "Intacct_Sync_Status__c=Synced" in printed
+    assert "salesforce/" in printed
+    assert "create_sotransaction x1" in printed
