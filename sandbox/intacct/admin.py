@@ -9,7 +9,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from sandbox.intacct.faults import FaultConfigError, FaultState, apply_fault_update
-from sandbox.intacct.store import DUPLICATE_CONTROLID_ANSWERS, OBJECTS, SandboxState
+from sandbox.intacct.lengths import LENGTH_OBJECTS
+from sandbox.intacct.store import (
+    CONVERSION_STATES,
+    DUPLICATE_CONTROLID_ANSWERS,
+    OBJECTS,
+    SandboxState,
+    find_record,
+    format_datetime,
+    utc_now,
+)
 
 ADMIN_PREFIX = "/admin"
 CUSTOM_FIELD_NAME = re.compile(r"^[A-Z][A-Z0-9_]*$")
@@ -45,6 +54,8 @@ def handle_admin(state: SandboxState, method: str, path: str, body: bytes) -> Ad
             return records(state, route.removeprefix("/records/"))
         if route == "/config":
             return config(state, method, body)
+        if route == "/sales-documents/convert" and method == "POST":
+            return convert_sales_document(state, body)
     except AdminError as error:
         return AdminReply(400, {"error": str(error)})
     return AdminReply(404, {"error": f"no admin route {method} {path}"})
@@ -96,8 +107,19 @@ def config(state: SandboxState, method: str, body: bytes) -> AdminReply:
     if method != "PUT":
         return AdminReply(405, {"error": f"{method} is not allowed on /admin/config"})
     update = json_object(body)
-    flags = ("remember_failed_controlids", "repeats_in_flight_apply")
-    unknown = set(update) - {"custom_fields", "session_seconds", "duplicate_controlid_answer", *flags}
+    flags = (
+        "remember_failed_controlids",
+        "repeats_in_flight_apply",
+        "closed_orders_reopen",
+        "empty_element_clears",
+    )
+    unknown = set(update) - {
+        "custom_fields",
+        "session_seconds",
+        "duplicate_controlid_answer",
+        "extra_field_lengths",
+        *flags,
+    }
     if unknown:
         raise AdminError(f"unknown config keys: {sorted(unknown)}")
     custom_fields = validate_custom_fields(update.get("custom_fields", {}))
@@ -114,7 +136,10 @@ def config(state: SandboxState, method: str, body: bytes) -> AdminReply:
         raise AdminError(
             f"duplicate_controlid_answer must be one of {', '.join(DUPLICATE_CONTROLID_ANSWERS)}"
         )
+    extra_lengths = validate_field_lengths(update.get("extra_field_lengths", {}))
     with state.lock:
+        if "extra_field_lengths" in update:
+            state.config.extra_field_lengths = extra_lengths
         if answer is not None:
             state.config.duplicate_controlid_answer = answer
         for flag in flags:
@@ -144,3 +169,35 @@ def validate_custom_fields(value: Any) -> dict[str, list[str]]:
                 raise AdminError(f"{name} is a standard field of {object_name}")
         result[object_name] = list(dict.fromkeys(names))
     return result
+
+
+def validate_field_lengths(value: Any) -> dict[str, int]:
+    """`{"CUSTOMER.DISPLAYCONTACT.COMPANYNAME": 100, "SODOCUMENT.referenceno": 30, ...}` (lengths.py)."""
+    if not isinstance(value, dict):
+        raise AdminError("extra_field_lengths must be an object of OBJECT.path -> length")
+    for key, length in value.items():
+        object_name, _, path = str(key).partition(".")
+        if object_name not in LENGTH_OBJECTS or not path:
+            raise AdminError(
+                f"extra_field_lengths key {key!r}: use <OBJECT>.<path> with OBJECT one of {LENGTH_OBJECTS}"
+            )
+        if isinstance(length, bool) or not isinstance(length, int) or length < 1:
+            raise AdminError(f"extra_field_lengths[{key!r}] must be a positive integer")
+    return dict(value)
+
+
+def convert_sales_document(state: SandboxState, body: bytes) -> AdminReply:
+    """Play finance: give a document the state converting it (to an invoice, a shipper) would give it."""
+    payload = json_object(body)
+    doc_id, new_state = payload.get("docid"), payload.get("state")
+    if not isinstance(doc_id, str) or not doc_id:
+        raise AdminError("docid must be the document's DOCID, e.g. Sales Order-SO0001")
+    if new_state not in CONVERSION_STATES:
+        raise AdminError(f"state must be one of {', '.join(CONVERSION_STATES)}")
+    with state.lock:
+        document = find_record(state.data, "SODOCUMENT", "DOCID", doc_id)
+        if document is None:
+            return AdminReply(404, {"error": f"no sales document {doc_id}"})
+        document["STATE"] = new_state
+        document["WHENMODIFIED"] = format_datetime(utc_now())
+        return AdminReply(200, {"DOCID": doc_id, "STATE": new_state})

@@ -58,8 +58,17 @@ class IntacctAdminClient:
         remember_failed_controlids: bool | None = None,
         repeats_in_flight_apply: bool | None = None,
         duplicate_controlid_answer: str | None = None,
+        closed_orders_reopen: bool | None = None,
+        empty_element_clears: bool | None = None,
+        extra_field_lengths: dict[str, int] | None = None,
     ) -> dict[str, Any]:
         payload: dict[str, Any] = {}
+        if closed_orders_reopen is not None:
+            payload["closed_orders_reopen"] = closed_orders_reopen
+        if empty_element_clears is not None:
+            payload["empty_element_clears"] = empty_element_clears
+        if extra_field_lengths is not None:
+            payload["extra_field_lengths"] = extra_field_lengths
         if duplicate_controlid_answer is not None:
             payload["duplicate_controlid_answer"] = duplicate_controlid_answer
         if remember_failed_controlids is not None:
@@ -71,4 +80,11 @@ class IntacctAdminClient:
         if session_seconds is not None:
             payload["session_seconds"] = session_seconds
         result: dict[str, Any] = self._call("PUT", "/config", payload).json()
+        return result
+
+    def convert_sales_document(self, docid: str, state: str = "Converted") -> dict[str, Any]:
+        """Set a document's STATE to Converted, Partially Converted or In Progress, as converting it would."""
+        result: dict[str, Any] = self._call(
+            "POST", "/sales-documents/convert", {"docid": docid, "state": state}
+        ).json()
         return result

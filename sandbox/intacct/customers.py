@@ -13,6 +13,7 @@ from sandbox.intacct.errors import (
     IntacctError,
     business_error,
 )
+from sandbox.intacct.lengths import first_too_long, length_limits
 from sandbox.intacct.store import (
     CURRENCIES,
     NESTED_GROUPS,
@@ -113,8 +114,11 @@ def parse_group(node: Element, path: str, action: str) -> Record:
     return group
 
 
-def check_customer_values(values: Record, action: str) -> None:
+def check_customer_values(state: SandboxState, values: Record, action: str) -> None:
     """Field-level rules shared by create and update."""
+    too_long = first_too_long(length_limits(state, "CUSTOMER"), values)
+    if too_long is not None:
+        raise customer_failure(action, too_long)
     status = values.get("STATUS")
     if status is not None and status not in ("active", "inactive"):
         raise customer_failure(action, business_error(f"Invalid STATUS '{status}': use active or inactive."))
@@ -141,7 +145,7 @@ def check_customer_values(values: Record, action: str) -> None:
 def create_customer(context: CallContext, node: Element) -> Record:
     state, data = context.state, context.state.data
     values = parse_customer_fields(state, node, "create")
-    check_customer_values(values, "create")
+    check_customer_values(state, values, "create")
     name = values.get("NAME", "")
     if not name:
         raise customer_failure(
@@ -225,7 +229,9 @@ def next_customer_id(state: SandboxState) -> str:
 def update_customer(context: CallContext, node: Element) -> Record:
     data = context.state.data
     values = parse_customer_fields(context.state, node, "update")
-    check_customer_values(values, "update")
+    if not context.state.config.empty_element_clears:
+        values = without_empty_values(values)
+    check_customer_values(context.state, values, "update")
     recordno = values.pop("RECORDNO", "")
     customer_id = values.get("CUSTOMERID", "")
     if recordno:
@@ -265,7 +271,21 @@ def update_customer(context: CallContext, node: Element) -> Record:
     return record
 
 
+def without_empty_values(values: Record) -> Record:
+    """The update's values less its empty elements, for `empty_element_clears: false` (an empty element
+    then leaves the stored value as it is)."""
+    kept: Record = {}
+    for name, value in values.items():
+        if isinstance(value, dict):
+            kept[name] = without_empty_values(value)
+        elif value != "":
+            kept[name] = value
+    return kept
+
+
 def merge_group(current: Any, changes: Record) -> Record:
+    """A group field after an update: each field sent replaces the stored one (an empty element stores
+    an empty value, so clears it); a field not sent keeps its value."""
     merged: Record = dict(current) if isinstance(current, dict) else {}
     for name, value in changes.items():
         merged[name] = merge_group(merged.get(name), value) if isinstance(value, dict) else value

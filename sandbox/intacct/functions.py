@@ -16,7 +16,7 @@ from sandbox.intacct.errors import (
     FunctionFailure,
     business_error,
 )
-from sandbox.intacct.orders import create_sotransaction
+from sandbox.intacct.orders import create_sotransaction, delete_sotransaction, update_sotransaction
 from sandbox.intacct.reads import lookup, query, read, read_by_name, read_by_query, read_more
 from sandbox.intacct.store import (
     ApiSession,
@@ -67,8 +67,12 @@ HANDLERS: dict[str, Handler] = {
     "create": create,
     "update": update,
     "create_sotransaction": create_sotransaction,
+    "update_sotransaction": update_sotransaction,
+    "delete_sotransaction": delete_sotransaction,
 }
-WRITE_FUNCTIONS = frozenset({"create", "update", "create_sotransaction"})
+WRITE_FUNCTIONS = frozenset(
+    {"create", "update", "create_sotransaction", "update_sotransaction", "delete_sotransaction"}
+)
 
 
 def count_key(state: SandboxState, operation: Element) -> str:

@@ -29,6 +29,10 @@ DUPLICATE_CONTROLID_ANSWERS = ("already_recorded", "other_wording", "generic_fai
 # Transaction definitions and their document number prefixes.
 TRANSACTION_DEFINITIONS = {"Sales Order": "SO", "Sales Invoice": "INV", "Sales Quote": "SQ"}
 TRANSACTION_STATES = ("Draft", "Pending", "Closed")
+# The states converting a document to the next one in its workflow gives it (set through the admin API);
+# such a document cannot be updated (https://developer.intacct.com/api/order-entry/order-entry-transactions/)
+# and the sandbox does not let it be deleted either.
+CONVERSION_STATES = ("In Progress", "Converted", "Partially Converted")
 DEFAULT_TRANSACTION_STATE = "Pending"
 BASE_CURRENCY = "USD"
 CURRENCIES = ("USD", "EUR", "GBP")
@@ -328,6 +332,14 @@ class SandboxConfig:
     # recorded with the control id X" was ever seen, without its errorno (UNCERTAIN); one of
     # DUPLICATE_CONTROLID_ANSWERS.
     duplicate_controlid_answer: str = DUPLICATE_CONTROLID_ANSWERS[0]
+    # Whether update_sotransaction may change a Closed document (and so move it back to Pending).
+    # Not documented (UNCERTAIN); default: a Closed document is refused.
+    closed_orders_reopen: bool = False
+    # Whether an empty element in a generic update clears the stored value (else it is ignored).
+    # Indirect evidence only (UNCERTAIN, README "Empty elements on update"); default: it clears.
+    empty_element_clears: bool = True
+    # Unconfirmed maximum lengths switched on by a test: "<OBJECT>.<path>" -> length (lengths.py).
+    extra_field_lengths: dict[str, int] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -336,6 +348,9 @@ class SandboxConfig:
             "remember_failed_controlids": self.remember_failed_controlids,
             "repeats_in_flight_apply": self.repeats_in_flight_apply,
             "duplicate_controlid_answer": self.duplicate_controlid_answer,
+            "closed_orders_reopen": self.closed_orders_reopen,
+            "empty_element_clears": self.empty_element_clears,
+            "extra_field_lengths": dict(self.extra_field_lengths),
         }
 
 
