@@ -107,6 +107,7 @@ class InMemoryCrosswalk:
         source_modified_at: datetime | None,
         *,
         attributes: Mapping[str, str] | None = None,
+        replaces: str | None = None,
         now: datetime | None = None,
     ) -> CrosswalkEntry:
         _require_text(intacct_id, "intacct_id")
@@ -114,7 +115,7 @@ class InMemoryCrosswalk:
         key = self._key(sf_id, kind)
         with self._lock:
             current = self.entries.get(key)
-            if current is not None and current.intacct_id not in (None, intacct_id):
+            if current is not None and current.intacct_id not in (None, intacct_id, replaces):
                 raise MappingConflict(
                     f"SF#{sf_id}/{kind} is mapped to {current.intacct_id}, not {intacct_id}", current
                 )

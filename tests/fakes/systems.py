@@ -14,13 +14,15 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sfintacct.intacct.errors import AlreadyApplied, DuplicateRecord, OutcomeUnknown
+from sfintacct.intacct.client import OrderRetirement
+from sfintacct.intacct.errors import AlreadyApplied, DuplicateRecord, OutcomeUnknown, PermanentIntacctError
 from sfintacct.intacct.models import (
     Customer,
     CustomerRef,
     CustomerUpdate,
     NewCustomer,
     SalesDocument,
+    SalesDocumentLine,
     SalesTransaction,
 )
 from sfintacct.salesforce.errors import RecordNotFound, TransientSalesforceError
@@ -32,6 +34,7 @@ class _HeldWrite:
     control_ids: tuple[str, ...]
     customer: NewCustomer | CustomerUpdate | None
     order: SalesTransaction
+    retired: OrderRetirement | None = None
 
 
 @dataclass
@@ -52,6 +55,7 @@ class FakeIntacct:
     # from Intacct's "already been recorded with the control id" text.
     repeat_refusal: Callable[[str], Exception] | None = None
     order_search_fields: list[tuple[str, ...]] = field(default_factory=list)  # selected by each search
+    contents: dict[str, SalesTransaction] = field(default_factory=dict)  # what each order holds, by DOCID
 
     # -------------------------------------------------------------- reads
 
@@ -102,24 +106,64 @@ class FakeIntacct:
         *,
         customer_control_id: str,
         order_control_id: str,
+        retired: OrderRetirement | None = None,
     ) -> tuple[CustomerRef | None, str]:
         self.requests.append("write_customer_and_order")
-        control_ids = (customer_control_id, order_control_id) if customer is not None else (order_control_id,)
+        control_ids = (customer_control_id,) if customer is not None else ()
+        control_ids += (retired.control_id,) if retired is not None else ()
+        control_ids += (order_control_id,)
         for control_id in control_ids:
             self._check_unique(control_id)
         if self.fail_with is not None:
             raise self.fail_with
         if self.hold_next_write:
             self.hold_next_write = False
-            self.held.append(_HeldWrite(control_ids, customer, order))
+            self.held.append(_HeldWrite(control_ids, customer, order, retired))
             raise OutcomeUnknown("the request timed out; it may still be applied", control_ids=control_ids)
-        return self._apply(control_ids, customer, order)
+        return self._apply(control_ids, customer, order, retired)
+
+    def update_sotransaction(
+        self, doc_id: str, order: SalesTransaction, *, existing_lines: int, control_id: str
+    ) -> None:
+        self.requests.append("update_sotransaction")
+        self._check_unique(control_id)
+        if self.fail_with is not None:
+            raise self.fail_with
+        assert len(order.lines) >= existing_lines == len(self.contents[doc_id].lines)
+        self._open_order(doc_id)
+        self.contents[doc_id] = order
+        self.completed.add(control_id)
+
+    def retire_sotransaction(self, retirement: OrderRetirement) -> None:
+        self.requests.append(f"retire_sotransaction:{retirement.how}")
+        self._check_unique(retirement.control_id)
+        self._retire(retirement)
+        self.completed.add(retirement.control_id)
+
+    def get_sales_document_lines(self, doc_id: str, **_: Any) -> list[SalesDocumentLine]:
+        self.requests.append("get_sales_document_lines")
+        return [
+            SalesDocumentLine.from_record(
+                {"DOCHDRID": doc_id, "LINE_NO": str(number), "ITEMID": line.item_id}
+            )
+            for number, line in enumerate(self.contents[doc_id].lines)
+        ]
+
+    def set_state(self, doc_id: str, state: str) -> None:
+        """Finance moves the order on (e.g. Converted, when an invoice is made from it)."""
+        index = self._index(doc_id)
+        self.orders[index] = SalesDocument.from_record({**self.orders[index].fields, "STATE": state})
+
+    def order_of(self, reference_no: str) -> SalesTransaction:
+        """What the one open order under the reference holds."""
+        [document] = [d for d in self.orders if d.reference_no == reference_no and d.is_open]
+        return self.contents[document.doc_id]
 
     def commit_held(self) -> None:
         """The writes held in flight commit now."""
         while self.held:
             write = self.held.pop(0)
-            self._apply(write.control_ids, write.customer, write.order)
+            self._apply(write.control_ids, write.customer, write.order, write.retired)
 
     # -------------------------------------------------------------- inside
 
@@ -142,18 +186,48 @@ class FakeIntacct:
         control_ids: tuple[str, ...],
         customer: NewCustomer | CustomerUpdate | None,
         order: SalesTransaction,
+        retired: OrderRetirement | None = None,
     ) -> tuple[CustomerRef | None, str]:
+        if retired is not None:
+            self._retire(retired)
         reference = self._add_customer(customer) if isinstance(customer, NewCustomer) else None
         if isinstance(customer, CustomerUpdate):
             self.customer_updates.append(customer)
-        doc_id = f"Sales Order-SO{len(self.orders) + 1:04d}"
+        number = len(self.contents) + 1
+        doc_id = f"Sales Order-SO{number:04d}"
         self.orders.append(
             SalesDocument.from_record(
-                {"DOCID": doc_id, "PONUMBER": order.reference_no, "CUSTVENDID": order.customer_id}
+                {
+                    "RECORDNO": str(number),
+                    "DOCID": doc_id,
+                    "PONUMBER": order.reference_no,
+                    "CUSTVENDID": order.customer_id,
+                    "STATE": "Pending",
+                }
             )
         )
+        self.contents[doc_id] = order
         self.completed.update(control_ids)
         return reference, doc_id
+
+    def _index(self, doc_id: str) -> int:
+        [index] = [number for number, document in enumerate(self.orders) if document.doc_id == doc_id]
+        return index
+
+    def _open_order(self, doc_id: str) -> int:
+        index = self._index(doc_id)
+        if not self.orders[index].is_open:
+            raise PermanentIntacctError(
+                f"BL01001973 {doc_id} is {self.orders[index].state} and cannot be changed"
+            )
+        return index
+
+    def _retire(self, retirement: OrderRetirement) -> None:
+        index = self._open_order(retirement.doc_id)
+        if retirement.how == "delete":
+            del self.orders[index]
+        else:
+            self.set_state(retirement.doc_id, "Closed")
 
     def _add_customer(self, customer: NewCustomer) -> CustomerRef:
         customer_id = customer.customer_id or f"C-{len(self.customers) + 1}"
@@ -173,6 +247,9 @@ class FakeSalesforce:
     reads: int = 0
     written: list[RecordUpdate] = field(default_factory=list)
     failing_write_backs: int = 0  # the next write-backs answer 503 and change nothing
+    removed: dict[str, dict[str, Any]] = field(
+        default_factory=dict
+    )  # deleted Accounts, as queryAll reads them
 
     def fetch_opportunity(self, opportunity_id: str) -> OpportunitySnapshot:
         self.reads += 1
@@ -188,6 +265,23 @@ class FakeSalesforce:
         if account_id not in self.accounts:
             raise RecordNotFound(f"Account {account_id} does not exist")
         return copy.deepcopy(self.accounts[account_id])
+
+    def removed_account(self, account_id: str) -> dict[str, Any] | None:
+        self.reads += 1
+        return copy.deepcopy(self.removed.get(account_id))
+
+    def merged_accounts(self, master_id: str) -> list[dict[str, Any]]:
+        self.reads += 1
+        return [copy.deepcopy(a) for a in self.removed.values() if a.get("MasterRecordId") == master_id]
+
+    def delete_account(self, account_id: str, master_id: str | None = None) -> None:
+        """Delete the Account; with `master_id`, as a merge into it does (its deals move to the master)."""
+        account = self.accounts.pop(account_id)
+        self.removed[account_id] = {**account, "IsDeleted": True, "MasterRecordId": master_id}
+        if master_id is not None:
+            for opportunity in self.opportunities.values():
+                if opportunity.get("AccountId") == account_id:
+                    opportunity["AccountId"] = master_id
 
     def write_back(self, updates: Sequence[RecordUpdate]) -> None:
         if self.failing_write_backs:

@@ -65,6 +65,7 @@ class CrosswalkKind(StrEnum):
     CUSTOMER = "CUSTOMER"
     ORDER = "ORDER"
     CUSTOMER_WRITE = "CUSTOMER_WRITE"  # a lock item only (claim / release): who is writing the customer now
+    ORDER_WRITE = "ORDER_WRITE"  # a lock item only: who is changing (updating, closing) a synced order now
 
 
 class CrosswalkStatus(StrEnum):
@@ -281,17 +282,20 @@ class CrosswalkStore:
         source_modified_at: datetime | None,
         *,
         attributes: Mapping[str, str] | None = None,
+        replaces: str | None = None,
         now: datetime | None = None,
     ) -> CrosswalkEntry:
         """Record (or refresh) a COMPLETE mapping without a claim, e.g. after a customer upsert.
 
         Refused with StaleUpdate if the stored source_modified_at is newer than the one given (an equal
         one is accepted, so re-applying the same change is harmless), and with MappingConflict if the
-        record is already mapped to another Intacct id. Clears any claim on the record.
+        record is already mapped to another Intacct id than `replaces` (the object it was mapped to, when
+        a new one took its place). Clears any claim on the record.
         """
         _require_text(intacct_id, "intacct_id")
         now = _aware(now or self._clock(), "now")
-        condition = "(attribute_not_exists(intacct_id) OR intacct_id = :intacct_id)"
+        condition = "(attribute_not_exists(intacct_id) OR intacct_id = :intacct_id"
+        condition += " OR intacct_id = :replaced)" if replaces else ")"
         if source_modified_at is not None:
             condition += (
                 " AND (attribute_not_exists(source_modified_at) OR source_modified_at <= :source_modified_at)"
@@ -307,11 +311,12 @@ class CrosswalkStore:
                         attributes=attributes,
                         now=now,
                         condition=condition,
+                        condition_values={":replaced": {"S": replaces}} if replaces else None,
                     ),
                 )
         except _ConditionFailed as refused:
             current = refused.current or self.get(sf_id, kind)
-            if current is not None and current.intacct_id not in (None, intacct_id):
+            if current is not None and current.intacct_id not in (None, intacct_id, replaces):
                 raise MappingConflict(
                     f"SF#{sf_id}/{kind} is mapped to {current.intacct_id}, not {intacct_id}", current
                 ) from None

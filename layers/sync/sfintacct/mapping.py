@@ -28,6 +28,7 @@ from pydantic import (
     model_validator,
 )
 
+from sfintacct.intacct.field_lengths import MAX_LENGTHS
 from sfintacct.intacct.models import (
     Contact,
     CustomerUpdate,
@@ -83,6 +84,25 @@ HEADER_TARGETS: dict[str, Kind] = _targets(
 )
 LINE_TARGETS: dict[str, Kind] = _targets(SalesTransactionLine, {"custom_fields"})
 
+ADDRESS_LINE_TARGETS = (
+    "contact.mail_address.address1",
+    "contact.mail_address.address2",
+    "contact.mail_address.address3",
+)
+# Never sent empty on an update: required by Intacct (name, print_as) or not free text (status).
+NEVER_CLEARED = frozenset({"name", "contact.print_as", "status"})
+# Free text that may be shortened to Intacct's length without changing what the record is; every
+# other field is refused when too long, unless its mapping entry says too_long = "shorten".
+SHORTENED_BY_DEFAULT = frozenset(
+    {
+        "customer.comments",
+        *(f"customer.{target}" for target in ADDRESS_LINE_TARGETS),
+        "order.message",
+        "line.memo",
+        "line.item_description",
+    }
+)
+
 
 # ---------------------------------------------------------------------------- the file's structure
 
@@ -99,6 +119,7 @@ class Source(_Strict):
     field: str | None = None
     value: Constant | None = None
     default: Constant | None = None
+    too_long: Literal["refuse", "shorten"] | None = None  # None: the target's default (TOO_LONG_DEFAULTS)
 
     @model_validator(mode="before")
     @classmethod
@@ -123,9 +144,26 @@ class Source(_Strict):
         return self
 
 
+class CreateCondition(_Strict):
+    """An Account matching it gets its customer before its first won deal: `field` holds one of `values`."""
+
+    field: str
+    values: list[StrictStr]
+
+    @model_validator(mode="after")
+    def _valid(self) -> Self:
+        if not FIELD_PATH_PATTERN.fullmatch(self.field) or "." in self.field:
+            raise ValueError(f"{json.dumps(self.field, ensure_ascii=False)} is not an Account field name")
+        if not self.values:
+            raise ValueError("give at least one value")
+        return self
+
+
 class CustomerSection(_Strict):
     customer_id: Literal["salesforce_id", "intacct"] = "salesforce_id"
     salesforce_id_field: str = "SALESFORCE_ID"
+    address_lines: str | None = None
+    create_when: CreateCondition | None = None
     fields: dict[str, Source]
     custom_fields: dict[str, Source] = {}
 
@@ -227,6 +265,14 @@ class SyncMapping(_Strict):
                 problems.append(
                     f"{_entry(('order', 'fields', name))}: the order header reads Opportunity fields only"
                 )
+        if self.customer.address_lines is not None:
+            if not FIELD_PATH_PATTERN.fullmatch(self.customer.address_lines):
+                problems.append("customer.address_lines: not a Salesforce field path")
+            problems += [
+                f"{_entry(('customer', 'fields', target))}: filled by customer.address_lines"
+                for target in ADDRESS_LINE_TARGETS
+                if target in self.customer.fields
+            ]
         id_field = self.customer.salesforce_id_field
         if not _CUSTOM_FIELD_NAME.fullmatch(id_field):
             problems.append("customer.salesforce_id_field: not a valid Intacct custom field name")
@@ -253,31 +299,60 @@ class SyncMapping(_Strict):
         always = ("Id", "LastModifiedDate")
         return OpportunityQueryFields().with_extra(
             opportunity_fields=(*always, *_paths(self.order.fields, self.order.custom_fields)),
-            account_fields=(*always, *_paths(self.customer.fields, self.customer.custom_fields)),
+            account_fields=(
+                *always,
+                *_paths(self.customer.fields, self.customer.custom_fields),
+                *([self.customer.address_lines] if self.customer.address_lines else []),
+                *([self.customer.create_when.field] if self.customer.create_when else []),
+            ),
             line_fields=("Id", "SortOrder", *_paths(self.line.fields, self.line.custom_fields)),
         )
 
-    def new_customer(self, account: Mapping[str, Any], customer_id: str | None) -> NewCustomer:
-        """The CUSTOMER to create; customer_id None lets Intacct number it."""
-        what, values = self._customer_values(account)
+    def wants_customer_before_a_deal(self, account: Mapping[str, Any]) -> bool:
+        """Whether the Account matches customer.create_when (without it, only a won deal makes a customer)."""
+        condition = self.customer.create_when
+        if condition is None:
+            return False
+        value = field_value(account, condition.field)
+        return isinstance(value, str) and value.strip() in condition.values
+
+    def new_customer(
+        self, account: Mapping[str, Any], customer_id: str | None, notes: list[str] | None = None
+    ) -> NewCustomer:
+        """The CUSTOMER to create; customer_id None lets Intacct number it. Empty values are left out.
+
+        `notes` collects a warning for each value shortened to Intacct's length.
+        """
+        what, values = self._customer_values(account, clear_empty=False, notes=notes)
         if customer_id is not None:
             values["customer_id"] = customer_id
         return _build(NewCustomer, values, what, self.customer.fields)
 
-    def customer_update(self, account: Mapping[str, Any], customer_id: str) -> CustomerUpdate:
-        """The same values as `new_customer`, as an update of customer `customer_id`."""
-        what, values = self._customer_values(account)
+    def customer_update(
+        self, account: Mapping[str, Any], customer_id: str, notes: list[str] | None = None
+    ) -> CustomerUpdate:
+        """The same values as `new_customer`, as an update of customer `customer_id`; a mapped text field
+        that is empty in Salesforce is sent empty, so Intacct clears it."""
+        what, values = self._customer_values(account, clear_empty=True, notes=notes)
         return _build(CustomerUpdate, {**values, "customer_id": customer_id}, what, self.customer.fields)
 
     def sales_transaction(
-        self, snapshot: OpportunitySnapshot, *, customer_id: str, transaction_type: str
+        self,
+        snapshot: OpportunitySnapshot,
+        *,
+        customer_id: str,
+        transaction_type: str,
+        notes: list[str] | None = None,
     ) -> SalesTransaction:
         """The order: header from the Opportunity, one line per OpportunityLineItem in SortOrder."""
         what = f"Opportunity {snapshot.opportunity_id}"
         if not snapshot.lines:
             raise RecordDataError(f"{what} has no products (OpportunityLineItems), so the order has no lines")
-        lines = [self._line(number, line) for number, line in enumerate(_in_order(snapshot.lines), start=1)]
+        lines = [
+            self._line(number, line, notes) for number, line in enumerate(_in_order(snapshot.lines), start=1)
+        ]
         values = _mapped(self.order.fields, HEADER_TARGETS, snapshot.opportunity, what)
+        _fit(values, "order", self.order.fields, what, notes)
         values["custom_fields"] = _mapped_custom(self.order.custom_fields, snapshot.opportunity, what)
         values.update(
             transaction_type=transaction_type,
@@ -287,25 +362,39 @@ class SyncMapping(_Strict):
         )
         return _build(SalesTransaction, values, what, self.order.fields)
 
-    def _customer_values(self, account: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
+    def _customer_values(
+        self, account: Mapping[str, Any], *, clear_empty: bool, notes: list[str] | None
+    ) -> tuple[str, dict[str, Any]]:
         account_id = field_value(account, "Id")
         if not account_id:
             raise RecordDataError("the Account has no Id")
         what = f"Account {account_id}"
-        values = _nested(_mapped(self.customer.fields, CUSTOMER_TARGETS, account, what))
+        flat = _mapped(self.customer.fields, CUSTOMER_TARGETS, account, what, clear_empty=clear_empty)
+        spec = dict(self.customer.fields)
+        if self.customer.address_lines is not None:
+            street = Source(field=self.customer.address_lines)
+            for target, line in zip(
+                ADDRESS_LINE_TARGETS, _address_lines(_read(street, account)), strict=True
+            ):
+                if line or clear_empty:
+                    flat[target] = line
+                spec[target] = street
+        _fit(flat, "customer", spec, what, notes)
+        values = _nested(flat)
         values["custom_fields"] = {
             self.salesforce_id_field: str(account_id),
-            **_mapped_custom(self.customer.custom_fields, account, what),
+            **_mapped_custom(self.customer.custom_fields, account, what, clear_empty=clear_empty),
         }
         return what, values
 
-    def _line(self, number: int, line: Mapping[str, Any]) -> SalesTransactionLine:
+    def _line(self, number: int, line: Mapping[str, Any], notes: list[str] | None) -> SalesTransactionLine:
         what = f"line {number} ({line.get('Id') or 'without Id'})"
         values = _mapped(self.line.fields, LINE_TARGETS, line, what)
         if "item_id" not in values:
             source = self.line.fields["item_id"]
             raise RecordDataError(f"{what}: {source.field} is empty, so the Intacct item is unknown")
         values["item_id"] = self.line.items.get(values["item_id"], values["item_id"])
+        _fit(values, "line", self.line.fields, what, notes)
         values["custom_fields"] = _mapped_custom(self.line.custom_fields, line, what)
         return _build(SalesTransactionLine, values, what, self.line.fields)
 
@@ -408,8 +497,14 @@ def _text(value: Any) -> str:
 
 
 def _mapped(
-    spec: Mapping[str, Source], targets: Mapping[str, Kind], record: Mapping[str, Any], what: str
+    spec: Mapping[str, Source],
+    targets: Mapping[str, Kind],
+    record: Mapping[str, Any],
+    what: str,
+    *,
+    clear_empty: bool = False,
 ) -> dict[str, Any]:
+    """The mapped values; an empty one is left out, or with `clear_empty` sent as "" (text fields)."""
     values: dict[str, Any] = {}
     for target, source in spec.items():
         try:
@@ -420,12 +515,53 @@ def _mapped(
             ) from None
         if value is not None:
             values[target] = value
+        elif clear_empty and targets[target] == "text" and target not in NEVER_CLEARED:
+            values[target] = ""
     return values
 
 
-def _mapped_custom(spec: Mapping[str, Source], record: Mapping[str, Any], what: str) -> dict[str, str]:
-    texts = _mapped(spec, dict.fromkeys(spec, "text"), record, what)
+def _mapped_custom(
+    spec: Mapping[str, Source], record: Mapping[str, Any], what: str, *, clear_empty: bool = False
+) -> dict[str, str]:
+    texts = _mapped(spec, dict.fromkeys(spec, "text"), record, what, clear_empty=clear_empty)
     return {name: str(text) for name, text in texts.items()}
+
+
+def _fit(
+    values: dict[str, Any], section: str, spec: Mapping[str, Source], what: str, notes: list[str] | None
+) -> None:
+    """Check each text value against Intacct's length: shorten it (with a note) or refuse the record."""
+    for target, value in values.items():
+        limit = MAX_LENGTHS.get(f"{section}.{target}")
+        if limit is None or not isinstance(value, str) or len(value) <= limit:
+            continue
+        source = spec.get(target)
+        origin = f" (Salesforce {source.field})" if source is not None and source.field else ""
+        choice = source.too_long if source is not None else None
+        if choice is None:
+            choice = "shorten" if f"{section}.{target}" in SHORTENED_BY_DEFAULT else "refuse"
+        if choice == "refuse":
+            raise RecordDataError(
+                f"{what}: Intacct {target}{origin} takes at most {limit} characters, the value has "
+                f'{len(value)}; shorten it in Salesforce, or set too_long = "shorten" on '
+                f"{_entry((section, 'fields', target))} in the mapping"
+            )
+        values[target] = value[:limit].rstrip()
+        if notes is not None:
+            notes.append(
+                f"{what}: Intacct {target}{origin} was shortened to {limit} characters (from {len(value)})"
+            )
+
+
+def _address_lines(street: Any) -> tuple[str, str, str]:
+    """A multi-line street as three address lines: line 1, line 2, and the rest joined with ", "."""
+    text = _text(street) if street is not None else ""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return (
+        lines[0] if lines else "",
+        lines[1] if len(lines) > 1 else "",
+        ", ".join(lines[2:]),
+    )
 
 
 def _nested(values: Mapping[str, Any]) -> dict[str, Any]:

@@ -22,7 +22,14 @@ from types import MappingProxyType
 
 from sfintacct.mapping import DEFAULT_MAPPING_FILE, load_mapping
 from sfintacct.salesforce.models import RecordUpdate
-from sfintacct.sync.write_back import MAX_ERROR_TEXT, account_synced, failed, opportunity_synced
+from sfintacct.sync.write_back import (
+    MAX_ERROR_TEXT,
+    account_synced,
+    failed,
+    opportunity_changed_after_sync,
+    opportunity_order_retired,
+    opportunity_synced,
+)
 
 # The object each query reads from, and the parent relationships its field paths go through.
 QUERIED_OBJECTS = ("Opportunity", "Account", "OpportunityLineItem")
@@ -58,13 +65,25 @@ def written_fields() -> tuple[WrittenField, ...]:
 
 
 def write_back_updates(error_message: str) -> tuple[RecordUpdate, ...]:
-    """One update of each kind the workers send, the failures with `error_message` (as they cut it)."""
-    now = datetime(2026, 1, 1, tzinfo=UTC)
+    """One update of each kind the workers send, the messages `error_message` (as they cut it)."""
+    return _updates("1", datetime(2026, 1, 1, tzinfo=UTC), error_message)
+
+
+def _updates(number: str, now: datetime, message: str) -> tuple[RecordUpdate, ...]:
+    account_id, opportunity_id = f"00100000000000{number}AAA", f"00600000000000{number}AAA"
+    order_id = f"Sales Order-SO000{number}"
     return (
-        account_synced("001000000000001AAA", "C-0001", now),
-        opportunity_synced("006000000000001AAA", "Sales Order-SO0001", now),
-        failed("Account", "001000000000001AAA", error_message),
-        failed("Opportunity", "006000000000001AAA", error_message),
+        account_synced(account_id, f"C-000{number}", now),
+        account_synced(account_id, f"C-000{number}", now, warnings=[message]),
+        opportunity_synced(opportunity_id, order_id, now),
+        opportunity_synced(opportunity_id, order_id, now, warnings=[message]),
+        opportunity_order_retired(opportunity_id, order_id, message, now),
+        opportunity_order_retired(opportunity_id, None, message, now),
+        opportunity_changed_after_sync(opportunity_id, order_id, message),
+        failed("Account", account_id, message, None),
+        failed("Account", account_id, message, f"C-000{number}"),
+        failed("Opportunity", opportunity_id, message, None),
+        failed("Opportunity", opportunity_id, message, order_id),
     )
 
 
@@ -129,14 +148,7 @@ def _written_fields() -> tuple[WrittenField, ...]:
 
 def _second_sample() -> tuple[RecordUpdate, ...]:
     """The same updates for other records, at another time, with another message."""
-    now = datetime(2026, 6, 30, 12, 30, tzinfo=UTC)
-    message = "The second record failed differently"
-    return (
-        account_synced("001000000000002AAA", "C-0002", now),
-        opportunity_synced("006000000000002AAA", "Sales Order-SO0002", now),
-        failed("Account", "001000000000002AAA", message),
-        failed("Opportunity", "006000000000002AAA", message),
-    )
+    return _updates("2", datetime(2026, 6, 30, 12, 30, tzinfo=UTC), "The second record failed differently")
 
 
 def _kind(value: object) -> str:

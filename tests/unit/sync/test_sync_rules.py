@@ -7,6 +7,7 @@ is held to the DynamoDB store by tests/integration/test_crosswalk.py.
 
 from __future__ import annotations
 
+import tomllib
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -27,7 +28,7 @@ from sfintacct.intacct.errors import (
     OutcomeUnknown,
 )
 from sfintacct.intacct.models import Customer, SalesDocument
-from sfintacct.mapping import DEFAULT_MAPPING_FILE, load_mapping
+from sfintacct.mapping import DEFAULT_MAPPING_FILE, SyncMapping, load_mapping, parse_mapping
 from sfintacct.salesforce.errors import TransientSalesforceError
 from sfintacct.salesforce_ids import to_case_safe_id
 from sfintacct.sync.ports import CrosswalkPort
@@ -82,10 +83,14 @@ def make_world(
     crosswalk_on: Callable[[ManualClock], CrosswalkPort],
     sync_log: Any,
     *,
-    mapping_file: Path = DEFAULT_MAPPING_FILE,
+    mapping_file: Path | None = None,
     claim_lease_seconds: float = 120,
+    lost_deal_order: str = "close",
 ) -> World:
-    """A sync service on fakes of Intacct and Salesforce, with the crosswalk `crosswalk_on(clock)` builds."""
+    """A sync service on fakes of Intacct and Salesforce, with the crosswalk `crosswalk_on(clock)` builds.
+
+    Without a mapping file: the default mapping, where an Account of Type "Customer" gets its customer
+    before its first won deal (customer.create_when), so customer rules can be tried on Accounts alone."""
     intacct, salesforce, clock = FakeIntacct(), FakeSalesforce(), ManualClock()
     crosswalk = crosswalk_on(clock)
     service = SyncService(
@@ -93,9 +98,10 @@ def make_world(
         salesforce=salesforce,
         crosswalk=crosswalk,
         sync_log=sync_log,
-        mapping=load_mapping(mapping_file),
+        mapping=load_mapping(mapping_file) if mapping_file else customers_of_type_customer(),
         transaction_type="Sales Order",
         claim_lease_seconds=claim_lease_seconds,
+        lost_deal_order=lost_deal_order,  # type: ignore[arg-type]
         clock=clock,
     )
     return World(service, intacct, salesforce, sync_log, crosswalk, clock)
@@ -113,11 +119,19 @@ def world(world_factory: Any) -> World:
     return world
 
 
-def new_account(world: World, modified: str = MODIFIED) -> str:
+def customers_of_type_customer() -> SyncMapping:
+    with DEFAULT_MAPPING_FILE.open("rb") as file:
+        data = tomllib.load(file)
+    data["customer"]["create_when"] = {"field": "Type", "values": ["Customer"]}
+    return parse_mapping(data)
+
+
+def new_account(world: World, modified: str = MODIFIED, account_type: str = "Customer") -> str:
     account_id = new_id("001")
     world.salesforce.accounts[account_id] = {
         "Id": account_id,
         "Name": "Northwind",
+        "Type": account_type,
         "LastModifiedDate": modified,
         "Intacct_Customer_Id__c": None,
         "Intacct_Sync_Status__c": None,
@@ -239,6 +253,7 @@ def test_a_permanent_failure_is_written_back_and_frees_the_opportunity_for_a_cor
     assert (outcome.status, outcome.reason) == ("failed", "intacct_rejected")
     [update] = world.salesforce.written
     assert update.fields == {
+        "Intacct_Order_Id__c": None,  # no order of its own (a clone's copied id would be cleared)
         "Intacct_Sync_Status__c": "Failed",
         "Intacct_Sync_Error__c": "BL03000018 Invalid item NO-SUCH-ITEM",
     }

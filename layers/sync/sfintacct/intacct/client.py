@@ -14,9 +14,10 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from types import TracebackType
-from typing import Self
+from typing import Literal, Self
 
 import httpx
 
@@ -41,7 +42,14 @@ from sfintacct.intacct.retry import RetryPolicy
 from sfintacct.intacct.session import SESSIONS, SessionCache, utc_now
 from sfintacct.intacct.settings import IntacctSettings
 from sfintacct.intacct.transport import HttpTransport, default_http_client
-from sfintacct.intacct.writers import customer_update_element, new_customer_element, sotransaction_element
+from sfintacct.intacct.writers import (
+    customer_update_element,
+    new_customer_element,
+    sotransaction_delete_element,
+    sotransaction_element,
+    sotransaction_state_element,
+    sotransaction_update_element,
+)
 
 CUSTOMER_FIELDS = ("RECORDNO", "CUSTOMERID", "NAME", "STATUS", "TERMNAME", "CURRENCY", "WHENMODIFIED")
 ITEM_FIELDS = ("RECORDNO", "ITEMID", "NAME", "STATUS", "BASEPRICE", "UOM")
@@ -185,11 +193,13 @@ class IntacctClient:
         *,
         customer_control_id: str,
         order_control_id: str,
+        retired: OrderRetirement | None = None,
     ) -> tuple[CustomerRef | None, str]:
-        """Create or update the customer (optional) and create the order in ONE request.
+        """Create or update the customer (optional), retire an earlier order (optional: close or delete
+        it) and create the order, in ONE request.
 
-        With a customer write the request is one transaction: both are written or neither is. Returns
-        the customer reference (None without a customer write) and the order's DOCID key.
+        With more than one function the request is one transaction: all are written or none is. Returns
+        the customer reference (None without a customer write) and the new order's DOCID key.
         """
         functions: list[IntacctFunction] = []
         if isinstance(customer, NewCustomer):
@@ -200,9 +210,22 @@ class IntacctClient:
             functions.append(
                 builders.update([customer_update_element(customer)], control_id=customer_control_id)
             )
+        if retired is not None:
+            functions.append(retired.function())
         functions.append(builders.write_function(sotransaction_element(order), order_control_id))
         results = self.execute_checked(functions, transaction=len(functions) > 1)
         return (_customer_ref(results[0]) if customer is not None else None), _document_key(results[-1])
+
+    def update_sotransaction(
+        self, doc_id: str, order: SalesTransaction, *, existing_lines: int, control_id: str
+    ) -> None:
+        """Rewrite an open order in place: header and lines (it has `existing_lines`; more are added)."""
+        element = sotransaction_update_element(doc_id, order, existing_lines)
+        self.run(builders.write_function(element, control_id))
+
+    def retire_sotransaction(self, retirement: OrderRetirement) -> None:
+        """Take an open order out of open business: close it, or delete it."""
+        self.run(retirement.function())
 
     def find_sales_documents(
         self,
@@ -336,3 +359,20 @@ def _document_key(result: FunctionResult) -> str:
 def _unique(names: Iterable[str]) -> list[str]:
     """Names in first-seen order without repeats."""
     return list(dict.fromkeys(names))
+
+
+@dataclass(frozen=True)
+class OrderRetirement:
+    """How an open order leaves open business: `close` (state Closed, kept for the audit trail) or
+    `delete` (removed)."""
+
+    doc_id: str
+    how: Literal["close", "delete"]
+    control_id: str
+
+    def function(self) -> IntacctFunction:
+        if self.how == "close":
+            element = sotransaction_state_element(self.doc_id, "Closed")
+        else:
+            element = sotransaction_delete_element(self.doc_id)
+        return builders.write_function(element, self.control_id)

@@ -255,6 +255,24 @@ class Item(_Record):
         )
 
 
+# readByQuery answers STATE as a letter; query and read answer it in words (developer.intacct.com, Order
+# Entry transactions). Both are read as the word.
+SALES_DOCUMENT_STATE_CODES = {
+    "S": "Submitted",
+    "A": "Approved",
+    "X": "Partially Approved",
+    "R": "Declined",
+    "I": "Draft",
+    "O": "Pending",
+    "D": "Closed",
+    "G": "In Progress",
+    "C": "Converted",
+    "P": "Partially Converted",
+}
+# The states in which an order may still be updated, closed or deleted (nothing was made from it yet).
+OPEN_ORDER_STATES = frozenset({"Draft", "Pending"})
+
+
 class SalesDocument(_Record):
     """An SODOCUMENT header. An attribute whose field was not selected is empty: the client's default select
     (client.SALES_DOCUMENT_FIELDS) leaves out TERMNAME, EXTERNALID and BASECURR, which no source shows on
@@ -275,6 +293,16 @@ class SalesDocument(_Record):
     base_currency: str
     message: str
     total: Decimal | None
+
+    @property
+    def state_name(self) -> str:
+        """The state in words (Draft, Pending, Closed, Converted, ...), whichever form Intacct answered."""
+        return SALES_DOCUMENT_STATE_CODES.get(self.state, self.state)
+
+    @property
+    def is_open(self) -> bool:
+        """Draft or Pending: nothing was made from it yet, so it can still follow the deal."""
+        return self.state_name in OPEN_ORDER_STATES
 
     @classmethod
     def from_record(cls, record: dict[str, Any]) -> SalesDocument:

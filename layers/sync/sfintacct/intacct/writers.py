@@ -143,8 +143,54 @@ def sotransaction_element(transaction: SalesTransaction) -> Element:
     return node
 
 
+def sotransaction_update_element(doc_id: str, transaction: SalesTransaction, existing_lines: int) -> Element:
+    """`<update_sotransaction key=DOCID>`: the header as `transaction` holds it, and its lines.
+
+    The order's first `existing_lines` lines are rewritten in place (`updatesotransitem`, line_num
+    1-based); further lines are added (`sotransitem`). The schema has no way to remove a line, so the
+    caller never sends fewer lines than the order has. The customer cannot be changed by an update.
+    """
+    if len(transaction.lines) < existing_lines:
+        raise ValueError("update_sotransaction cannot remove lines")
+    node = Element("update_sotransaction", key=doc_id)
+    date_triple(node, "datecreated", transaction.date_created)
+    optional_text(node, "referenceno", transaction.reference_no)
+    if transaction.term_name is not None:
+        add_text(node, "termname", transaction.term_name)
+    elif transaction.date_due is not None:
+        date_triple(node, "datedue", transaction.date_due)
+    add_text(node, "message", transaction.message or "")
+    optional_text(node, "externalid", transaction.external_id)
+    if transaction.currency is not None:
+        optional_text(node, "basecurr", transaction.base_currency)
+        add_text(node, "currency", transaction.currency)
+        add_text(node, "exchratetype", transaction.exchange_rate_type or "")
+    custom_fields_element(node, transaction.custom_fields)
+    items = SubElement(node, "updatesotransitems")
+    for number, line in enumerate(transaction.lines, start=1):
+        if number <= existing_lines:
+            _line_content(SubElement(items, "updatesotransitem", line_num=str(number)), line)
+        else:
+            sotransitem_element(items, line)
+    return node
+
+
+def sotransaction_state_element(doc_id: str, state: str) -> Element:
+    """`<update_sotransaction key=DOCID><state>…</state>`: e.g. Closed takes an order out of open business."""
+    node = Element("update_sotransaction", key=doc_id)
+    add_text(node, "state", state)
+    return node
+
+
+def sotransaction_delete_element(doc_id: str) -> Element:
+    return Element("delete_sotransaction", key=doc_id)
+
+
 def sotransitem_element(parent: Element, line: SalesTransactionLine) -> Element:
-    node = SubElement(parent, "sotransitem")
+    return _line_content(SubElement(parent, "sotransitem"), line)
+
+
+def _line_content(node: Element, line: SalesTransactionLine) -> Element:
     add_text(node, "itemid", line.item_id)
     optional_text(node, "itemdesc", line.item_description)
     add_text(node, "quantity", decimal_text(line.quantity))

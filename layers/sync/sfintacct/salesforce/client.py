@@ -44,7 +44,13 @@ from sfintacct.salesforce.models import (
     RecordUpdate,
     strip_attributes,
 )
-from sfintacct.salesforce.queries import LINE_ITEMS_RELATIONSHIP, account_query, opportunity_query
+from sfintacct.salesforce.queries import (
+    LINE_ITEMS_RELATIONSHIP,
+    account_query,
+    merged_accounts_query,
+    opportunity_query,
+    removed_account_query,
+)
 from sfintacct.salesforce.session import build_session
 from sfintacct.salesforce.settings import SalesforceSettings, load_salesforce_settings
 
@@ -141,6 +147,25 @@ class SalesforceClient:
             return records
 
         return self._call("SOQL query", read)
+
+    def removed_account(self, account_id: str) -> dict[str, Any] | None:
+        """Id, IsDeleted and MasterRecordId of an Account read through queryAll (deleted ones included)."""
+        rows = self._query_all(removed_account_query(account_id))
+        return rows[0] if rows else None
+
+    def merged_accounts(self, master_id: str) -> list[dict[str, Any]]:
+        """The Accounts merged into `master_id` (Id, Intacct_Customer_Id__c), while Salesforce keeps them."""
+        return self._query_all(merged_accounts_query(master_id))
+
+    def _query_all(self, soql: str) -> list[dict[str, Any]]:
+        """Like `query`, through the queryAll resource: deleted and merged-away records are included."""
+
+        def read(api: Salesforce) -> list[dict[str, Any]]:
+            page = api.query(soql, include_deleted=True)
+            records: list[dict[str, Any]] = strip_attributes(_all_records(api, page))
+            return records
+
+        return self._call("SOQL queryAll", read)
 
     def write_back(self, updates: Sequence[RecordUpdate]) -> None:
         """Set fields on several records in ONE composite call; all or nothing is saved.

@@ -41,3 +41,20 @@ def account_query(account_id: str, fields: OpportunityQueryFields) -> str:
         fields=", ".join(fields.account_fields),
         account_id=account_id,
     )
+
+
+def removed_account_query(account_id: str) -> str:
+    """SOQL (for queryAll) telling whether an Account was deleted, or merged into another."""
+    validate_record_id(account_id)
+    return format_soql(
+        "SELECT Id, IsDeleted, MasterRecordId FROM Account WHERE Id = {account_id}", account_id=account_id
+    )
+
+
+def merged_accounts_query(master_id: str) -> str:
+    """SOQL (for queryAll) for the Accounts merged into `master_id`, with the customer each showed."""
+    validate_record_id(master_id)
+    return format_soql(
+        "SELECT Id, Intacct_Customer_Id__c FROM Account WHERE MasterRecordId = {master_id}",
+        master_id=master_id,
+    )

@@ -52,6 +52,7 @@ class CustomerPlan:
     write: NewCustomer | CustomerUpdate | None
     control_id: str
     digest: str
+    warnings: tuple[str, ...] = ()  # values shortened to Intacct's length
 
 
 def plan_customer(
@@ -65,14 +66,16 @@ def plan_customer(
     account_id = str(account["Id"])
     modified = modified_at(account)
     stamp = change_stamp(modified)
-    digest = customer_digest(account, mapping)
+    notes: list[str] = []
+    digest = customer_digest(account, mapping, notes)
+    warnings = tuple(notes)
     if known is not None and known.intacct_id:
         applied = known.source_modified_at
         older_copy = modified is not None and applied is not None and modified < applied
         if known.attributes.get(DIGEST_ATTRIBUTE) == digest or older_copy:
             # Up to date, or this copy of the Account is older than the change sent last: send nothing.
             return CustomerPlan(
-                account_id, modified, CustomerAction.UP_TO_DATE, known.intacct_id, None, "", digest
+                account_id, modified, CustomerAction.UP_TO_DATE, known.intacct_id, None, "", digest, warnings
             )
         return CustomerPlan(
             account_id,
@@ -82,6 +85,7 @@ def plan_customer(
             mapping.customer_update(account, known.intacct_id),
             f"customer-update-{account_id}-{stamp}",
             digest,
+            warnings,
         )
     found = intacct.find_customers(mapping.salesforce_id_field, account_id)
     if len(found) > 1:
@@ -100,6 +104,7 @@ def plan_customer(
             mapping.customer_update(account, customer_id),
             f"customer-update-{account_id}-{stamp}",
             digest,
+            warnings,
         )
     new_customer_id = account_id if mapping.customer_id_strategy == "salesforce_id" else None
     return CustomerPlan(
@@ -110,6 +115,7 @@ def plan_customer(
         mapping.new_customer(account, new_customer_id),
         f"customer-create-{account_id}-{digest[:16]}",
         digest,
+        warnings,
     )
 
 
@@ -138,7 +144,8 @@ def record_customer(plan: CustomerPlan, customer_id: str, crosswalk: CrosswalkPo
         ) from conflict
 
 
-def customer_digest(account: dict[str, Any], mapping: SyncMapping) -> str:
-    """A fingerprint of what the mapping makes of the Account (without the CUSTOMERID)."""
-    content = mapping.new_customer(account, None).model_dump_json(exclude={"customer_id"})
+def customer_digest(account: dict[str, Any], mapping: SyncMapping, notes: list[str] | None = None) -> str:
+    """A fingerprint of what the mapping makes of the Account (without the CUSTOMERID); `notes` collects
+    the values shortened to Intacct's length."""
+    content = mapping.new_customer(account, None, notes).model_dump_json(exclude={"customer_id"})
     return hashlib.sha256(content.encode("utf-8")).hexdigest()[:32]

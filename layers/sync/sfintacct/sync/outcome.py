@@ -14,6 +14,9 @@ class OutcomeStatus(StrEnum):
     FAILED = "failed"  # a permanent failure: recorded, written back, not retried
     RETRYING = "retrying"  # a transient failure: the message goes back to the queue
     DEAD_LETTERED = "dead_lettered"  # a transient failure on the last receive: the message goes to the DLQ
+    # The deal changed after its order was converted (or closed) in Intacct: nothing is changed there, the
+    # Opportunity says what differs, and a metric with an alarm counts it.
+    CHANGED_AFTER_SYNC = "changed_after_sync"
 
 
 class Reason(StrEnum):
@@ -25,6 +28,15 @@ class Reason(StrEnum):
     UP_TO_DATE = "up_to_date"
     ORDER_EXISTS = "order_exists"
     RECOVERED = "recovered"
+    ORDER_UPDATED = "order_updated"  # the open order now holds the deal's new header and lines
+    ORDER_REPLACED = (
+        "order_replaced"  # the open order was retired and a new one made (new Account, fewer lines)
+    )
+    ORDER_RETIRED = "order_retired"  # the deal left Closed Won: its open order was closed or deleted
+    ORDER_NOT_OPEN = "order_not_open"  # changed after sync: the order is converted, closed or gone
+    PROSPECT = "prospect"  # an Account without a won deal (and not matching create_when): no customer yet
+    ACCOUNT_DELETED = "account_deleted"  # the Account was deleted; its customer is left as it is
+    ACCOUNT_MERGED = "account_merged"  # merged into another Account, which now owns the customer
     NOT_WON = "not_won"
     OLDER_CHANGE = "older_change"
     UNCHANGED_SINCE_REFUSAL = "unchanged_since_refusal"

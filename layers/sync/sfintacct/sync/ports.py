@@ -12,13 +12,14 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from sfintacct.crosswalk import CrosswalkEntry, CrosswalkKind
-from sfintacct.intacct.client import SALES_DOCUMENT_FIELDS
+from sfintacct.intacct.client import SALES_DOCUMENT_FIELDS, OrderRetirement
 from sfintacct.intacct.models import (
     Customer,
     CustomerRef,
     CustomerUpdate,
     NewCustomer,
     SalesDocument,
+    SalesDocumentLine,
     SalesTransaction,
 )
 from sfintacct.salesforce.models import OpportunitySnapshot, RecordUpdate
@@ -41,7 +42,18 @@ class IntacctPort(Protocol):
         *,
         customer_control_id: str,
         order_control_id: str,
+        retired: OrderRetirement | None = None,
     ) -> tuple[CustomerRef | None, str]: ...
+
+    def update_sotransaction(
+        self, doc_id: str, order: SalesTransaction, *, existing_lines: int, control_id: str
+    ) -> None: ...
+
+    def retire_sotransaction(self, retirement: OrderRetirement) -> None: ...
+
+    def get_sales_document_lines(
+        self, doc_id: str, *, transaction_type: str | None = None, extra_fields: Sequence[str] = ()
+    ) -> list[SalesDocumentLine]: ...
 
     def find_sales_documents(
         self,
@@ -60,6 +72,10 @@ class SalesforcePort(Protocol):
     def fetch_opportunity(self, opportunity_id: str) -> OpportunitySnapshot: ...
 
     def fetch_account(self, account_id: str) -> dict[str, Any]: ...
+
+    def removed_account(self, account_id: str) -> dict[str, Any] | None: ...
+
+    def merged_accounts(self, master_id: str) -> list[dict[str, Any]]: ...
 
     def write_back(self, updates: Sequence[RecordUpdate]) -> None: ...
 
@@ -93,6 +109,7 @@ class CrosswalkPort(Protocol):
         source_modified_at: datetime | None,
         *,
         attributes: Mapping[str, str] | None = None,
+        replaces: str | None = None,
         now: datetime | None = None,
     ) -> CrosswalkEntry: ...
 

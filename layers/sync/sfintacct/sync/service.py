@@ -29,21 +29,22 @@ test harness can patch on the class, never a setting of the product.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 from sfintacct.crosswalk import AlreadyClaimed, CrosswalkEntry, CrosswalkKind, CrosswalkPermanentError
-from sfintacct.intacct.client import SALES_DOCUMENT_LOOKUP_FIELDS
+from sfintacct.intacct.client import SALES_DOCUMENT_LOOKUP_FIELDS, OrderRetirement
 from sfintacct.intacct.errors import AlreadyApplied, DuplicateRecord, OutcomeUnknown, PermanentIntacctError
-from sfintacct.intacct.models import CustomerUpdate, NewCustomer, SalesDocument
+from sfintacct.intacct.models import CustomerUpdate, NewCustomer, SalesDocument, SalesTransaction
 from sfintacct.mapping import MappingError, RecordDataError, SyncMapping
 from sfintacct.salesforce.errors import PermanentSalesforceError
 from sfintacct.salesforce.errors import RecordNotFound as SalesforceRecordNotFound
 from sfintacct.salesforce.models import OpportunitySnapshot, RecordUpdate
-from sfintacct.sync import write_back
+from sfintacct.sync import order_fingerprint, write_back
 from sfintacct.sync.customers import (
     CustomerAction,
     CustomerPlan,
@@ -52,6 +53,7 @@ from sfintacct.sync.customers import (
     record_customer,
 )
 from sfintacct.sync.errors import PermanentSyncError, TransientSyncError, describe
+from sfintacct.sync.order_fingerprint import OrderFingerprint, fingerprint
 from sfintacct.sync.outcome import OutcomeStatus, Reason, SyncOutcome
 from sfintacct.sync.ports import CrosswalkPort, IntacctPort, SalesforcePort, SyncLogPort
 from sfintacct.sync.salesforce_values import change_stamp, is_won, modified_at
@@ -89,6 +91,7 @@ class SyncService:
         mapping: SyncMapping,
         transaction_type: str,
         claim_lease_seconds: float,
+        lost_deal_order: Literal["close", "delete"] = "close",
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.intacct = intacct
@@ -98,6 +101,7 @@ class SyncService:
         self.mapping = mapping
         self.transaction_type = transaction_type
         self.claim_lease_seconds = claim_lease_seconds
+        self.lost_deal_order = lost_deal_order
         self.clock = clock
 
     def checkpoint(self, step: str, record_id: str) -> None:
@@ -147,14 +151,35 @@ class SyncService:
         try:
             account = self.salesforce.fetch_account(account_id)
         except SalesforceRecordNotFound as error:
+            return self._account_gone(account_id, known, error)
+        known, merge_notes = self._take_over_merged_customers(account, known)
+        if (
+            (known is None or not known.intacct_id)
+            and not account.get("Intacct_Customer_Id__c")
+            and not self.mapping.wants_customer_before_a_deal(account)
+        ):
             return self._account_outcome(
-                OutcomeStatus.SKIPPED, Reason.NOT_FOUND, account_id, None, str(error)
+                OutcomeStatus.SKIPPED,
+                Reason.PROSPECT,
+                account_id,
+                None,
+                "no Intacct customer until the Account's first deal is won"
+                + (
+                    f" or it matches customer.create_when ({self.mapping.customer.create_when.field})"
+                    if self.mapping.customer.create_when
+                    else ""
+                ),
             )
         plan = plan_customer(account, known, mapping=self.mapping, intacct=self.intacct)
         with self._customer_writer(plan, known, account, request.producer_id) as plan:
             customer_id = self._apply_customer_alone(plan)
-        if plan.write is not None or not shows_synced(account, "Intacct_Customer_Id__c", customer_id):
-            self._write_back(account_id, [write_back.account_synced(account_id, customer_id, self.clock())])
+        warnings = [*plan.warnings, *merge_notes]
+        if plan.write is not None or not shows_synced(
+            account, "Intacct_Customer_Id__c", customer_id, warnings
+        ):
+            self._write_back(
+                account_id, [write_back.account_synced(account_id, customer_id, self.clock(), warnings)]
+            )
         if plan.action is CustomerAction.UP_TO_DATE:
             return self._account_outcome(
                 OutcomeStatus.ALREADY_SYNCED,
@@ -172,6 +197,65 @@ class SyncService:
             OutcomeStatus.SYNCED, reason, account_id, customer_id, f"customer {reason}"
         )
 
+    def _account_gone(self, account_id: str, known: CrosswalkEntry | None, error: Exception) -> SyncOutcome:
+        """The Account is no longer readable: merged into another, deleted, or never visible to us."""
+        removed = self.salesforce.removed_account(account_id)
+        customer_id = known.intacct_id if known else None
+        if removed and removed.get("MasterRecordId"):
+            master = removed["MasterRecordId"]
+            return self._account_outcome(
+                OutcomeStatus.SKIPPED,
+                Reason.ACCOUNT_MERGED,
+                account_id,
+                customer_id,
+                f"Account was merged into {master}; its Intacct customer goes with {master}",
+            )
+        if removed and removed.get("IsDeleted") is True:
+            message = (
+                f"Account was deleted in Salesforce; Intacct customer {customer_id} is left as it is "
+                "(finance decides whether to inactivate it)"
+                if customer_id
+                else "Account was deleted in Salesforce; it had no Intacct customer"
+            )
+            logger.warning("Account %s: %s", account_id, message)
+            return self._account_outcome(
+                OutcomeStatus.SKIPPED, Reason.ACCOUNT_DELETED, account_id, customer_id, message
+            )
+        return self._account_outcome(OutcomeStatus.SKIPPED, Reason.NOT_FOUND, account_id, None, str(error))
+
+    def _take_over_merged_customers(
+        self, account: dict[str, Any], known: CrosswalkEntry | None
+    ) -> tuple[CrosswalkEntry | None, list[str]]:
+        """After a merge, the surviving Account owns the customer that holds the history; nothing is
+        duplicated. Returns the Account's crosswalk entry (new when it took a merged Account's customer)
+        and the notes the Account shows (when two customers exist for it now)."""
+        account_id = str(account["Id"])
+        merged = self.salesforce.merged_accounts(account_id)
+        merged_customers: list[tuple[str, str]] = []
+        for loser in merged:
+            entry = self.crosswalk.get(str(loser["Id"]), CrosswalkKind.CUSTOMER)
+            customer_id = (entry.intacct_id if entry else None) or loser.get("Intacct_Customer_Id__c")
+            if customer_id:
+                merged_customers.append((str(loser["Id"]), str(customer_id)))
+        if not merged_customers:
+            return known, []
+        own = (known.intacct_id if known else None) or account.get("Intacct_Customer_Id__c")
+        if not own:
+            loser_id, own = merged_customers[0]
+            # The customer keeps its history; from now on it is this Account's (the next write sets its
+            # Salesforce id field to this Account).
+            known = self.crosswalk.put_mapping(account_id, CrosswalkKind.CUSTOMER, own, None)
+            logger.info(
+                "Account %s took over Intacct customer %s of merged Account %s", account_id, own, loser_id
+            )
+        others = [(loser, customer) for loser, customer in merged_customers if customer != own]
+        notes = [
+            f"Two Intacct customers exist for this Account after a merge: it keeps {own}; {customer} "
+            f"(of merged Account {loser}) is left as it is for finance to merge or inactivate"
+            for loser, customer in others
+        ]
+        return known, notes
+
     @contextlib.contextmanager
     def _customer_writer(
         self, plan: CustomerPlan, known: CrosswalkEntry | None, account: dict[str, Any], owner: str
@@ -188,23 +272,11 @@ class SyncService:
             yield plan
             return
         account_id = plan.account_id
-        try:
-            self.crosswalk.claim(account_id, CrosswalkKind.CUSTOMER_WRITE, owner, self.claim_lease_seconds)
-        except AlreadyClaimed as error:
-            raise TransientSyncError(
-                f"another worker is writing the customer of Account {account_id}"
-            ) from error
-        current = self.crosswalk.get(account_id, CrosswalkKind.CUSTOMER)
-        if current != known:
-            plan = plan_customer(account, current, mapping=self.mapping, intacct=self.intacct)
-        try:
+        with self._locked(account_id, CrosswalkKind.CUSTOMER_WRITE, owner, "writing the customer of Account"):
+            current = self.crosswalk.get(account_id, CrosswalkKind.CUSTOMER)
+            if current != known:
+                plan = plan_customer(account, current, mapping=self.mapping, intacct=self.intacct)
             yield plan
-        except OutcomeUnknown:
-            raise  # the write may still commit: nobody else writes this customer until the lease ends
-        except Exception:
-            self.crosswalk.release(account_id, CrosswalkKind.CUSTOMER_WRITE, owner, refused=False)
-            raise
-        self.crosswalk.release(account_id, CrosswalkKind.CUSTOMER_WRITE, owner, refused=False)
 
     def _apply_customer_alone(self, plan: CustomerPlan) -> str:
         """Send the plan's customer write in its own request and record it; returns the CUSTOMERID."""
@@ -276,7 +348,7 @@ class SyncService:
             return self._order_outcome(OutcomeStatus.SKIPPED, Reason.NOT_FOUND, opportunity_id, str(error))
         opportunity = snapshot.opportunity
         if known is not None and known.is_complete:
-            return self._already_synced(snapshot, known)
+            return self._follow_deal(snapshot, known, request.producer_id)
         if not is_won(opportunity):
             stage = opportunity.get("StageName")
             return self._order_outcome(
@@ -294,7 +366,7 @@ class SyncService:
         except AlreadyClaimed as error:
             raise TransientSyncError(f"another worker is creating the order of {opportunity_id}") from error
         if claim.is_complete:
-            return self._already_synced(snapshot, claim)
+            return self._follow_deal(snapshot, claim, owner)
         try:
             return self._create_order(snapshot, snapshot.account, claim, recovering=known is not None)
         except PERMANENT_ERRORS:
@@ -323,17 +395,22 @@ class SyncService:
         if recovering:
             existing = self._find_order(opportunity_id)
             if existing is not None:
+                # Sent by an attempt whose answer was lost, perhaps from older data: the crosswalk learns
+                # the order without a fingerprint, and the order is then brought up to the deal as it is.
                 # The customer's crosswalk entry may be missing too: the next Account sync adopts it.
-                return self._finish_order(
-                    snapshot,
-                    account,
-                    doc_id=existing.doc_id,
-                    customer_id=existing.customer_id,
-                    owner=owner,
-                    reason=Reason.RECOVERED,
+                completed = self.crosswalk.complete(
+                    opportunity_id,
+                    CrosswalkKind.ORDER,
+                    existing.doc_id,
+                    owner,
+                    modified_at(snapshot.opportunity),
+                    attributes={order_fingerprint.CUSTOMER: existing.customer_id},
                 )
+                self.checkpoint("after_crosswalk_write", opportunity_id)
+                return self._follow_deal(snapshot, completed, owner, reason=Reason.RECOVERED)
         known_customer = self.crosswalk.get(account_id, CrosswalkKind.CUSTOMER)
         plan = plan_customer(account, known_customer, mapping=self.mapping, intacct=self.intacct)
+        notes: list[str] = []
         with self._customer_writer(plan, known_customer, account, owner) as locked_plan:
             order_plan = locked_plan
             if locked_plan.customer_id is None:
@@ -342,19 +419,39 @@ class SyncService:
                 order_plan = replace(locked_plan, customer_id=new_id, write=None)
             customer_id = order_plan.customer_id
             assert customer_id is not None
-            doc_id = self._write_order(snapshot, order_plan, customer_id, claim)
-        return self._finish_order(
-            snapshot, account, doc_id=doc_id, customer_id=customer_id, owner=owner, reason=Reason.CREATED
+            order = self.mapping.sales_transaction(
+                snapshot, customer_id=customer_id, transaction_type=self.transaction_type, notes=notes
+            )
+            doc_id = self._write_order(snapshot, order_plan, order, claim)
+        sent = fingerprint(order, account_id)
+        self.crosswalk.complete(
+            opportunity_id,
+            CrosswalkKind.ORDER,
+            doc_id,
+            owner,
+            modified_at(snapshot.opportunity),
+            attributes=sent.attributes(customer_id),
+        )
+        self.checkpoint("after_crosswalk_write", opportunity_id)
+        return self._synced(
+            snapshot,
+            doc_id,
+            customer_id,
+            Reason.CREATED,
+            warnings=[*notes, *plan.warnings],
+            customer_warnings=plan.warnings,
         )
 
     def _write_order(
-        self, snapshot: OpportunitySnapshot, plan: CustomerPlan, customer_id: str, claim: CrosswalkEntry
+        self,
+        snapshot: OpportunitySnapshot,
+        plan: CustomerPlan,
+        order: SalesTransaction,
+        claim: CrosswalkEntry,
     ) -> str:
         """Send the order (with the plan's customer write, in one transaction) and record the customer."""
         opportunity_id = snapshot.opportunity_id
-        order = self.mapping.sales_transaction(
-            snapshot, customer_id=customer_id, transaction_type=self.transaction_type
-        )
+        customer_id = order.customer_id
         order_control_id = f"order-{opportunity_id}-{claim.attempt}"
         self.checkpoint("before_intacct_write", opportunity_id)
         try:
@@ -397,89 +494,334 @@ class SyncService:
             record_customer(plan, customer_id, self.crosswalk)
         return doc_id
 
-    def _finish_order(
+    def _synced(
         self,
         snapshot: OpportunitySnapshot,
-        account: dict[str, Any],
-        *,
         doc_id: str,
         customer_id: str,
-        owner: str,
         reason: Reason,
+        *,
+        warnings: list[str],
+        customer_warnings: tuple[str, ...] = (),
     ) -> SyncOutcome:
+        """Write back that the Opportunity (and its Account) are in Intacct as they are now."""
         opportunity_id = snapshot.opportunity_id
-        self.crosswalk.complete(
-            opportunity_id,
-            CrosswalkKind.ORDER,
-            doc_id,
-            owner,
-            modified_at(snapshot.opportunity),
-            attributes={"customer_id": customer_id},
-        )
-        self.checkpoint("after_crosswalk_write", opportunity_id)
+        account = snapshot.account
+        assert account is not None
         now = self.clock()
-        updates = [write_back.opportunity_synced(opportunity_id, doc_id, now)]
-        if not shows_synced(account, "Intacct_Customer_Id__c", customer_id):
-            updates.append(write_back.account_synced(str(account["Id"]), customer_id, now))
-        self._write_back(opportunity_id, updates)
+        updates = []
+        if reason is not Reason.ORDER_EXISTS or not shows_synced(
+            snapshot.opportunity, "Intacct_Order_Id__c", doc_id, warnings
+        ):
+            updates.append(write_back.opportunity_synced(opportunity_id, doc_id, now, warnings))
+        if not shows_synced(account, "Intacct_Customer_Id__c", customer_id, customer_warnings):
+            updates.append(write_back.account_synced(str(account["Id"]), customer_id, now, customer_warnings))
+        if updates:
+            self._write_back(opportunity_id, updates)
+        if reason is Reason.ORDER_EXISTS:
+            logger.info("Opportunity %s already synced as %s", opportunity_id, doc_id)
+            return self._order_outcome(
+                OutcomeStatus.ALREADY_SYNCED,
+                reason,
+                opportunity_id,
+                f"already synced as {doc_id}; no second order is created",
+                account_id=str(account["Id"]),
+                customer_id=customer_id,
+                order_id=doc_id,
+            )
         return self._order_outcome(
             OutcomeStatus.SYNCED,
             reason,
             opportunity_id,
-            f"{self.transaction_type} {doc_id} for customer {customer_id}",
+            f"{self.transaction_type} {doc_id} for customer {customer_id} ({reason})",
             account_id=str(account["Id"]),
             customer_id=customer_id,
             order_id=doc_id,
         )
 
-    def _already_synced(self, snapshot: OpportunitySnapshot, known: CrosswalkEntry) -> SyncOutcome:
-        """The order exists: never a second one. Repair the write-backs if an earlier one did not land."""
+    # ------------------------------------------------------------------ a synced deal that changes
+
+    def _follow_deal(
+        self,
+        snapshot: OpportunitySnapshot,
+        known: CrosswalkEntry,
+        owner: str,
+        *,
+        reason: Reason | None = None,
+    ) -> SyncOutcome:
+        """The Opportunity has an order. Never a second open one: when the deal is as the order holds it,
+        only the write-backs are repaired; when it changed, the order follows while it is open in Intacct
+        (updated, or replaced when the Account changed or lines went away; closed or deleted when the
+        deal is no longer won), and otherwise the Opportunity says what differs."""
+        opportunity_id = snapshot.opportunity_id
+        stored = known.attributes
+        won = is_won(snapshot.opportunity)
+        wanted: SalesTransaction | None = None
+        notes: list[str] = []
+        if won:
+            account = snapshot.account
+            if account is None:
+                raise PermanentSyncError(
+                    f"Opportunity {opportunity_id} has no Account, so there is no customer"
+                )
+            wanted = self.mapping.sales_transaction(
+                snapshot, customer_id=str(account["Id"]), transaction_type=self.transaction_type, notes=notes
+            )
+            if order_fingerprint.is_up_to_date(stored, fingerprint(wanted, str(account["Id"]))):
+                customer_id = stored.get(order_fingerprint.CUSTOMER) or ""
+                return self._synced(
+                    snapshot, known.intacct_id or "", customer_id, Reason.ORDER_EXISTS, warnings=notes
+                )
+        elif stored.get(order_fingerprint.STATE) in ("closed", "deleted"):
+            return self._order_outcome(
+                OutcomeStatus.ALREADY_SYNCED,
+                Reason.ORDER_RETIRED,
+                opportunity_id,
+                f"the deal is not won and its order {known.intacct_id} is {stored[order_fingerprint.STATE]}",
+                account_id=snapshot.account_id,
+                order_id=known.intacct_id,
+            )
+        with self._locked(opportunity_id, CrosswalkKind.ORDER_WRITE, owner, "changing the order of"):
+            documents = self._find_orders(opportunity_id)
+            mine = next((document for document in documents if document.doc_id == known.intacct_id), None)
+            open_orders = [document for document in documents if document.is_open]
+            target = mine if mine is not None and mine.is_open else (open_orders[0] if open_orders else None)
+            if wanted is None:
+                if target is None:
+                    stage = snapshot.opportunity.get("StageName")
+                    return self._changed_after_sync(snapshot, known, mine, [f"stage (now {stage})"])
+                return self._retire(snapshot, known, target)
+            if target is None and stored.get(order_fingerprint.STATE) not in ("closed", "deleted"):
+                account_id = str(snapshot.account["Id"]) if snapshot.account else ""
+                return self._changed_after_sync(
+                    snapshot, known, mine, fingerprint(wanted, account_id).differences(stored)
+                )
+            return self._change_order(
+                snapshot, known, target=target, wanted=wanted, notes=notes, owner=owner, reason=reason
+            )
+
+    def _change_order(
+        self,
+        snapshot: OpportunitySnapshot,
+        known: CrosswalkEntry,
+        *,
+        target: SalesDocument | None,
+        wanted: SalesTransaction,
+        notes: list[str],
+        owner: str,
+        reason: Reason | None,
+    ) -> SyncOutcome:
+        """Bring the open order `target` to the deal (or, with no open order, make a new one)."""
+        opportunity_id = snapshot.opportunity_id
+        account = snapshot.account
+        assert account is not None
+        account_id = str(account["Id"])
+        known_customer = self.crosswalk.get(account_id, CrosswalkKind.CUSTOMER)
+        plan = plan_customer(account, known_customer, mapping=self.mapping, intacct=self.intacct)
+        with self._customer_writer(plan, known_customer, account, owner) as locked_plan:
+            customer_id = self._apply_customer_alone(locked_plan)
+        order = wanted.model_copy(update={"customer_id": customer_id})
+        sent = fingerprint(order, account_id)
+        existing_lines = (
+            len(self.intacct.get_sales_document_lines(target.doc_id, transaction_type=self.transaction_type))
+            if target is not None
+            else 0
+        )
+        self.checkpoint("before_intacct_write", opportunity_id)
+        if target is not None and target.customer_id == customer_id and len(order.lines) >= existing_lines:
+            with contextlib.suppress(AlreadyApplied):  # this very content was sent before
+                self.intacct.update_sotransaction(
+                    target.doc_id,
+                    order,
+                    existing_lines=existing_lines,
+                    control_id=f"order-update-{opportunity_id}-{sent.digest[:24]}",
+                )
+            doc_id, done = target.doc_id, Reason.ORDER_UPDATED
+        else:
+            doc_id, done = (
+                self._replace_order(opportunity_id, order, sent, target, known),
+                Reason.ORDER_REPLACED,
+            )
+        self.checkpoint("after_intacct_write", opportunity_id)
+        self.crosswalk.put_mapping(
+            opportunity_id,
+            CrosswalkKind.ORDER,
+            doc_id,
+            modified_at(snapshot.opportunity),
+            attributes=sent.attributes(customer_id),
+            replaces=known.intacct_id,
+        )
+        self.checkpoint("after_crosswalk_write", opportunity_id)
+        return self._synced(
+            snapshot,
+            doc_id,
+            customer_id,
+            reason or done,
+            warnings=[*notes, *plan.warnings],
+            customer_warnings=plan.warnings,
+        )
+
+    def _replace_order(
+        self,
+        opportunity_id: str,
+        order: SalesTransaction,
+        sent: OrderFingerprint,
+        target: SalesDocument | None,
+        known: CrosswalkEntry,
+    ) -> str:
+        """Retire the open order (if any) and create the deal's order in its place, in one transaction."""
+        replaced = target.doc_id if target is not None else known.intacct_id or ""
+        tag = hashlib.sha256(replaced.encode("utf-8")).hexdigest()[:8]
+        retired = (
+            OrderRetirement(
+                target.doc_id, self.lost_deal_order, f"order-retire-{opportunity_id}-{target.record_no}"
+            )
+            if target is not None
+            else None
+        )
+        try:
+            _, doc_id = self.intacct.write_customer_and_order(
+                None,
+                order,
+                customer_control_id="",
+                order_control_id=f"order-{opportunity_id}-{sent.digest[:16]}-{tag}",
+                retired=retired,
+            )
+        except Exception as error:
+            # It may have committed (an unknown outcome, a repeat): a new open order under the reference
+            # is the one sent.
+            new = [d for d in self._find_orders(opportunity_id) if d.is_open and d.doc_id != replaced]
+            if not new:
+                if isinstance(error, AlreadyApplied):
+                    raise TransientSyncError(
+                        f"Intacct says the new order of {opportunity_id} was sent before, but none is open"
+                    ) from error
+                raise
+            return new[0].doc_id
+        return doc_id
+
+    def _retire(
+        self, snapshot: OpportunitySnapshot, known: CrosswalkEntry, target: SalesDocument
+    ) -> SyncOutcome:
+        """The deal left Closed Won: its open order leaves open business (closed, or deleted)."""
+        opportunity_id = snapshot.opportunity_id
+        retirement = OrderRetirement(
+            target.doc_id, self.lost_deal_order, f"order-retire-{opportunity_id}-{target.record_no}"
+        )
+        self.checkpoint("before_intacct_write", opportunity_id)
+        try:
+            self.intacct.retire_sotransaction(retirement)
+        except AlreadyApplied:
+            pass
+        except Exception:
+            still_open = [
+                d for d in self._find_orders(opportunity_id) if d.doc_id == target.doc_id and d.is_open
+            ]
+            if still_open:
+                raise
+        self.checkpoint("after_intacct_write", opportunity_id)
+        state = "closed" if self.lost_deal_order == "close" else "deleted"
+        self.crosswalk.put_mapping(
+            opportunity_id,
+            CrosswalkKind.ORDER,
+            target.doc_id,
+            modified_at(snapshot.opportunity),
+            attributes={**known.attributes, order_fingerprint.STATE: state},
+            replaces=known.intacct_id,
+        )
+        stage = snapshot.opportunity.get("StageName")
+        message = (
+            f"The deal left Closed Won (stage {stage}); {self.transaction_type} {target.doc_id} was {state} "
+            "in Intacct. Winning the deal again makes a new order."
+        )
+        self._write_back(
+            opportunity_id,
+            [
+                write_back.opportunity_order_retired(
+                    opportunity_id, target.doc_id if state == "closed" else None, message, self.clock()
+                )
+            ],
+        )
+        return self._order_outcome(
+            OutcomeStatus.SYNCED,
+            Reason.ORDER_RETIRED,
+            opportunity_id,
+            message,
+            account_id=snapshot.account_id,
+            order_id=target.doc_id,
+        )
+
+    def _changed_after_sync(
+        self,
+        snapshot: OpportunitySnapshot,
+        known: CrosswalkEntry,
+        order: SalesDocument | None,
+        differences: list[str],
+    ) -> SyncOutcome:
+        """The order can no longer follow the deal (converted, closed by someone, or gone): say so."""
         opportunity_id = snapshot.opportunity_id
         order_id = known.intacct_id or ""
-        customer_id = known.attributes.get("customer_id")
-        now = self.clock()
-        updates = []
-        if not shows_synced(snapshot.opportunity, "Intacct_Order_Id__c", order_id):
-            updates.append(write_back.opportunity_synced(opportunity_id, order_id, now))
-        account = snapshot.account
-        if (
-            account is not None
-            and customer_id
-            and not shows_synced(account, "Intacct_Customer_Id__c", customer_id)
-        ):
-            updates.append(write_back.account_synced(str(account["Id"]), customer_id, now))
-        if updates:
-            self._write_back(opportunity_id, updates)
-        logger.info("Opportunity %s already synced as %s", opportunity_id, order_id)
+        where = f"is {order.state_name}" if order is not None else "is no longer"
+        message = (
+            f"Changed after sync: {', '.join(differences) or 'the deal'} changed, but {order_id} {where} in "
+            "Intacct, so it was not changed there. Ask finance to adjust the order in Intacct."
+        )
+        logger.warning("Opportunity %s: %s", opportunity_id, message)
+        self._write_back(
+            opportunity_id, [write_back.opportunity_changed_after_sync(opportunity_id, order_id, message)]
+        )
         return self._order_outcome(
-            OutcomeStatus.ALREADY_SYNCED,
-            Reason.ORDER_EXISTS,
+            OutcomeStatus.CHANGED_AFTER_SYNC,
+            Reason.ORDER_NOT_OPEN,
             opportunity_id,
-            f"already synced as {order_id}; no second order is created",
+            message,
             account_id=snapshot.account_id,
-            customer_id=customer_id,
             order_id=order_id,
         )
+
+    @contextlib.contextmanager
+    def _locked(self, sf_id: str, kind: CrosswalkKind, owner: str, what: str) -> Iterator[None]:
+        """Hold a crosswalk lock item while writing; kept until its lease ends when the outcome is unknown
+        (the write may still commit), released otherwise."""
+        try:
+            self.crosswalk.claim(sf_id, kind, owner, self.claim_lease_seconds)
+        except AlreadyClaimed as error:
+            raise TransientSyncError(f"another worker is {what} {sf_id}") from error
+        try:
+            yield
+        except OutcomeUnknown:
+            raise  # the write may still commit: nobody else writes this object until the lease ends
+        except Exception:
+            self.crosswalk.release(sf_id, kind, owner, refused=False)
+            raise
+        self.crosswalk.release(sf_id, kind, owner, refused=False)
 
     def _write_back(self, record_id: str, updates: list[RecordUpdate]) -> None:
         self.checkpoint("before_write_back", record_id)
         self.salesforce.write_back(updates)
         self.checkpoint("after_write_back", record_id)
 
-    def _find_order(self, opportunity_id: str) -> SalesDocument | None:
-        found = self.intacct.find_sales_documents(
+    def _find_orders(self, opportunity_id: str) -> list[SalesDocument]:
+        """Every order under the Opportunity's reference: its order, and any it replaced (closed)."""
+        return self.intacct.find_sales_documents(
             reference_no=opportunity_id,
             transaction_type=self.transaction_type,
             fields=SALES_DOCUMENT_LOOKUP_FIELDS,
         )
-        if len(found) > 1:
+
+    def _find_order(self, opportunity_id: str) -> SalesDocument | None:
+        """The Opportunity's order: the open one under its reference (or, if none is open, the first)."""
+        found = self._find_orders(opportunity_id)
+        open_orders = [document for document in found if document.is_open]
+        if len(open_orders) > 1:
             logger.error(
-                "Opportunity %s has %d orders in Intacct: %s",
+                "Opportunity %s has %d open orders in Intacct: %s",
                 opportunity_id,
-                len(found),
-                ", ".join(document.doc_id for document in found),
+                len(open_orders),
+                ", ".join(document.doc_id for document in open_orders),
             )
-        return found[0] if found else None
+        candidates = open_orders or found
+        return candidates[0] if candidates else None
 
     # ------------------------------------------------------------------ failures and outcomes
 
@@ -498,11 +840,30 @@ class SyncService:
                 OutcomeStatus.RETRYING, Reason.TRANSIENT, request.object_type, request.record_id, message
             )
         logger.error("%s %s failed: %s", request.object_type, request.record_id, message)
-        self._write_back_failure(write_back.failed(request.object_type, request.record_id, message))
+        self._write_back_failure(request, message)
         return SyncOutcome(status, reason, request.object_type, request.record_id, message)
 
-    def _write_back_failure(self, update: RecordUpdate) -> None:
-        """Best effort: the failure is in the sync log and the queue whether or not Salesforce takes it."""
+    def _write_back_failure(self, request: SyncRequest, message: str) -> None:
+        """Best effort: the failure is in the sync log and the queue whether or not Salesforce takes it.
+
+        The record's id field is set to its own Intacct id, or cleared: a clone, or a deal whose first
+        sync failed, never shows another record's order or customer."""
+        kind = CrosswalkKind.CUSTOMER if request.object_type == "Account" else CrosswalkKind.ORDER
+        update = write_back.failed(request.object_type, request.record_id, message, None)
+        try:
+            entry = self.crosswalk.get(request.record_id, kind)
+            own = entry.intacct_id if entry is not None and entry.is_complete else None
+            if entry is not None and entry.attributes.get(order_fingerprint.STATE) == "deleted":
+                own = None
+            update = write_back.failed(request.object_type, request.record_id, message, own)
+        except Exception:
+            # Unknown: leave the id field as it is rather than clear a right one.
+            fields = {
+                name: value
+                for name, value in update.fields.items()
+                if name not in write_back.ID_FIELDS.values()
+            }
+            update = update.model_copy(update={"fields": fields})
         try:
             self.salesforce.write_back([update])
         except Exception:
@@ -546,9 +907,18 @@ class SyncService:
         )
 
 
-def shows_synced(record: Mapping[str, Any], id_field: str, intacct_id: str) -> bool:
-    """Whether Salesforce already shows the record as Synced to this Intacct id (nothing to write back)."""
-    return record.get(id_field) == intacct_id and record.get("Intacct_Sync_Status__c") == "Synced"
+def shows_synced(
+    record: Mapping[str, Any], id_field: str, intacct_id: str, warnings: Sequence[str] = ()
+) -> bool:
+    """Whether Salesforce already shows the record as synced to this Intacct id, with these warnings
+    (nothing to write back)."""
+    if record.get(id_field) != intacct_id:
+        return False
+    if warnings:
+        return record.get("Intacct_Sync_Status__c") == write_back.SYNCED_WITH_WARNINGS and record.get(
+            "Intacct_Sync_Error__c"
+        ) == "\n".join(warnings)
+    return record.get("Intacct_Sync_Status__c") == write_back.SYNCED
 
 
 def _permanent_reason(error: Exception) -> Reason:
