@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
@@ -395,3 +396,97 @@ def test_a_toml_syntax_error_is_a_mapping_error(tmp_path: Path) -> None:
 def test_a_missing_file_is_a_mapping_error(tmp_path: Path) -> None:
     with pytest.raises(MappingError, match="cannot read the mapping file"):
         load_mapping(tmp_path / "absent.toml")
+
+
+# ---------------------------------------------------------------------------- after the first sync
+
+
+def test_a_multi_line_street_fills_three_address_lines(default: SyncMapping) -> None:
+    street = "Building 4\r\n1 Main Street\nFloor 3\nSuite 12"
+    customer = default.new_customer(account(BillingStreet=street), ACCOUNT_ID)
+    assert customer.contact is not None
+    assert customer.contact.mail_address is not None
+    address = customer.contact.mail_address
+    assert (address.address1, address.address2, address.address3) == (
+        "Building 4",
+        "1 Main Street",
+        "Floor 3, Suite 12",
+    )
+    one_line = default.new_customer(account(BillingStreet="1 Main Street"), ACCOUNT_ID).contact
+    assert one_line is not None
+    assert one_line.mail_address is not None
+    assert (one_line.mail_address.address1, one_line.mail_address.address2) == ("1 Main Street", None)
+
+
+def test_an_update_clears_what_salesforce_left_empty_and_a_create_leaves_it_out(default: SyncMapping) -> None:
+    created = default.new_customer(account(Phone=None, Website=""), ACCOUNT_ID)
+    updated = default.customer_update(account(Phone=None, Website=""), "C-1")
+    assert created.contact is not None
+    assert updated.contact is not None
+    assert (created.contact.phone1, created.contact.url1) == (None, None)
+    assert (updated.contact.phone1, updated.contact.url1, updated.contact.fax) == ("", "", "")
+    assert updated.contact.mail_address is not None
+    assert (updated.contact.mail_address.address1, updated.contact.mail_address.city) == ("", "Austin")
+    assert (updated.name, updated.contact.print_as) == ("Acme Corp", "Acme Corp")  # never cleared
+
+
+def test_too_long_values_are_refused_or_shortened_per_entry(tmp_path: Path, default: SyncMapping) -> None:
+    with pytest.raises(
+        RecordDataError, match=r"Intacct contact.phone1 \(Salesforce Phone\) takes at most 30"
+    ):
+        default.new_customer(account(Phone="1" * 31), ACCOUNT_ID)
+    assert default.new_customer(account(Phone="1" * 30), ACCOUNT_ID).contact.phone1 == "1" * 30  # type: ignore[union-attr]
+    lenient = load_mapping(
+        write(
+            tmp_path,
+            DEFAULT_TEXT.replace(
+                '"contact.phone1" = "Phone"', '"contact.phone1" = { field = "Phone", too_long = "shorten" }'
+            ),
+        )
+    )
+    notes: list[str] = []
+    customer = lenient.new_customer(account(Phone="1" * 31), ACCOUNT_ID, notes)
+    assert customer.contact is not None
+    assert customer.contact.phone1 == "1" * 30
+    assert notes == [
+        f"Account {ACCOUNT_ID}: Intacct contact.phone1 (Salesforce Phone) was shortened to 30 characters "
+        "(from 31)"
+    ]
+
+
+def test_create_when_names_the_accounts_that_are_customers_before_a_deal(
+    tmp_path: Path, default: SyncMapping
+) -> None:
+    assert default.wants_customer_before_a_deal(account(Type="Customer")) is False
+    text = DEFAULT_TEXT.replace("# create_when = ", "create_when = ")
+    mapping = load_mapping(write(tmp_path, text))
+    assert mapping.wants_customer_before_a_deal(account(Type="Customer")) is True
+    assert mapping.wants_customer_before_a_deal(account(Type="Prospect")) is False
+    assert "Type" in mapping.query_fields().account_fields
+
+
+@pytest.mark.parametrize(
+    ("original", "replacement", "problem"),
+    [
+        (
+            '"contact.mail_address.city" = "BillingCity"',
+            '"contact.mail_address.city" = "BillingCity"\n"contact.mail_address.address1" = "BillingStreet"',
+            'customer.fields."contact.mail_address.address1": filled by customer.address_lines',
+        ),
+        (
+            "# create_when = ",
+            'create_when = { field = "Type", values = [] }  # ',
+            "customer.create_when: give at",
+        ),
+        (
+            '"contact.phone1" = "Phone"',
+            '"contact.phone1" = { field = "Phone", too_long = "cut" }',
+            "too_long",
+        ),
+    ],
+)
+def test_new_entries_are_checked(tmp_path: Path, original: str, replacement: str, problem: str) -> None:
+    text = DEFAULT_TEXT.replace(original, replacement)
+    assert text != DEFAULT_TEXT
+    with pytest.raises(MappingError, match=re.escape(problem)):
+        load_mapping(write(tmp_path, text))

@@ -15,7 +15,8 @@ gives no maxLength for customer or contact fields, and the XML API reference and
   API (https://lp.datablend.com/knowledge/customers-sage-intacct and .../contacts-sage-intacct):
   "free text (N)" per field. Third-party, so lower confidence; only numbers its two pages agree on
   (or that one page gives and the other does not contradict) are listed. COMPANYNAME is 100 on one page
-  and 200 on the other, so it is left out.
+  and 200 on the other: the product holds it to the lower, 100, so that a company with either limit takes
+  what is sent (the sandbox enforces it only when told which, and the tests try both).
 
 A field missing here has no known limit: the mapping cannot check it before Intacct does. The sandbox
 (sandbox/intacct/README.md) keeps the same table with each source and confidence.
@@ -30,9 +31,11 @@ _INTACCT_CSV_CONTACT = "Intacct help, CSV imports: Contact field definitions (CO
 _DATABLEND_BOTH = "DataBlend Intacct customers and contacts pages (third-party): free text ({n})"
 _DATABLEND_CONTACT = "DataBlend Intacct contacts page (third-party): free text ({n})"
 _DATABLEND_CUSTOMER = "DataBlend Intacct customers page (third-party): free text ({n})"
+_DATABLEND_DISAGREE = "DataBlend Intacct pages (third-party) disagree, 100 and 200: the lower is kept"
 
 _LENGTHS: dict[str, tuple[int, str]] = {
     "customer.contact.contact_name": (200, _INTACCT_CSV_CONTACT),
+    "customer.contact.company_name": (100, _DATABLEND_DISAGREE),
     "customer.contact.phone1": (30, _DATABLEND_CONTACT.format(n=30)),
     "customer.contact.phone2": (30, _DATABLEND_CONTACT.format(n=30)),
     "customer.contact.cell_phone": (30, _DATABLEND_BOTH.format(n=30)),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Literal
 
 import boto3
 
@@ -54,7 +55,15 @@ def sync_service_from_environment(environ: Mapping[str, str] | None = None) -> S
         mapping=mapping,
         transaction_type=environment.get("INTACCT_TRANSACTION_TYPE") or DEFAULT_TRANSACTION_TYPE,
         claim_lease_seconds=_number(environment, "ORDER_CLAIM_LEASE_SECONDS", DEFAULT_CLAIM_LEASE_SECONDS),
+        lost_deal_order=_lost_deal_order(environment),
     )
+
+
+def _lost_deal_order(environment: Mapping[str, str]) -> Literal["close", "delete"]:
+    value = environment.get("LOST_DEAL_ORDER", "").strip() or "close"
+    if value not in ("close", "delete"):
+        raise WorkerSettingsError(f"LOST_DEAL_ORDER must be close or delete, not {value!r}")
+    return "close" if value == "close" else "delete"
 
 
 @dataclass(frozen=True)
