@@ -1,6 +1,6 @@
-"""The sync's rules (tests/unit/sync/test_sync_rules.py) again, with the crosswalk and the sync log in
-real tables on DynamoDB Local made from template.yaml: the conditional writes the rules rely on are
-DynamoDB's own here, not the in-memory fake's."""
+"""The sync's rules (tests/unit/sync/test_sync_rules.py and test_after_sync_rules.py) again, with the
+crosswalk and the sync log in real tables on DynamoDB Local made from template.yaml: the conditional
+writes the rules rely on are DynamoDB's own here, not the in-memory fake's."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from sandbox.aws_local import create_tables, delete_tables
 from sandbox.template_resources import load_template
 from sfintacct.crosswalk import CrosswalkStore
 from sfintacct.sync.sync_log import SyncLog
+from tests.unit.sync.test_after_sync_rules import *  # noqa: F403 - and the rules after the first sync
 from tests.unit.sync.test_sync_rules import *  # noqa: F403 - every rule, run here on DynamoDB
 from tests.unit.sync.test_sync_rules import make_world
 

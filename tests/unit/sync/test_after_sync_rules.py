@@ -10,15 +10,19 @@ import pytest
 
 from sfintacct.crosswalk import CrosswalkKind
 from sfintacct.intacct.errors import FunctionFailed
-from tests.fakes.stores import InMemoryCrosswalk, InMemorySyncLog
-from tests.unit.sync.test_sync_rules import World, make_world, new_account, won_deal, writes
+from tests.unit.sync.test_sync_rules import World, new_account, won_deal, world_factory, writes
+
+__all__ = [
+    "world_factory"
+]  # the in-memory stores here; tests/integration/test_sync_service.py gives DynamoDB
 
 EDITED_AGAIN = "2026-11-28T10:10:00.000+0000"
 
 
 @pytest.fixture
-def world() -> World:
-    return make_world(InMemoryCrosswalk, InMemorySyncLog())
+def world(world_factory: Any) -> World:
+    made: World = world_factory()
+    return made
 
 
 def synced_deal(world: World, *, lines: int = 1) -> tuple[str, str, str]:
@@ -137,9 +141,9 @@ def test_a_deal_moved_to_another_account_gets_its_order_under_the_new_customer(w
 
 @pytest.mark.parametrize(("setting", "left"), [("close", ["Closed"]), ("delete", [])])
 def test_a_deal_moved_to_closed_lost_takes_its_order_out_of_open_business(
-    setting: str, left: list[str]
+    world_factory: Any, setting: str, left: list[str]
 ) -> None:
-    world = make_world(InMemoryCrosswalk, InMemorySyncLog(), lost_deal_order=setting)
+    world: World = world_factory(lost_deal_order=setting)
     _, opportunity_id, order_id = synced_deal(world)
     edit(world, opportunity_id, StageName="Closed Lost", IsWon=False)
 
