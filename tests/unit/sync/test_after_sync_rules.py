@@ -10,11 +10,10 @@ import pytest
 
 from sfintacct.crosswalk import CrosswalkKind
 from sfintacct.intacct.errors import FunctionFailed
-from tests.unit.sync.test_sync_rules import World, new_account, won_deal, world_factory, writes
 
-__all__ = [
-    "world_factory"
-]  # the in-memory stores here; tests/integration/test_sync_service.py gives DynamoDB
+# world_factory: the in-memory stores; tests/integration/test_sync_service.py runs these tests again with
+# its own, on DynamoDB Local.
+from tests.unit.sync.test_sync_rules import World, new_account, won_deal, world_factory, writes  # noqa: F401
 
 EDITED_AGAIN = "2026-11-28T10:10:00.000+0000"
 
