@@ -19,7 +19,7 @@ EDITED_AGAIN = "2026-11-28T10:10:00.000+0000"
 
 
 @pytest.fixture
-def world(world_factory: Any) -> World:
+def world(world_factory: Any) -> World:  # noqa: F811 - the fixture imported above
     made: World = world_factory()
     return made
 
@@ -140,7 +140,9 @@ def test_a_deal_moved_to_another_account_gets_its_order_under_the_new_customer(w
 
 @pytest.mark.parametrize(("setting", "left"), [("close", ["Closed"]), ("delete", [])])
 def test_a_deal_moved_to_closed_lost_takes_its_order_out_of_open_business(
-    world_factory: Any, setting: str, left: list[str]
+    world_factory: Any,  # noqa: F811 - the fixture imported above
+    setting: str,
+    left: list[str],
 ) -> None:
     world: World = world_factory(lost_deal_order=setting)
     _, opportunity_id, order_id = synced_deal(world)
