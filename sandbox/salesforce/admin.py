@@ -11,9 +11,14 @@ POST   /admin/outbound/flush             send everything pending now (synchronou
 GET    /admin/outbound/definitions       the Outbound Message definitions
 PUT    /admin/outbound/definitions       replace them (list of definitions)
 GET    /admin/config                     {"query_page_size", "child_batch_size", "outbound_duplicate_rate",
-                                          "community_urls", "daily_api_allowance", "api_usage"}
+                                          "community_urls", "amount_rollup_fires_flows",
+                                          "daily_api_allowance", "api_usage"}
 POST   /admin/config                     any of {"query_page_size": n, "child_batch_size": n or null,
-                                          "outbound_duplicate_rate": 0..1, "community_urls": [url]}
+                                          "outbound_duplicate_rate": 0..1, "community_urls": [url],
+                                          "amount_rollup_fires_flows": true/false}
+POST   /admin/merge                      {"master_id", "merged_ids": [1 or 2 ids], "fields": {...},
+                                          "username": optional, default the sales rep}: merge Accounts
+                                          (or Contacts) as Salesforce's merge() does
 GET    /admin/validation_rules           custom validation rules
 PUT    /admin/validation_rules           replace them: [{"object_type", "message", "error_field", "when"}]
 GET    /admin/records/<Object>           every record of an object (deleted ones included), as REST JSON
@@ -28,6 +33,7 @@ import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from sandbox.salesforce.errors import ApiError
 from sandbox.salesforce.faults import FaultConfigError
 from sandbox.salesforce.oauth import checked_community_url
 from sandbox.salesforce.outbound import definition_from_json, definition_json
@@ -73,6 +79,8 @@ def handle_admin(state: SandboxState, method: str, path: str, body: bytes) -> Ad
             return config(state, method, body)
         if route == "/validation_rules":
             return validation_rules(state, method, body)
+        if route == "/merge" and method == "POST":
+            return merge(state, body)
         if route.startswith("/records/") and method == "GET":
             return records(state, route.removeprefix("/records/"))
         if route == "/users" and method == "GET":
@@ -152,7 +160,15 @@ def outbound_definitions(state: SandboxState, method: str, body: bytes) -> Admin
     )
 
 
-CONFIG_KEYS = frozenset({"query_page_size", "child_batch_size", "outbound_duplicate_rate", "community_urls"})
+CONFIG_KEYS = frozenset(
+    {
+        "query_page_size",
+        "child_batch_size",
+        "outbound_duplicate_rate",
+        "community_urls",
+        "amount_rollup_fires_flows",
+    }
+)
 
 
 def config(state: SandboxState, method: str, body: bytes) -> AdminReply:
@@ -171,6 +187,7 @@ def config(state: SandboxState, method: str, body: bytes) -> AdminReply:
             "child_batch_size": state.rest.child_batch_size,
             "outbound_duplicate_rate": state.outbound.duplicate_rate,
             "community_urls": list(state.token_endpoint.community_urls),
+            "amount_rollup_fires_flows": state.outbound.amount_rollup_fires_flows,
             "daily_api_allowance": state.allowance.allowance,
             "api_usage": state.allowance.used,
         },
@@ -202,6 +219,9 @@ def apply_config(state: SandboxState, update: dict[str, Any]) -> None:
             community_urls = [checked_community_url(url) for url in community_urls]
         except ValueError as error:
             raise AdminError(str(error)) from error
+    rollup = update.get("amount_rollup_fires_flows")
+    if rollup is not None and not isinstance(rollup, bool):
+        raise AdminError("amount_rollup_fires_flows must be true or false")
     if page_size is not None:
         state.rest.page_size = page_size
     if "child_batch_size" in update:
@@ -210,6 +230,32 @@ def apply_config(state: SandboxState, update: dict[str, Any]) -> None:
         state.outbound.duplicate_rate = float(rate)
     if community_urls is not None:
         state.token_endpoint.community_urls = community_urls
+    if rollup is not None:
+        state.outbound.amount_rollup_fires_flows = rollup
+
+
+def merge(state: SandboxState, body: bytes) -> AdminReply:
+    payload = json_object(body)
+    master_id = payload.get("master_id")
+    merged_ids = payload.get("merged_ids")
+    fields = payload.get("fields", {})
+    username = payload.get("username")
+    if not isinstance(master_id, str):
+        raise AdminError("master_id must be a record id")
+    if not isinstance(merged_ids, list) or not all(isinstance(item, str) for item in merged_ids):
+        raise AdminError("merged_ids must be a list of record ids")
+    if not isinstance(fields, dict):
+        raise AdminError("fields must be an object of field -> value")
+    if username is not None and not isinstance(username, str):
+        raise AdminError("username must be a username")
+    try:
+        return AdminReply(200, state.merge(master_id, merged_ids, fields, username))
+    except ValueError as error:
+        raise AdminError(str(error)) from error
+    except ApiError as error:
+        raise AdminError(
+            "; ".join(f"{item['errorCode']}: {item['message']}" for item in error.items)
+        ) from error
 
 
 def validation_rules(state: SandboxState, method: str, body: bytes) -> AdminReply:

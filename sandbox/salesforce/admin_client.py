@@ -100,3 +100,22 @@ class SalesforceAdminClient:
         """An access token for a seeded user (e.g. the sales rep), without an OAuth flow."""
         result: dict[str, str] = self._call("POST", "/login", {"username": username})
         return result
+
+    def merge(
+        self,
+        master_id: str,
+        merged_ids: Sequence[str],
+        fields: dict[str, Any] | None = None,
+        username: str | None = None,
+    ) -> dict[str, Any]:
+        """Merge one or two records into `master_id`, as Salesforce's merge() call does (by default as
+        the sales rep); `fields` are master values taken from a merged record."""
+        payload: dict[str, Any] = {
+            "master_id": master_id,
+            "merged_ids": list(merged_ids),
+            "fields": fields or {},
+        }
+        if username is not None:
+            payload["username"] = username
+        result: dict[str, Any] = self._call("POST", "/merge", payload)
+        return result

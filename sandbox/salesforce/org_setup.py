@@ -13,9 +13,16 @@ the local API's URL), and the rule of the record-triggered flow that sends it in
 - created and updated records, the one condition IsWon = true, sent only when a record changes to meet
   it: `is_won_becomes_true`;
 - changes saved by users holding a custom permission are skipped: the sandbox skips the changes of the
-  seeded user who holds a permission set granting it (`ignore_changes_by`).
+  seeded user who holds a permission set granting it (`ignore_changes_by`);
+- created and updated records, any other entry formula (the subset `flow_formula.py` reads, not
+  requiring the record to change to meet it): `entry_formula`, the formula evaluated on each save,
+  with `{!$Permission.X}` true for the seeded users holding a permission set that grants X
+  (`permission_holders`).
 
 A message no flow sends is never sent, so it gets no definition. Anything else raises ValueError.
+
+Before-save flows on create that assign blank to fields of `$Record` become `blank_on_create`: object ->
+the fields every new record of it starts without (the store clears them on insert).
 """
 
 from __future__ import annotations
@@ -193,6 +200,8 @@ def outbound_definitions(
                 condition=_condition(message, trigger),
                 include_session_id=message.include_session_id,
                 ignore_changes_by=_skipped_user(message, trigger, users),
+                entry_formula=trigger.formula,
+                permission_holders=_permission_holders(trigger, users),
             )
         )
     return definitions
@@ -220,6 +229,8 @@ def _check_sender(message: OutboundMessage, users: Sequence[SeedUser]) -> None:
 
 def _condition(message: OutboundMessage, trigger: FlowTrigger) -> str:
     if trigger.on_create and trigger.on_update:
+        if trigger.formula is not None:
+            return "entry_formula"
         if not trigger.conditions and not trigger.only_when_changed_to_meet:
             return "created_or_updated"
         if (
@@ -230,7 +241,8 @@ def _condition(message: OutboundMessage, trigger: FlowTrigger) -> str:
             return "is_won_becomes_true"
     raise ValueError(
         f"{message.name}: the sandbox cannot send on the rule of flow {trigger.flow} (created or updated, "
-        "with no condition or with IsWon = true that the record changes to meet, are supported)"
+        "with no condition, with IsWon = true that the record changes to meet, or with an entry formula, are "
+        "supported)"
     )
 
 
@@ -245,3 +257,40 @@ def _skipped_user(message: OutboundMessage, trigger: FlowTrigger, users: Sequenc
             "the sandbox skips the changes of one user"
         )
     return holders[0].user_id if holders else None
+
+
+def _permission_holders(
+    trigger: FlowTrigger, users: Sequence[SeedUser]
+) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """Each custom permission the entry formula names -> the seeded users holding a permission set that
+    grants it."""
+    return tuple(
+        (
+            grant.custom_permission,
+            tuple(user.user_id for user in users if set(user.permission_sets) & set(grant.permission_sets)),
+        )
+        for grant in trigger.permissions
+    )
+
+
+# --- before-save flows ----------------------------------------------------------------------------------
+
+
+def blank_on_create(package: SalesforcePackage, schema: Schema) -> dict[str, tuple[str, ...]]:
+    """Object -> the fields the package's before-save flows blank on every new record, checked against
+    the schema: each must exist, be writable on create and not required."""
+    fields: dict[str, list[str]] = {}
+    for flow in package.blank_on_create:
+        spec = schema.object(flow.object_type)
+        if spec is None:
+            raise ValueError(f"{flow.flow}: the sandbox has no object {flow.object_type}")
+        for name in flow.fields:
+            field_spec = spec.field(name)
+            if field_spec is None:
+                raise ValueError(f"{flow.flow}: {flow.object_type} has no field {name}")
+            if field_spec.required or not field_spec.createable:
+                raise ValueError(f"{flow.flow}: {flow.object_type}.{name} cannot be blanked on create")
+            names = fields.setdefault(flow.object_type, [])
+            if field_spec.name not in names:
+                names.append(field_spec.name)
+    return {object_type: tuple(names) for object_type, names in fields.items()}

@@ -30,8 +30,9 @@ from xml.sax.saxutils import escape
 import httpx
 from defusedxml import ElementTree as SafeElementTree
 
+from sandbox.salesforce.flow_formula import FormulaError, holders_from_json, holders_json, parse_formula
 from sandbox.salesforce.ids import IdGenerator, MalformedIdError, to_15, to_18
-from sandbox.salesforce.schema import Schema, format_soap_datetime
+from sandbox.salesforce.schema import ObjectSpec, Schema, format_soap_datetime
 from sandbox.salesforce.store import ChangeEvent, Record, Store
 
 SOAP_ENVELOPE_NS = "http://schemas.xmlsoap.org/soap/envelope/"
@@ -39,7 +40,7 @@ OUTBOUND_NS = "http://soap.sforce.com/2005/09/outbound"
 SOBJECT_NS = "urn:sobject.enterprise.soap.sforce.com"
 XSD_NS = "http://www.w3.org/2001/XMLSchema"
 XSI_NS = "http://www.w3.org/2001/XMLSchema-instance"
-CONDITIONS = ("created_or_updated", "is_won_becomes_true")
+CONDITIONS = ("created_or_updated", "is_won_becomes_true", "entry_formula")
 OUTBOUND_OBJECTS = ("Account", "Opportunity")
 ACTION_PREFIX = "04k"
 NOTIFICATION_PREFIX = "04l"
@@ -69,6 +70,14 @@ class OutboundMessageDefinition:
     # Changes saved by this user (e.g. the integration user's write-backs) do not fire the message,
     # like a Flow entry condition on the running user.
     ignore_changes_by: str | None = None
+    # condition "entry_formula": the flow's entry formula (flow_formula.py), evaluated on every create
+    # and update; {!$Permission.X} is true for the users listed for X here.
+    entry_formula: str | None = None
+    permission_holders: tuple[tuple[str, tuple[str, ...]], ...] = ()
+
+    def permissions_of(self, user_id: str | None) -> frozenset[str]:
+        """The custom permissions the formula names that `user_id` holds."""
+        return frozenset(permission for permission, users in self.permission_holders if user_id in users)
 
 
 def checked_definition(
@@ -86,6 +95,8 @@ def checked_definition(
         raise ValueError(f"condition must be one of {', '.join(CONDITIONS)}, not {definition.condition!r}")
     if definition.condition == "is_won_becomes_true" and definition.object_type != "Opportunity":
         raise ValueError("is_won_becomes_true only applies to Opportunity")
+    if (definition.condition == "entry_formula") != (definition.entry_formula is not None):
+        raise ValueError("entry_formula is given with, and only with, condition entry_formula")
     if definition.ignore_changes_by:
         try:
             to_18(definition.ignore_changes_by)
@@ -106,6 +117,20 @@ def checked_definition(
         canonical = field_spec.name if field_spec is not None else name
         if canonical not in fields:
             fields.append(canonical)
+    try:
+        holders = tuple(
+            (permission, tuple(to_18(user) for user in users))
+            for permission, users in definition.permission_holders
+        )
+    except MalformedIdError as error:
+        raise ValueError(f"permission_holders must hold user ids: {error}") from error
+    if definition.entry_formula is not None:
+        try:
+            formula = parse_formula(definition.entry_formula)
+            if spec is not None:
+                formula.check_fields(lambda name: _field_type(spec, name))
+        except FormulaError as error:
+            raise ValueError(f"{definition.name}: the entry formula is not read: {error}") from error
     return OutboundMessageDefinition(
         name=definition.name,
         object_type=definition.object_type,
@@ -114,7 +139,14 @@ def checked_definition(
         condition=definition.condition,
         include_session_id=definition.include_session_id,
         ignore_changes_by=to_18(definition.ignore_changes_by) if definition.ignore_changes_by else None,
+        entry_formula=definition.entry_formula,
+        permission_holders=holders,
     )
+
+
+def _field_type(spec: ObjectSpec, name: str) -> str | None:
+    field_spec = spec.field(name)
+    return None if field_spec is None else field_spec.type.value
 
 
 def definition_from_json(payload: Any, schema: Schema | None = None) -> OutboundMessageDefinition:
@@ -133,11 +165,19 @@ def definition_from_json(payload: Any, schema: Schema | None = None) -> Outbound
                 condition=str(payload["condition"]),
                 include_session_id=bool(payload.get("include_session_id", False)),
                 ignore_changes_by=payload.get("ignore_changes_by"),
+                entry_formula=_optional_text(payload.get("entry_formula"), "entry_formula"),
+                permission_holders=holders_from_json(payload.get("permission_holders")),
             ),
             schema,
         )
     except KeyError as error:
         raise ValueError(f"missing {error.args[0]!r} in an outbound message definition") from error
+
+
+def _optional_text(value: Any, name: str) -> str | None:
+    if value is not None and not isinstance(value, str):
+        raise ValueError(f"{name} must be text or null")
+    return value
 
 
 def definition_json(definition: OutboundMessageDefinition) -> dict[str, Any]:
@@ -149,6 +189,8 @@ def definition_json(definition: OutboundMessageDefinition) -> dict[str, Any]:
         "condition": definition.condition,
         "include_session_id": definition.include_session_id,
         "ignore_changes_by": definition.ignore_changes_by,
+        "entry_formula": definition.entry_formula,
+        "permission_holders": holders_json(definition.permission_holders),
     }
 
 
@@ -156,10 +198,18 @@ def fires(definition: OutboundMessageDefinition, event: ChangeEvent) -> bool:
     """Whether a committed change triggers the definition."""
     if event.object_type != definition.object_type or event.kind == "deleted" or event.after is None:
         return False
-    if definition.ignore_changes_by and event.after.get("LastModifiedById") == definition.ignore_changes_by:
+    running_user = event.after.get("LastModifiedById")
+    if definition.ignore_changes_by and running_user == definition.ignore_changes_by:
         return False
     if definition.condition == "created_or_updated":
         return True
+    if definition.condition == "entry_formula" and definition.entry_formula is not None:
+        return parse_formula(definition.entry_formula).evaluate(
+            event.after,
+            event.before,
+            is_new=event.kind == "created",
+            permissions=definition.permissions_of(running_user),
+        )
     was_won = bool(event.before and event.before.get("IsWon"))
     return bool(event.after.get("IsWon")) and not was_won
 
@@ -315,6 +365,8 @@ class OutboundQueue:
         self.time_factor = time_factor
         self.issue_session = issue_session
         self.duplicate_rate = duplicate_rate
+        # Whether an Opportunity's Amount recomputed from its line items runs its flows like an update.
+        self.amount_rollup_fires_flows = True
         self._random = random.Random()
         self._lock = threading.Lock()
         self._wakeup = threading.Condition(self._lock)
@@ -373,6 +425,10 @@ class OutboundQueue:
         queued = False
         with self._lock:
             for event in events:
+                if event.cause == "reparent" or (
+                    event.cause == "rollup" and not self.amount_rollup_fires_flows
+                ):
+                    continue  # children re-parented by a merge run no automation; see the README
                 for definition in self._definitions:
                     if not fires(definition, event):
                         continue

@@ -9,15 +9,19 @@ What it reads:
 - Outbound Messages (`workflows/<Object>.workflow-meta.xml`) with the record-triggered flows that send
   them (`flows/*.flow-meta.xml`, an `outboundMessage` action), in a simple form: object, on create
   and/or update, conditions `field = value`, whether a record must change to meet them, and whose
-  changes are skipped (a custom permission, held through the permission sets that grant it);
+  changes are skipped (a custom permission, held through the permission sets that grant it), or an
+  entry-condition formula in the subset `flow_formula.py` reads (its custom permissions resolved to
+  the permission sets that grant them);
+- before-save record-triggered flows on create (`RecordBeforeSave`, `Create`) whose only elements are
+  assignments of blank to fields of `$Record`: the fields a new record starts without;
 - permission sets: the fields they let read or edit and the custom permissions they grant;
 - `replacements` of sfdx-project.json: which environment variable fills each %%PLACEHOLDER%% at deploy
   time (the Outbound Message endpoint, the integration user's username).
 
 In the sandbox's own terms, a trigger on create and update with no condition is `created_or_updated`;
 one on create and update with the single condition IsWon = true that the record must change to meet
-is `is_won_becomes_true`. Anything this module does not understand raises `PackageError` naming the
-file, rather than being read wrongly.
+is `is_won_becomes_true`; one with any other entry formula is `entry_formula`. Anything this module
+does not understand raises `PackageError` naming the file, rather than being read wrongly.
 """
 
 from __future__ import annotations
@@ -31,6 +35,8 @@ from types import MappingProxyType
 from xml.etree.ElementTree import Element
 
 from defusedxml import ElementTree as SafeElementTree
+
+from sandbox.salesforce.flow_formula import FormulaError, parse_formula
 
 PACKAGE_DIR = Path(__file__).resolve().parents[2] / "salesforce"
 METADATA_NS = "http://soap.sforce.com/2006/04/metadata"
@@ -86,6 +92,14 @@ class SkippedChanges:
 
 
 @dataclass(frozen=True)
+class PermissionGrant:
+    """A custom permission an entry formula names, and the permission sets that grant it."""
+
+    custom_permission: str
+    permission_sets: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class FlowTrigger:
     """When a record-triggered flow sends its Outbound Message."""
 
@@ -96,6 +110,17 @@ class FlowTrigger:
     conditions: tuple[Condition, ...] = ()  # all must hold
     only_when_changed_to_meet: bool = False  # an update sends only if the record did not meet them before
     skipped: SkippedChanges | None = None
+    formula: str | None = None  # an entry formula other than NOT({!$Permission.X}), as written
+    permissions: tuple[PermissionGrant, ...] = ()  # the custom permissions `formula` names
+
+
+@dataclass(frozen=True)
+class BlankOnCreate:
+    """A before-save flow on create that assigns blank to `fields` of the new record."""
+
+    flow: str
+    object_type: str
+    fields: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -131,6 +156,7 @@ class SalesforcePackage:
     outbound_messages: tuple[OutboundMessage, ...]
     permission_sets: Mapping[str, PermissionSet]
     replacements: Mapping[str, str]  # "%%PLACEHOLDER%%" -> environment variable
+    blank_on_create: tuple[BlankOnCreate, ...] = ()
     _fields_by_key: dict[tuple[str, str], CustomField] = field(
         default_factory=dict, compare=False, repr=False
     )
@@ -166,6 +192,7 @@ def load_package(root: Path = PACKAGE_DIR) -> SalesforcePackage:
         outbound_messages=_outbound_messages(files, triggers, replacements),
         permission_sets=permission_sets,
         replacements=replacements,
+        blank_on_create=_blank_on_create(files),
     )
 
 
@@ -369,6 +396,8 @@ def _flow_triggers(
         if not messages:
             continue
         start = element.find("md:start", _NS)
+        if start is not None and _text(start, "md:triggerType") == "RecordBeforeSave":
+            raise PackageError(f"{path}: a before-save flow cannot send an Outbound Message")
         if start is None or _text(start, "md:triggerType") != "RecordAfterSave":
             raise PackageError(
                 f"{path}: an Outbound Message is read only from an after-save record-triggered flow"
@@ -417,15 +446,49 @@ def _trigger(
     formula = _text(start, "md:filterFormula")
     if formula is not None and filters:
         raise PackageError(f"{path}: both filters and a filterFormula")
+    only_when_changed = _bool(start, "md:doesRequireRecordChangedToMeetCriteria")
+    if formula is not None and _PERMISSION_FORMULA.match(formula) is None:
+        if only_when_changed:
+            raise PackageError(
+                f"{path}: an entry formula with doesRequireRecordChangedToMeetCriteria true is not read"
+            )
+        return FlowTrigger(
+            flow=flow,
+            object_type=object_type,
+            on_create=on_create,
+            on_update=on_update,
+            formula=formula,
+            permissions=_formula_permissions(formula, path, permission_sets),
+        )
     return FlowTrigger(
         flow=flow,
         object_type=object_type,
         on_create=on_create,
         on_update=on_update,
         conditions=tuple(_condition(item, path) for item in filters),
-        only_when_changed_to_meet=_bool(start, "md:doesRequireRecordChangedToMeetCriteria"),
+        only_when_changed_to_meet=only_when_changed,
         skipped=_skipped(formula, path, permission_sets) if formula is not None else None,
     )
+
+
+def _formula_permissions(
+    formula: str, path: Path, permission_sets: Mapping[str, PermissionSet]
+) -> tuple[PermissionGrant, ...]:
+    try:
+        parsed = parse_formula(formula)
+    except FormulaError as error:
+        raise PackageError(f"{path}: the entry formula is not read: {error}") from error
+    grants = []
+    for permission in sorted(parsed.permissions):
+        grants.append(PermissionGrant(permission, _holders(permission, path, permission_sets)))
+    return tuple(grants)
+
+
+def _holders(permission: str, path: Path, permission_sets: Mapping[str, PermissionSet]) -> tuple[str, ...]:
+    holders = tuple(name for name, spec in permission_sets.items() if permission in spec.custom_permissions)
+    if not holders:
+        raise PackageError(f"{path}: no permission set grants the custom permission {permission}")
+    return holders
 
 
 def _condition(item: Element, path: Path) -> Condition:
@@ -449,10 +512,110 @@ def _skipped(formula: str, path: Path, permission_sets: Mapping[str, PermissionS
             f"{path}: the entry formula {formula!r} is not read (only NOT({{!$Permission.X}}))"
         )
     permission = match.group(1)
-    holders = tuple(name for name, spec in permission_sets.items() if permission in spec.custom_permissions)
-    if not holders:
-        raise PackageError(f"{path}: no permission set grants the custom permission {permission}")
-    return SkippedChanges(custom_permission=permission, permission_sets=holders)
+    return SkippedChanges(
+        custom_permission=permission, permission_sets=_holders(permission, path, permission_sets)
+    )
+
+
+# --- before-save flows: blank on create -------------------------------------------------------------
+
+_RECORD_FIELD = re.compile(r"^\$Record\.([A-Za-z][A-Za-z0-9_]*)$")
+_BEFORE_SAVE_ELEMENTS = frozenset(
+    {
+        "apiVersion",
+        "assignments",
+        "description",
+        "environments",
+        "interviewLabel",
+        "label",
+        "processMetadataValues",
+        "processType",
+        "start",
+        "status",
+    }
+)
+
+
+def _blank_on_create(files: list[Path]) -> tuple[BlankOnCreate, ...]:
+    """The before-save flows: each must be on create only, with nothing but assignments of blank to
+    fields of $Record, run in a line from the start."""
+    flows = []
+    for path in _with_suffix(files, ".flow-meta.xml"):
+        element = _parse(path, "Flow")
+        start = element.find("md:start", _NS)
+        if start is None or _text(start, "md:triggerType") != "RecordBeforeSave":
+            continue
+        flows.append(_blank_on_create_flow(path, element, start))
+    return tuple(sorted(flows, key=lambda flow: (flow.object_type, flow.flow)))
+
+
+def _blank_on_create_flow(path: Path, flow: Element, start: Element) -> BlankOnCreate:
+    for child in flow:
+        tag = child.tag.removeprefix(f"{{{METADATA_NS}}}")
+        if tag not in _BEFORE_SAVE_ELEMENTS:
+            raise PackageError(f"{path}: a before-save flow with {tag} is not read (assignments only)")
+    if _text(flow, "md:status") != "Active":
+        raise PackageError(f"{path}: a before-save flow that is not Active is not read")
+    trigger_type = _required_text(start, "md:recordTriggerType", path)
+    if trigger_type != "Create":
+        raise PackageError(f"{path}: a before-save flow on {trigger_type} is not read (Create only)")
+    for tag in ("filters", "filterFormula", "filterLogic", "scheduledPaths"):
+        if start.find(f"md:{tag}", _NS) is not None:
+            raise PackageError(f"{path}: a before-save flow with {tag} is not read (no entry conditions)")
+    assignments = {
+        _required_text(item, "md:name", path): item for item in flow.findall("md:assignments", _NS)
+    }
+    fields: list[str] = []
+    seen: set[str] = set()
+    target = _text(start, "md:connector/md:targetReference")
+    while target is not None:
+        if target not in assignments:
+            raise PackageError(f"{path}: {target} is not an assignment; only start -> assignments is read")
+        if target in seen:
+            raise PackageError(f"{path}: the assignments connect in a loop at {target}")
+        seen.add(target)
+        fields.extend(_blank_assignments(assignments[target], path))
+        target = _text(assignments[target], "md:connector/md:targetReference")
+    if seen != set(assignments):
+        raise PackageError(
+            f"{path}: assignments not reached from the start: {sorted(set(assignments) - seen)}"
+        )
+    if not fields:
+        raise PackageError(f"{path}: a before-save flow that assigns nothing")
+    return BlankOnCreate(
+        flow=_stem(path, ".flow-meta.xml"),
+        object_type=_required_text(start, "md:object", path),
+        fields=tuple(fields),
+    )
+
+
+def _blank_assignments(assignment: Element, path: Path) -> Iterator[str]:
+    """The fields an assignment sets to blank: `$Record.Field`, operator Assign, no value or an empty
+    text value."""
+    items = assignment.findall("md:assignmentItems", _NS)
+    if not items:
+        raise PackageError(f"{path}: an assignment without assignmentItems")
+    for item in items:
+        reference = _required_text(item, "md:assignToReference", path)
+        match = _RECORD_FIELD.match(reference)
+        if match is None:
+            raise PackageError(f"{path}: the assignment to {reference} is not read (only $Record.Field)")
+        operator = _required_text(item, "md:operator", path)
+        if operator != "Assign":
+            raise PackageError(f"{path}: the assignment to {reference} uses {operator}; only Assign is read")
+        value = item.find("md:value", _NS)
+        if value is not None:
+            parts = list(value)
+            blank_text = (
+                len(parts) == 1
+                and parts[0].tag == f"{{{METADATA_NS}}}stringValue"
+                and not (parts[0].text or "").strip()
+            )
+            if not blank_text:
+                raise PackageError(
+                    f"{path}: the assignment to {reference} assigns a value; only blank (no value) is read"
+                )
+        yield match.group(1)
 
 
 # --- Outbound Messages --------------------------------------------------------------------------------

@@ -190,6 +190,18 @@ def system_fields() -> tuple[FieldSpec, ...]:
     )
 
 
+def _master_record(object_type: str) -> FieldSpec:
+    """MasterRecordId of a mergeable object: the record that won the merge this one lost (else null)."""
+    return _read_only(
+        "MasterRecordId",
+        FieldType.REFERENCE,
+        reference_to=object_type,
+        relationship_name="MasterRecord",
+        max_length=18,
+        label="Master Record ID",
+    )
+
+
 def _address(prefix: str) -> tuple[FieldSpec, ...]:
     return (
         FieldSpec(f"{prefix}Street", FieldType.TEXTAREA, max_length=255),
@@ -204,6 +216,7 @@ ACCOUNT = ObjectSpec(
     "Account",
     (
         *system_fields(),
+        _master_record("Account"),
         _text("Name", 255, required=True),
         _text("AccountNumber", 40),
         FieldSpec(
@@ -241,6 +254,7 @@ CONTACT = ObjectSpec(
     "Contact",
     (
         *system_fields(),
+        _master_record("Contact"),
         _text("FirstName", 40),
         _text("LastName", 80, required=True),
         _read_only("Name", FieldType.STRING, max_length=121),

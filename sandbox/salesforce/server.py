@@ -31,7 +31,7 @@ from urllib.parse import parse_qs, urlsplit
 from sandbox.salesforce.admin import ADMIN_PREFIX, handle_admin
 from sandbox.salesforce.errors import ApiError, api_error, invalid_session, not_found
 from sandbox.salesforce.faults import Faults
-from sandbox.salesforce.ids import IdGenerator
+from sandbox.salesforce.ids import IdGenerator, MalformedIdError, to_18
 from sandbox.salesforce.limits import ApiAllowance, RequestCounts
 from sandbox.salesforce.oauth import (
     TOKEN_PATH,
@@ -40,7 +40,7 @@ from sandbox.salesforce.oauth import (
     TokenEndpoint,
     TokenReply,
 )
-from sandbox.salesforce.org_setup import outbound_definitions, schema_from_package
+from sandbox.salesforce.org_setup import blank_on_create, outbound_definitions, schema_from_package
 from sandbox.salesforce.outbound import OutboundMessageDefinition, OutboundQueue
 from sandbox.salesforce.package import PACKAGE_DIR, SalesforcePackage, load_package
 from sandbox.salesforce.rest import (
@@ -56,7 +56,7 @@ from sandbox.salesforce.rest import (
     supported_versions,
     versions_listing,
 )
-from sandbox.salesforce.store import SeedUser, Store
+from sandbox.salesforce.store import MERGEABLE_OBJECTS, SeedUser, Store
 
 __all__ = [
     "OutboundMessageDefinition",
@@ -118,7 +118,9 @@ class SandboxState:
             if outbound_messages:
                 raise ValueError("give outbound_messages or outbound_variables, not both")
             outbound_messages = self.package_outbound_messages(outbound_variables)
-        self.store = Store(self.ids, list(self.users), self.schema)
+        self.store = Store(
+            self.ids, list(self.users), self.schema, blank_on_create(self.package, self.schema)
+        )
         self.sessions = SessionStore(credentials.org_id)
         self.allowance = ApiAllowance(daily_api_allowance)
         self.counts = RequestCounts()
@@ -190,7 +192,52 @@ class SandboxState:
         self.rest.page_size = self.initial_page_size
         self.rest.child_batch_size = self.initial_child_batch_size
         self.outbound.duplicate_rate = self.initial_duplicate_rate
+        self.outbound.amount_rollup_fires_flows = True
         self.token_endpoint.community_urls = self.initial_community_urls
+
+    def merge(
+        self,
+        master_id: str,
+        merged_ids: Sequence[str],
+        fields: Mapping[str, Any],
+        username: str | None = None,
+    ) -> dict[str, Any]:
+        """Merge records as the SOAP merge() call does (store.merge), as `username` (default: the sales
+        rep, since people merge in the UI); the committed changes go to the Outbound Message queue.
+        ValueError or ApiError say what is wrong; a failed merge changes nothing."""
+        user = self._merging_user(username)
+        try:
+            master = to_18(master_id)
+            losers = [to_18(record_id) for record_id in merged_ids]
+        except MalformedIdError as error:
+            raise ValueError(f"not a record id: {error}") from error
+        specs = [spec for spec in self.schema.objects.values() if spec.name in MERGEABLE_OBJECTS]
+        matching = [spec for spec in specs if spec.key_prefix == master[:3]]
+        if not matching:
+            raise ValueError(f"{master_id} is not the id of a {' or '.join(MERGEABLE_OBJECTS)}")
+        (spec,) = matching
+        if any(record_id[:3] != spec.key_prefix for record_id in losers):
+            raise ValueError(f"every merged record must be a {spec.name}, like the master")
+        with self.store.lock:
+            savepoint = self.store.begin()
+            try:
+                self.store.merge(spec, master, losers, dict(fields), user.user_id)
+            except Exception:
+                self.store.rollback(savepoint)
+                raise
+            finally:
+                events = self.store.take_events()
+        if events:
+            self.outbound.notify(events)
+        return {"object_type": spec.name, "master_id": master, "merged_ids": losers, "user_id": user.user_id}
+
+    def _merging_user(self, username: str | None) -> SeedUser:
+        if username is None:
+            return self.users[1]  # the sales rep
+        for user in self.users:
+            if user.username == username:
+                return user
+        raise ValueError(f"no user {username!r}")
 
 
 @dataclass

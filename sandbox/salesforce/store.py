@@ -31,6 +31,16 @@ from sandbox.salesforce.schema import (
 
 Record = dict[str, Any]
 ChangeKind = Literal["created", "updated", "deleted"]
+# Why a record changed: a save through the API ("save"), an Opportunity's Amount recomputed from its line
+# items ("rollup"), a child given the winner of a merge as its parent ("reparent").
+ChangeCause = Literal["save", "rollup", "reparent"]
+MERGEABLE_OBJECTS = ("Account", "Contact")
+MAX_MERGED_RECORDS = 2  # besides the master: Salesforce merges up to three records
+# The children a merge moves to the master: (child object, its reference to the merged object).
+MERGE_CHILDREN: dict[str, tuple[tuple[str, str], ...]] = {
+    "Account": (("Contact", "AccountId"), ("Opportunity", "AccountId")),
+    "Contact": (),
+}
 
 
 @dataclass(frozen=True)
@@ -69,6 +79,7 @@ class ChangeEvent:
     record_id: str
     before: Record | None
     after: Record | None
+    cause: ChangeCause = "save"
 
 
 @dataclass(frozen=True)
@@ -112,11 +123,19 @@ def integrity_error(message: str, fields: list[str]) -> ApiError:
 class Store:
     """All records of the org, keyed by object name then 18-character id (deleted ones kept, flagged)."""
 
-    def __init__(self, ids: IdGenerator, users: list[SeedUser], schema: Schema) -> None:
+    def __init__(
+        self,
+        ids: IdGenerator,
+        users: list[SeedUser],
+        schema: Schema,
+        blank_on_create: dict[str, tuple[str, ...]] | None = None,
+    ) -> None:
         self.lock = threading.RLock()
         self.ids = ids
         self.users = users
         self.schema = schema
+        # Object -> fields the org's before-save flows blank on every new record (org_setup.py).
+        self.blank_on_create = dict(blank_on_create or {})
         self.standard_pricebook_id = ids.for_object("Pricebook2")
         self.records: dict[str, dict[str, Record]] = {}
         self.events: list[ChangeEvent] = []
@@ -207,6 +226,9 @@ class Store:
         record.update(self._system_values(record_id, user_id, now_utc()))
         self._check_required(spec, record, creating=True)
         self._check_references(spec, values)
+        for name in self.blank_on_create.get(spec.name, ()):  # before-save flows on create
+            record[name] = None
+            values.pop(name, None)
         self._before_save(spec, record, values, None)
         self._check_validation_rules(spec, record)
         self.records[spec.name][record_id] = record
@@ -233,6 +255,41 @@ class Store:
         record = self.require_live(spec.name, record_id)
         self._check_deletable(spec, record)
         self._delete_record(spec.name, record, user_id)
+
+    def merge(
+        self, spec: ObjectSpec, master_id: str, merged_ids: list[str], fields: dict[str, Any], user_id: str
+    ) -> None:
+        """Merge up to two records into the master, as the SOAP merge() call does: each merged record's
+        children get the master as parent (their automation does not run), the merged records are
+        deleted with MasterRecordId = the master, then the master is updated with `fields` like a save."""
+        if spec.name not in MERGEABLE_OBJECTS:
+            raise field_error(400, "INVALID_TYPE", f"merge is not supported on {spec.name}", [])
+        if not 1 <= len(merged_ids) <= MAX_MERGED_RECORDS or len(set(merged_ids)) != len(merged_ids):
+            raise field_error(
+                400, "INVALID_FIELD", "merge takes one or two distinct records besides the master", []
+            )
+        if master_id in merged_ids:
+            raise field_error(400, "INVALID_ID_FIELD", "the master record cannot be merged into itself", [])
+        self.require_live(spec.name, master_id)
+        losers = [self.require_live(spec.name, record_id) for record_id in merged_ids]
+        self._parse_body(spec, fields, creating=False)  # refuse a bad field before anything changes
+        for loser in losers:
+            for child_type, field_name in MERGE_CHILDREN[spec.name]:
+                for child in self.live(child_type):
+                    if child[field_name] == loser["Id"]:
+                        before = dict(child)
+                        child[field_name] = master_id
+                        self._touch(child, user_id)
+                        self.events.append(
+                            ChangeEvent("updated", child_type, child["Id"], before, dict(child), "reparent")
+                        )
+        for loser in losers:
+            before = dict(loser)
+            loser["IsDeleted"] = True
+            loser["MasterRecordId"] = master_id
+            self._touch(loser, user_id)
+            self.events.append(ChangeEvent("deleted", spec.name, loser["Id"], before, dict(loser)))
+        self.update(spec, master_id, fields, user_id)
 
     # --- body parsing and checks -----------------------------------------------------------------
 
@@ -520,7 +577,7 @@ class Store:
         if any(before[name] != opportunity[name] for name in watched):
             self._touch(opportunity, user_id)
             self.events.append(
-                ChangeEvent("updated", "Opportunity", opportunity_id, before, dict(opportunity))
+                ChangeEvent("updated", "Opportunity", opportunity_id, before, dict(opportunity), "rollup")
             )
 
     def _refresh_product_copies(self, product: Record) -> None:

@@ -264,7 +264,8 @@ def test_the_sandbox_sends_the_package_outbound_messages_as_the_flows_say(packag
     account = definitions["Account_Created_Or_Updated"]
     assert (account.condition, account.ignore_changes_by) == ("created_or_updated", integration_user.user_id)
     won = definitions["Opportunity_Closed_Won"]
-    assert (won.condition, won.ignore_changes_by) == ("is_won_becomes_true", None)
+    assert (won.condition, won.ignore_changes_by) == ("entry_formula", None)
+    assert won.permission_holders == (("Sfintacct_Integration_User", (integration_user.user_id,)),)
 
 
 def test_each_outbound_message_sends_what_the_intake_reads(package: SalesforcePackage) -> None:

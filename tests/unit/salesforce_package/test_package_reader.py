@@ -8,12 +8,14 @@ from pathlib import Path
 import pytest
 from sfpkg_support import write_package_project
 
+from sandbox.salesforce.flow_formula import parse_formula
 from sandbox.salesforce.package import (
-    Condition,
+    BlankOnCreate,
     CustomField,
     CustomObject,
     FlowTrigger,
     PackageError,
+    PermissionGrant,
     SkippedChanges,
     load_package,
 )
@@ -57,6 +59,37 @@ def _flow(start: str, action: str = "Opportunity.Deal_Won", extra: str = "") -> 
 """
 
 
+def _before_save(
+    start: str,
+    *,
+    value: str = "",
+    reference: str = "$Record.Name",
+    operator: str = "Assign",
+    extra: str = "",
+) -> str:
+    return f"""<?xml version="1.0" encoding="UTF-8"?>
+<Flow {NS}>
+    <assignments>
+        <name>Clear</name>
+        <label>Clear</label>
+        <assignmentItems>
+            <assignToReference>{reference}</assignToReference>
+            <operator>{operator}</operator>{value}
+        </assignmentItems>
+    </assignments>{extra}
+    <start>
+        <connector>
+            <targetReference>Clear</targetReference>
+        </connector>
+        <object>Account</object>
+        {start}
+        <triggerType>RecordBeforeSave</triggerType>
+    </start>
+    <status>Active</status>
+</Flow>
+"""
+
+
 WON_START = """        <doesRequireRecordChangedToMeetCriteria>true</doesRequireRecordChangedToMeetCriteria>
         <filterLogic>and</filterLogic>
         <filters>
@@ -86,7 +119,15 @@ def test_reads_the_custom_fields_of_the_package() -> None:
         name="Intacct_Sync_Status__c",
         type="Picklist",
         label="Intacct Sync Status",
-        picklist_values=("Pending", "Synced", "Failed", "Skipped"),
+        picklist_values=(
+            "Pending",
+            "Synced",
+            "Failed",
+            "Skipped",
+            "Changed after sync",
+            "Order closed",
+            "Synced with warnings",
+        ),
         restricted_picklist=True,
     )
     error = package.field("Account", "Intacct_Sync_Error__c")
@@ -127,17 +168,18 @@ def test_reads_the_outbound_messages_and_their_triggers() -> None:
         "SFINTACCT_OUTBOUND_URL",
         "SFINTACCT_INTEGRATION_USERNAME",
     )
-    # The sandbox's is_won_becomes_true: created as won, or updated from not won to won.
-    assert won.triggers == (
-        FlowTrigger(
-            flow="Sfintacct_Opportunity_Closed_Won",
-            object_type="Opportunity",
-            on_create=True,
-            on_update=True,
-            conditions=(Condition("IsWon", True),),
-            only_when_changed_to_meet=True,
-        ),
+    # The sandbox's entry_formula: the flow's entry formula, evaluated on each save.
+    (trigger,) = won.triggers
+    assert trigger == FlowTrigger(
+        flow="Sfintacct_Opportunity_Closed_Won",
+        object_type="Opportunity",
+        on_create=True,
+        on_update=True,
+        formula=trigger.formula,
+        permissions=(PermissionGrant("Sfintacct_Integration_User", ("Sfintacct_Integration",)),),
     )
+    assert trigger.formula is not None
+    assert parse_formula(trigger.formula).permissions == {"Sfintacct_Integration_User"}
     account = package.outbound_message("Account_Created_Or_Updated")
     assert account.fields == ("Id", "Name", "LastModifiedDate")
     # The sandbox's created_or_updated, skipping the integration user's changes.
@@ -152,6 +194,50 @@ def test_reads_the_outbound_messages_and_their_triggers() -> None:
     )
     with pytest.raises(KeyError):
         package.outbound_message("Nope")
+
+
+def test_reads_the_before_save_flows_that_blank_the_intacct_fields_of_new_records() -> None:
+    package = load_package()
+
+    assert package.blank_on_create == (
+        BlankOnCreate(
+            flow="Sfintacct_Account_New_Starts_Unsynced",
+            object_type="Account",
+            fields=(
+                "Intacct_Customer_Id__c",
+                "Intacct_Sync_Status__c",
+                "Intacct_Sync_Error__c",
+                "Intacct_Last_Synced__c",
+            ),
+        ),
+        BlankOnCreate(
+            flow="Sfintacct_Opportunity_New_Starts_Unsynced",
+            object_type="Opportunity",
+            fields=(
+                "Intacct_Order_Id__c",
+                "Intacct_Sync_Status__c",
+                "Intacct_Sync_Error__c",
+                "Intacct_Synced_At__c",
+            ),
+        ),
+    )
+    # Every custom field of the object: a clone keeps none of the original's sync state.
+    for flow in package.blank_on_create:
+        assert set(flow.fields) == {spec.name for spec in package.custom_fields[flow.object_type]}
+
+
+def test_a_blank_text_value_reads_as_blank(tmp_path: Path) -> None:
+    root = _project(
+        tmp_path,
+        {
+            "flows/Blank.flow-meta.xml": _before_save(
+                "<recordTriggerType>Create</recordTriggerType>",
+                value="<value><stringValue></stringValue></value>",
+            )
+        },
+    )
+
+    assert load_package(root).blank_on_create == (BlankOnCreate("Blank", "Account", ("Name",)),)
 
 
 def test_reads_permission_sets_and_replacements() -> None:
@@ -209,11 +295,89 @@ def test_a_small_package(tmp_path: Path) -> None:
         (
             {
                 "flows/Deal_Won.flow-meta.xml": _flow(
-                    "<filterFormula>ISCHANGED({!$Record.IsWon})</filterFormula>\n"
+                    '<filterFormula>ISPICKVAL({!$Record.StageName}, "Closed Won")</filterFormula>\n'
                     "<object>Opportunity</object><recordTriggerType>Update</recordTriggerType>"
                 )
             },
-            "is not read",
+            "the function ISPICKVAL() is not read",
+        ),
+        (
+            {
+                "flows/Deal_Won.flow-meta.xml": _flow(
+                    "<filterFormula>{!$Record.Amount} &gt; 100</filterFormula>\n"
+                    "<object>Opportunity</object><recordTriggerType>Update</recordTriggerType>"
+                )
+            },
+            "unsupported formula syntax",
+        ),
+        (
+            {
+                "flows/Deal_Won.flow-meta.xml": _flow(
+                    "<doesRequireRecordChangedToMeetCriteria>true</doesRequireRecordChangedToMeetCriteria>\n"
+                    "<filterFormula>ISCHANGED({!$Record.IsWon})</filterFormula>\n"
+                    "<object>Opportunity</object><recordTriggerType>CreateAndUpdate</recordTriggerType>"
+                )
+            },
+            "doesRequireRecordChangedToMeetCriteria true is not read",
+        ),
+        (
+            {
+                "flows/Deal_Won.flow-meta.xml": _flow(
+                    "<filterFormula>AND({!$Record.IsWon}, NOT({!$Permission.Nobody}))</filterFormula>\n"
+                    "<object>Opportunity</object><recordTriggerType>CreateAndUpdate</recordTriggerType>"
+                )
+            },
+            "no permission set grants the custom permission Nobody",
+        ),
+        (
+            {
+                "flows/Blank.flow-meta.xml": _before_save(
+                    "<recordTriggerType>CreateAndUpdate</recordTriggerType>"
+                )
+            },
+            "a before-save flow on CreateAndUpdate is not read (Create only)",
+        ),
+        (
+            {
+                "flows/Blank.flow-meta.xml": _before_save(
+                    "<recordTriggerType>Create</recordTriggerType>",
+                    value="<value><stringValue>X</stringValue></value>",
+                )
+            },
+            "assigns a value; only blank (no value) is read",
+        ),
+        (
+            {
+                "flows/Blank.flow-meta.xml": _before_save(
+                    "<recordTriggerType>Create</recordTriggerType>", reference="Other.Name"
+                )
+            },
+            "the assignment to Other.Name is not read",
+        ),
+        (
+            {
+                "flows/Blank.flow-meta.xml": _before_save(
+                    "<recordTriggerType>Create</recordTriggerType>", operator="Add"
+                )
+            },
+            "uses Add; only Assign is read",
+        ),
+        (
+            {
+                "flows/Blank.flow-meta.xml": _before_save(
+                    "<recordTriggerType>Create</recordTriggerType><filterFormula>ISNEW()</filterFormula>"
+                )
+            },
+            "a before-save flow with filterFormula is not read",
+        ),
+        (
+            {
+                "flows/Blank.flow-meta.xml": _before_save(
+                    "<recordTriggerType>Create</recordTriggerType>",
+                    extra="<decisions><name>D</name></decisions>",
+                )
+            },
+            "a before-save flow with decisions is not read",
         ),
         (
             {

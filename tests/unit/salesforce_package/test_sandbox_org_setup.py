@@ -12,10 +12,11 @@ from sfpkg_support import write_package_project
 
 from sandbox.salesforce.errors import ApiError
 from sandbox.salesforce.ids import IdGenerator
-from sandbox.salesforce.org_setup import outbound_definitions, schema_from_package
+from sandbox.salesforce.org_setup import blank_on_create, outbound_definitions, schema_from_package
+from sandbox.salesforce.outbound import checked_definition, fires
 from sandbox.salesforce.package import SalesforcePackage, load_package
 from sandbox.salesforce.schema import FieldType
-from sandbox.salesforce.store import SeedUser, Store
+from sandbox.salesforce.store import ChangeEvent, SeedUser, Store
 
 NS = 'xmlns="http://soap.sforce.com/2006/04/metadata"'
 INTEGRATION_USER = SeedUser(
@@ -320,3 +321,98 @@ def test_outbound_messages_the_sandbox_cannot_send_as_salesforce_would_are_refus
 
     with pytest.raises(ValueError, match=complaint):
         outbound_definitions(package, variables=variables, users=[INTEGRATION_USER, SALES_REP])
+
+
+def test_an_entry_formula_is_evaluated_on_each_save_with_the_permissions_of_the_running_user(
+    tmp_path: Path,
+) -> None:
+    package = _messages(
+        tmp_path,
+        _flow(
+            "<doesRequireRecordChangedToMeetCriteria>false</doesRequireRecordChangedToMeetCriteria>\n"
+            "<filterFormula>NOT({!$Permission.Quiet}) &amp;&amp; (ISNEW() || ISCHANGED({!$Record.Name}))"
+            "</filterFormula>\n"
+            "<recordTriggerType>CreateAndUpdate</recordTriggerType>"
+        ),
+    )
+
+    (definition,) = outbound_definitions(
+        package, variables={"ENDPOINT_URL": ENDPOINT}, users=[INTEGRATION_USER, SALES_REP]
+    )
+    definition = checked_definition(definition, schema_from_package(package))
+
+    assert definition.condition == "entry_formula"
+    assert definition.entry_formula is not None
+    assert definition.ignore_changes_by is None
+    assert definition.permission_holders == (("Quiet", (INTEGRATION_USER.user_id,)),)
+    old = {"Id": "001000000000001AAA", "Name": "Old", "Phone": None, "LastModifiedById": SALES_REP.user_id}
+
+    def saved(before: dict[str, Any] | None, changes: dict[str, Any], user: SeedUser) -> bool:
+        after = {**(before or old), **changes, "LastModifiedById": user.user_id}
+        kind = "created" if before is None else "updated"
+        return fires(definition, ChangeEvent(kind, "Account", old["Id"], before, after))
+
+    assert saved(None, {}, SALES_REP)  # new
+    assert saved(old, {"Name": "New"}, SALES_REP)  # renamed
+    assert not saved(old, {"Phone": "555"}, SALES_REP)  # another field
+    assert not saved(old, {"Name": "New"}, INTEGRATION_USER)  # holds Quiet
+    assert not saved(None, {}, INTEGRATION_USER)
+
+
+def test_an_entry_formula_naming_a_field_the_object_lacks_is_refused(tmp_path: Path) -> None:
+    package = _messages(
+        tmp_path,
+        _flow(
+            "<filterFormula>ISCHANGED({!$Record.Nope__c})</filterFormula>\n"
+            "<recordTriggerType>CreateAndUpdate</recordTriggerType>"
+        ),
+    )
+    (definition,) = outbound_definitions(
+        package, variables={"ENDPOINT_URL": ENDPOINT}, users=[INTEGRATION_USER]
+    )
+
+    with pytest.raises(ValueError, match="a field the object does not have"):
+        checked_definition(definition, schema_from_package(package))
+
+
+def test_the_package_before_save_flows_blank_the_intacct_fields_of_every_new_record() -> None:
+    package = load_package()
+    schema = schema_from_package(package)
+    blanks = blank_on_create(package, schema)
+    store = Store(IdGenerator(), [INTEGRATION_USER, SALES_REP], schema, blanks)
+
+    assert set(blanks) == {"Account", "Opportunity"}
+    account = _saved(
+        store,
+        "Account",
+        {
+            "Name": "Clone of Acme",
+            "Intacct_Customer_Id__c": "C-1",
+            "Intacct_Sync_Status__c": "Synced",
+            "Intacct_Sync_Error__c": "old",
+            "Intacct_Last_Synced__c": "2026-01-01T00:00:00.000+0000",
+        },
+    )
+    assert {name: account[name] for name in blanks["Account"]} == dict.fromkeys(blanks["Account"])
+    assert account["Name"] == "Clone of Acme"
+
+
+def test_a_before_save_flow_blanking_a_required_field_is_refused(tmp_path: Path) -> None:
+    flow = f"""<Flow {NS}>
+    <assignments>
+        <name>Clear</name>
+        <label>Clear</label>
+        <assignmentItems><assignToReference>$Record.Name</assignToReference><operator>Assign</operator></assignmentItems>
+    </assignments>
+    <start>
+        <connector><targetReference>Clear</targetReference></connector>
+        <object>Account</object>
+        <recordTriggerType>Create</recordTriggerType>
+        <triggerType>RecordBeforeSave</triggerType>
+    </start>
+    <status>Active</status>
+</Flow>"""
+    package = _package(tmp_path, {"flows/Clear.flow-meta.xml": flow})
+
+    with pytest.raises(ValueError, match=r"Account\.Name cannot be blanked on create"):
+        blank_on_create(package, schema_from_package(package))
