@@ -7,7 +7,7 @@ import time
 from collections.abc import Iterator
 from datetime import date
 from decimal import Decimal
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 
@@ -31,7 +31,7 @@ from sfintacct.intacct import (
     sotransaction_element,
     write_function,
 )
-from sfintacct.intacct.client import SALES_DOCUMENT_LOOKUP_FIELDS
+from sfintacct.intacct.client import SALES_DOCUMENT_LOOKUP_FIELDS, OrderRetirement
 from tests.integration.conftest import IntacctSandboxHandle
 
 pytestmark = pytest.mark.integration
@@ -500,3 +500,84 @@ def test_timeout_while_intacct_still_works_is_outcome_unknown(
         with pytest.raises(AlreadyApplied):
             client.create_customer(new_customer(), control_id="cust-slow")
     assert len(intacct.admin.records("CUSTOMER")) == 1
+
+
+# ---------------------------------------------------------------------------- an order that follows its deal
+
+
+def test_an_open_order_is_updated_in_place_with_its_lines_rewritten_and_one_added(
+    intacct: IntacctSandboxHandle, client: IntacctClient
+) -> None:
+    customer = client.create_customer(new_customer(), control_id="cust-upd-1")
+    order = sales_order(customer.customer_id)
+    doc_id = client.create_sotransaction(order, control_id="so-upd-1")
+    changed = order.model_copy(
+        update={
+            "message": "Re-closed with more seats",
+            "lines": [
+                order.lines[0].model_copy(update={"quantity": Decimal(10)}),
+                *order.lines[1:],
+                SalesTransactionLine(item_id="SVC-TRAINING", quantity=Decimal(3), price=Decimal(100)),
+            ],
+        }
+    )
+
+    client.update_sotransaction(doc_id, changed, existing_lines=3, control_id="so-upd-1-change")
+
+    [header] = client.find_sales_documents(reference_no=order.reference_no)
+    assert (header.doc_id, header.state, header.message) == (doc_id, "Pending", "Re-closed with more seats")
+    assert header.total == Decimal("124800.00")  # 10 x 12000 + 4500 + 0 + 3 x 100
+    lines = client.get_sales_document_lines(doc_id)
+    assert [(line.item_id, line.quantity) for line in lines] == [
+        ("SUB-PLATFORM", Decimal(10)),
+        ("SVC-ONBOARD", Decimal(2)),
+        ("SVC-TRAINING", Decimal(1)),
+        ("SVC-TRAINING", Decimal(3)),
+    ]
+    with pytest.raises(AlreadyApplied):  # the same change sent again is refused as a repeat
+        client.update_sotransaction(doc_id, changed, existing_lines=3, control_id="so-upd-1-change")
+
+
+@pytest.mark.parametrize("how", ["close", "delete"])
+def test_an_order_is_retired_alone_or_replaced_in_one_transaction(
+    intacct: IntacctSandboxHandle, client: IntacctClient, how: Literal["close", "delete"]
+) -> None:
+    first = client.create_customer(new_customer(), control_id=f"cust-ret-{how}")
+    second = client.create_customer(new_customer("Contoso", "001000000000002AAA"), control_id=f"cust2-{how}")
+    old = client.create_sotransaction(sales_order(first.customer_id), control_id=f"so-ret-{how}")
+
+    _, new = client.write_customer_and_order(
+        None,
+        sales_order(second.customer_id),
+        customer_control_id="",
+        order_control_id=f"so-ret-{how}-new",
+        retired=OrderRetirement(old, how, f"so-ret-{how}-retire"),
+    )
+
+    documents = {d.doc_id: d for d in client.find_sales_documents(reference_no="006000000000001AAA")}
+    assert documents[new].customer_id == second.customer_id
+    assert documents[new].is_open
+    if how == "close":
+        assert documents[old].state_name == "Closed"
+    else:
+        assert old not in documents
+    client.retire_sotransaction(OrderRetirement(new, "close", f"so-ret-{how}-new-close"))
+    assert not client.find_sales_documents(doc_id=new)[0].is_open
+
+
+def test_a_converted_order_can_be_neither_updated_nor_retired(
+    intacct: IntacctSandboxHandle, client: IntacctClient
+) -> None:
+    customer = client.create_customer(new_customer(), control_id="cust-conv")
+    order = sales_order(customer.customer_id)
+    doc_id = client.create_sotransaction(order, control_id="so-conv")
+    intacct.admin.convert_sales_document(doc_id, "Converted")
+
+    with pytest.raises(FunctionFailed, match="cannot be updated"):
+        client.update_sotransaction(doc_id, order, existing_lines=3, control_id="so-conv-update")
+    with pytest.raises(FunctionFailed, match="cannot be updated"):
+        client.retire_sotransaction(OrderRetirement(doc_id, "close", "so-conv-close"))
+    with pytest.raises(FunctionFailed, match="cannot be deleted"):
+        client.retire_sotransaction(OrderRetirement(doc_id, "delete", "so-conv-delete"))
+    [header] = client.find_sales_documents(doc_id=doc_id)
+    assert header.state_name == "Converted"
