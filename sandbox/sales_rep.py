@@ -139,20 +139,31 @@ class SalesRep:
             },
         )
         for line in lines:
-            fields: dict[str, Any] = {
-                "OpportunityId": opportunity_id,
-                "PricebookEntryId": self._price_book_entries[line.product_code],
-                "Quantity": str(line.quantity),
-                "UnitPrice": str(line.unit_price),
-            }
-            if line.discount is not None:
-                fields["Discount"] = str(line.discount)
-            if line.description is not None:
-                fields["Description"] = line.description
-            if line.service_date is not None:
-                fields["ServiceDate"] = line.service_date
-            self.create("OpportunityLineItem", fields)
+            self.add_line(opportunity_id, line)
         return opportunity_id
+
+    def add_line(self, opportunity_id: str, line: Line) -> str:
+        """A product line on the Opportunity (Salesforce recomputes its Amount)."""
+        fields: dict[str, Any] = {
+            "OpportunityId": opportunity_id,
+            "PricebookEntryId": self._price_book_entries[line.product_code],
+            "Quantity": str(line.quantity),
+            "UnitPrice": str(line.unit_price),
+        }
+        if line.discount is not None:
+            fields["Discount"] = str(line.discount)
+        if line.description is not None:
+            fields["Description"] = line.description
+        if line.service_date is not None:
+            fields["ServiceDate"] = line.service_date
+        return self.create("OpportunityLineItem", fields)
+
+    def delete(self, object_type: str, record_id: str) -> None:
+        response = self.http.delete(f"/sobjects/{object_type}/{record_id}")
+        if response.status_code != httpx.codes.NO_CONTENT:
+            raise RuntimeError(
+                f"deleting {object_type} {record_id} failed: {response.status_code} {response.text}"
+            )
 
     def close_won(self, opportunity_id: str) -> None:
         self.update("Opportunity", opportunity_id, {"StageName": "Closed Won"})

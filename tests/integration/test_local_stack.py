@@ -275,7 +275,7 @@ def test_the_salesforce_sandbox_has_the_package_outbound_messages_pointing_at_th
     assert info["outbound_url"].startswith(f"{info['api_url']}/salesforce/outbound?token=")
     integration_user_id = info["salesforce"]["integration_user_id"]
     assert definitions["Account_Created_Or_Updated"]["ignore_changes_by"] == integration_user_id
-    assert definitions["Opportunity_Closed_Won"]["condition"] == "is_won_becomes_true"
+    assert definitions["Opportunity_Closed_Won"]["condition"] == "entry_formula"  # the package flow's formula
 
 
 def test_the_intacct_secret_reads_back(local_stack: LocalStack) -> None:

@@ -112,9 +112,10 @@ def seed_deal(api: Salesforce, *, lines: int) -> SeededDeal:
             "StageName": "Prospecting",
             "CloseDate": "2026-06-30",
             "Pricebook2Id": pricebook_id,
-            "Intacct_Sync_Status__c": "Pending",
         }
     )["id"]
+    # Set after the create: the package's before-save flow blanks the Intacct fields of a new record.
+    api.Opportunity.update(opportunity_id, {"Intacct_Sync_Status__c": "Pending"})
     line_ids = []
     for index in range(lines):
         product_id = api.Product2.create(

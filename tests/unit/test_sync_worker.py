@@ -10,6 +10,7 @@ import pytest
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
+from sandbox.template_resources import load_template
 from sfintacct.sync.outcome import OutcomeStatus, Reason, SyncOutcome
 from sfintacct.sync.runtime import QueueSettings
 from sfintacct.sync.service import SyncService
@@ -150,3 +151,33 @@ def test_each_outcome_is_a_metric_with_its_reason_as_a_dimension(
     assert "reason" in definition["Dimensions"][0]
     assert metrics[0]["reason"] == "order_exists"
     assert metrics[0]["OpportunityAlreadySynced"] == [1.0]
+
+
+def test_a_deal_changed_after_sync_is_the_metric_and_dimensions_the_template_alarm_watches(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("POWERTOOLS_IDEMPOTENCY_DISABLED", "true")
+    monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "SfIntacct")
+    monkeypatch.setenv("POWERTOOLS_SERVICE_NAME", "sfintacct")  # as the template's Globals set it
+    outcome = SyncOutcome(
+        OutcomeStatus.CHANGED_AFTER_SYNC, Reason.ORDER_NOT_OPEN, "Opportunity", OPPORTUNITY_ID, "changed"
+    )
+    worker = SyncWorker(
+        object_type="Opportunity",
+        logger=Logger(service="sfintacct"),
+        service_factory=lambda: OutcomeStub(outcome),  # type: ignore[arg-type,return-value]
+        settings=QueueSettings(
+            max_receive_count=5, idempotency_table="no-table-needed", idempotency_expires_after_seconds=60
+        ),
+    )
+
+    worker.handle_batch(sqs_event(opportunity_request()), LambdaContextStub())  # type: ignore[arg-type]
+
+    [metric] = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
+    alarm = load_template().document["Resources"]["OrderChangedAfterSyncAlarm"]["Properties"]
+    definition = metric["_aws"]["CloudWatchMetrics"][0]
+    assert definition["Namespace"] == alarm["Namespace"]
+    assert [item["Name"] for item in definition["Metrics"]] == [alarm["MetricName"]]
+    assert {name: metric[name] for name in definition["Dimensions"][0]} == {
+        item["Name"]: item["Value"] for item in alarm["Dimensions"]
+    }
