@@ -341,3 +341,17 @@ def test_a_value_too_long_for_intacct_is_refused_or_shortened_as_the_mapping_say
         "address1 (Salesforce BillingStreet) was shortened to 255 characters (from 300)"
         in record["Intacct_Sync_Error__c"]
     )
+
+
+def test_a_deal_of_a_merge_survivor_synced_before_the_account_uses_the_merged_customer(world: World) -> None:
+    loser = new_account(world)
+    world.handle("Account", loser, "loser synced")
+    master = new_account(world, account_type="Prospect")
+    world.salesforce.delete_account(loser, master_id=master)
+    _, opportunity_id = won_deal(world, account_id=master)
+
+    outcome = world.handle("Opportunity", opportunity_id, "won before the Account's own sync")
+
+    assert (outcome.status, outcome.intacct_customer_id) == ("synced", loser)
+    assert len(world.intacct.customers) == 1
+    assert world.intacct.order_of(opportunity_id).customer_id == loser

@@ -223,6 +223,14 @@ class SyncService:
             )
         return self._account_outcome(OutcomeStatus.SKIPPED, Reason.NOT_FOUND, account_id, None, str(error))
 
+    def _customer_entry(self, account: dict[str, Any]) -> tuple[CrosswalkEntry | None, list[str]]:
+        """The Account's customer entry for a deal; an Account the crosswalk does not know yet may be the
+        survivor of a merge, which takes over a merged Account's customer rather than get a new one."""
+        known = self.crosswalk.get(str(account["Id"]), CrosswalkKind.CUSTOMER)
+        if known is not None and known.intacct_id:
+            return known, []
+        return self._take_over_merged_customers(account, known)
+
     def _take_over_merged_customers(
         self, account: dict[str, Any], known: CrosswalkEntry | None
     ) -> tuple[CrosswalkEntry | None, list[str]]:
@@ -408,7 +416,7 @@ class SyncService:
                 )
                 self.checkpoint("after_crosswalk_write", opportunity_id)
                 return self._follow_deal(snapshot, completed, owner, reason=Reason.RECOVERED)
-        known_customer = self.crosswalk.get(account_id, CrosswalkKind.CUSTOMER)
+        known_customer, merge_notes = self._customer_entry(account)
         plan = plan_customer(account, known_customer, mapping=self.mapping, intacct=self.intacct)
         notes: list[str] = []
         with self._customer_writer(plan, known_customer, account, owner) as locked_plan:
@@ -439,7 +447,7 @@ class SyncService:
             customer_id,
             Reason.CREATED,
             warnings=[*notes, *plan.warnings],
-            customer_warnings=plan.warnings,
+            customer_warnings=(*plan.warnings, *merge_notes),
         )
 
     def _write_order(
@@ -616,7 +624,7 @@ class SyncService:
         account = snapshot.account
         assert account is not None
         account_id = str(account["Id"])
-        known_customer = self.crosswalk.get(account_id, CrosswalkKind.CUSTOMER)
+        known_customer, merge_notes = self._customer_entry(account)
         plan = plan_customer(account, known_customer, mapping=self.mapping, intacct=self.intacct)
         with self._customer_writer(plan, known_customer, account, owner) as locked_plan:
             customer_id = self._apply_customer_alone(locked_plan)
@@ -658,7 +666,7 @@ class SyncService:
             customer_id,
             reason or done,
             warnings=[*notes, *plan.warnings],
-            customer_warnings=plan.warnings,
+            customer_warnings=(*plan.warnings, *merge_notes),
         )
 
     def _replace_order(
