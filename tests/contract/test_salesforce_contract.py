@@ -94,7 +94,10 @@ def test_write_back_of_a_failure_reads_back(salesforce_org: SalesforceOrg, deal:
     message = "Intacct refused the order for Zürich AG: Invalid Item 'SFCT' on line 1.\nFix the product code."
 
     salesforce_org.client().write_back(
-        [failed("Account", deal.account_id, message), failed("Opportunity", deal.opportunity_id, message)]
+        [
+            failed("Account", deal.account_id, message, None),
+            failed("Opportunity", deal.opportunity_id, message, None),
+        ]
     )
 
     fields = ("Intacct_Sync_Status__c", "Intacct_Sync_Error__c")
@@ -107,7 +110,7 @@ def test_write_back_of_a_sync_reads_back_and_clears_the_error(
     salesforce_org: SalesforceOrg, deal: SeededDeal, run_id: str
 ) -> None:
     client = salesforce_org.client()
-    client.write_back([failed("Account", deal.account_id, "earlier failure")])
+    client.write_back([failed("Account", deal.account_id, "earlier failure", None)])
     synced_at = datetime.now(UTC).replace(microsecond=123000)
     customer_id, order_id = f"CT-{run_id}", f"Sales Order-CT{run_id}"
 

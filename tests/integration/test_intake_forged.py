@@ -29,7 +29,7 @@ import pytest
 from sandbox.aws_local import dynamodb_client, sqs_client
 from sandbox.intacct.admin_client import IntacctAdminClient
 from sandbox.local_api import LocalApi, load_intake_handler, start_local_api
-from sandbox.sales_rep import Line, SalesRep
+from sandbox.sales_rep import THREE_LINES, Line, SalesRep
 from sandbox.salesforce.admin_client import SalesforceAdminClient
 from sandbox.stack import (
     DynamoDBPart,
@@ -180,6 +180,22 @@ class Target:
             return rep.create("Account", {"Name": name, "BillingCity": "Seattle"})
         finally:
             rep.close()
+
+    def won_deal_nobody_notified(self, name: str) -> tuple[str, bytes]:
+        """A won deal made by the integration user (whose changes send no Outbound Message), and the
+        Outbound Message Salesforce would send for it; the Account id is returned with it."""
+        salesforce = self.stack.info["salesforce"]
+        integration = SalesRep(salesforce, username=salesforce["username"])
+        try:
+            integration.products()
+            account_id = integration.create("Account", {"Name": name, "BillingCity": "Seattle"})
+            opportunity_id = integration.deal(account_id, f"{name} deal", THREE_LINES[:1])
+            integration.close_won(opportunity_id)
+            return account_id, _opportunity_outbound_message(
+                self, integration.read("Opportunity", opportunity_id)
+            )
+        finally:
+            integration.close()
 
     def customers_of(self, account_id: str) -> list[dict[str, object]]:
         return [
@@ -376,14 +392,13 @@ def test_with_mutual_tls_200_forgeries_without_the_trusted_certificate_or_a_toke
 
 
 def test_the_trusted_client_certificate_without_a_token_is_accepted_over_mutual_tls(target: Target) -> None:
-    account_id = target.new_account("Certified Supplies")
+    account_id, message = target.won_deal_nobody_notified("Certified Supplies")
     target.settle()
+    assert target.customers_of(account_id) == []
 
     with target.intake.client(target.intake.trusted) as client:
         response = client.post(
-            f"{target.mutual_tls.url}/salesforce/outbound",
-            content=target.outbound_message(account_id),
-            headers=SOAP_HEADERS,
+            f"{target.mutual_tls.url}/salesforce/outbound", content=message, headers=SOAP_HEADERS
         )
 
     assert response.status_code == 200, response.text
@@ -393,14 +408,14 @@ def test_the_trusted_client_certificate_without_a_token_is_accepted_over_mutual_
 
 
 def test_the_counters_see_a_genuine_message_so_their_zeros_mean_something(target: Target) -> None:
-    account_id = target.new_account("Genuine Goods")
+    account_id, message = target.won_deal_nobody_notified("Genuine Goods")
     target.settle()
     before = target.counters()
 
     response = httpx.post(
         f"{target.plain.url}/salesforce/outbound",
         params={"token": target.intake.token},
-        content=target.outbound_message(account_id),
+        content=message,
         headers=SOAP_HEADERS,
         timeout=30,
     )

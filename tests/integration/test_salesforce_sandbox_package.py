@@ -194,7 +194,7 @@ def test_the_failure_is_still_written_back_to_the_fields_the_package_has(
     with pytest.raises(PermanentSalesforceError) as raised:
         client.write_back([write_back.opportunity_synced(opportunity_id, "SO-0042", datetime.now(UTC))])
 
-    client.write_back([write_back.failed("Opportunity", opportunity_id, str(raised.value))])
+    client.write_back([write_back.failed("Opportunity", opportunity_id, str(raised.value), None)])
 
     saved = record(handle, "Opportunity", opportunity_id)
     assert saved["Intacct_Sync_Status__c"] == "Failed"
