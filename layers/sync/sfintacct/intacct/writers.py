@@ -123,19 +123,7 @@ def sotransaction_element(transaction: SalesTransaction) -> Element:
     add_text(node, "customerid", transaction.customer_id)
     optional_text(node, "documentno", transaction.document_no)
     optional_text(node, "referenceno", transaction.reference_no)
-    if transaction.term_name is not None:
-        add_text(node, "termname", transaction.term_name)
-    elif transaction.date_due is not None:
-        date_triple(node, "datedue", transaction.date_due)
-    optional_text(node, "message", transaction.message)
-    optional_text(node, "externalid", transaction.external_id)
-    if transaction.currency is not None:
-        # The schema's currency group: [basecurr] currency exchratetype; an empty exchratetype means the
-        # company's default rate type, as the official SDKs send it.
-        optional_text(node, "basecurr", transaction.base_currency)
-        add_text(node, "currency", transaction.currency)
-        add_text(node, "exchratetype", transaction.exchange_rate_type or "")
-    custom_fields_element(node, transaction.custom_fields)
+    _header_terms_to_custom_fields(node, transaction, transaction.message)
     optional_text(node, "state", transaction.state)
     items = SubElement(node, "sotransitems")
     for line in transaction.lines:
@@ -155,17 +143,7 @@ def sotransaction_update_element(doc_id: str, transaction: SalesTransaction, exi
     node = Element("update_sotransaction", key=doc_id)
     date_triple(node, "datecreated", transaction.date_created)
     optional_text(node, "referenceno", transaction.reference_no)
-    if transaction.term_name is not None:
-        add_text(node, "termname", transaction.term_name)
-    elif transaction.date_due is not None:
-        date_triple(node, "datedue", transaction.date_due)
-    add_text(node, "message", transaction.message or "")
-    optional_text(node, "externalid", transaction.external_id)
-    if transaction.currency is not None:
-        optional_text(node, "basecurr", transaction.base_currency)
-        add_text(node, "currency", transaction.currency)
-        add_text(node, "exchratetype", transaction.exchange_rate_type or "")
-    custom_fields_element(node, transaction.custom_fields)
+    _header_terms_to_custom_fields(node, transaction, transaction.message or "")  # "" clears it
     items = SubElement(node, "updatesotransitems")
     for number, line in enumerate(transaction.lines, start=1):
         if number <= existing_lines:
@@ -173,6 +151,24 @@ def sotransaction_update_element(doc_id: str, transaction: SalesTransaction, exi
         else:
             sotransitem_element(items, line)
     return node
+
+
+def _header_terms_to_custom_fields(node: Element, transaction: SalesTransaction, message: str | None) -> None:
+    """The header elements create and update share, in schema order: terms or due date, message,
+    external id, the currency group and custom fields."""
+    if transaction.term_name is not None:
+        add_text(node, "termname", transaction.term_name)
+    elif transaction.date_due is not None:
+        date_triple(node, "datedue", transaction.date_due)
+    optional_text(node, "message", message)
+    optional_text(node, "externalid", transaction.external_id)
+    if transaction.currency is not None:
+        # The schema's currency group: [basecurr] currency exchratetype; an empty exchratetype means the
+        # company's default rate type, as the official SDKs send it.
+        optional_text(node, "basecurr", transaction.base_currency)
+        add_text(node, "currency", transaction.currency)
+        add_text(node, "exchratetype", transaction.exchange_rate_type or "")
+    custom_fields_element(node, transaction.custom_fields)
 
 
 def sotransaction_state_element(doc_id: str, state: str) -> Element:

@@ -526,22 +526,20 @@ class SyncService:
             updates.append(write_back.account_synced(str(account["Id"]), customer_id, now, customer_warnings))
         if updates:
             self._write_back(opportunity_id, updates)
+        status, message = (
+            OutcomeStatus.SYNCED,
+            f"{self.transaction_type} {doc_id} for customer {customer_id} ({reason})",
+        )
         if reason is Reason.ORDER_EXISTS:
-            logger.info("Opportunity %s already synced as %s", opportunity_id, doc_id)
-            return self._order_outcome(
+            status, message = (
                 OutcomeStatus.ALREADY_SYNCED,
-                reason,
-                opportunity_id,
                 f"already synced as {doc_id}; no second order is created",
-                account_id=str(account["Id"]),
-                customer_id=customer_id,
-                order_id=doc_id,
             )
         return self._order_outcome(
-            OutcomeStatus.SYNCED,
+            status,
             reason,
             opportunity_id,
-            f"{self.transaction_type} {doc_id} for customer {customer_id} ({reason})",
+            message,
             account_id=str(account["Id"]),
             customer_id=customer_id,
             order_id=doc_id,
