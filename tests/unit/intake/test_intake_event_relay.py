@@ -138,17 +138,34 @@ def test_without_an_integration_user_configured_every_change_is_synced() -> None
 
 
 @pytest.mark.parametrize(
-    ("change_type", "reason"),
-    [("DELETE", "not synced"), ("GAP_DELETE", "not synced"), ("GAP_OVERFLOW", "reconcile")],
+    ("entity", "change_type", "reason"),
+    [
+        ("Opportunity", "DELETE", "not synced"),
+        ("Opportunity", "GAP_DELETE", "not synced"),
+        ("Account", "GAP_OVERFLOW", "reconcile"),
+    ],
 )
-def test_deletes_and_overflow_gaps_are_ignored_with_a_reason(change_type: str, reason: str) -> None:
+def test_deleted_deals_and_overflow_gaps_are_ignored_with_a_reason(
+    entity: str, change_type: str, reason: str
+) -> None:
     service, sender = make_service()
 
-    accepted = service.accept_relayed_event(_change_event(change_type=change_type))
+    accepted = service.accept_relayed_event(_change_event(entity=entity, change_type=change_type))
 
     assert accepted.requests == []
     assert reason in accepted.ignored[0]
     assert sender.attempts == 0
+
+
+@pytest.mark.parametrize("change_type", ["DELETE", "GAP_DELETE"])
+def test_a_deleted_account_becomes_a_request_so_the_worker_logs_it(change_type: str) -> None:
+    service, sender = make_service()
+
+    accepted = service.accept_relayed_event(_change_event(entity="Account", change_type=change_type))
+
+    assert accepted.ignored == []
+    [request] = sender.requests()
+    assert (request.object_type, request.record_id) == ("Account", salesforce_id("001", 1))
 
 
 @pytest.mark.parametrize("change_type", ["CREATE", "UNDELETE", "GAP_CREATE", "GAP_UPDATE", "GAP_UNDELETE"])

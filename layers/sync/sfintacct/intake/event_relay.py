@@ -7,8 +7,9 @@ Change Data Capture decisions:
 - CREATE, UPDATE, UNDELETE: one SyncRequest per record id (the same change may name several).
 - GAP_CREATE, GAP_UPDATE, GAP_UNDELETE: the event carries no field values, only the record ids; a
   SyncRequest is still made because the workers re-read the record from Salesforce anyway.
-- DELETE, GAP_DELETE: ignored; a deleted Account or Opportunity does not delete the Intacct customer
-  or order (finance keeps its records).
+- DELETE, GAP_DELETE of an Account: one SyncRequest per record id; the worker finds it deleted (or
+  merged into another Account) and logs it, leaving its Intacct customer as it is (finance decides).
+  Of an Opportunity: ignored; a deleted deal does not delete its Intacct order.
 - GAP_OVERFLOW (too many changes to name the records) and wildcard record ids (e.g. "006*") cannot be
   mapped to records: ignored with a reason that the caller logs, so an operator can reconcile.
 - Changes committed by the integration user (SALESFORCE_INTEGRATION_USER_ID) are ignored, so the
@@ -199,8 +200,9 @@ def _reason_to_ignore(header: Mapping[str, Any], where: str, integration_user_id
     if entity not in SYNCED_OBJECT_TYPES:
         return f"{where}: {entity:.80} changes are not synced"
     if change_type in DELETE_CHANGE_TYPES:
-        return f"{where}: {change_type} is not synced (Intacct records are kept)"
-    if change_type not in SYNCED_CHANGE_TYPES:
+        if entity != "Account":
+            return f"{where}: {change_type} is not synced (Intacct records are kept)"
+    elif change_type not in SYNCED_CHANGE_TYPES:
         return f"{where}: {change_type:.40} names no records; reconcile {entity} changes by hand"
     if integration_user_id is not None and _same_user(header.get("commitUser"), integration_user_id):
         return f"{where}: change made by the integration user (a write-back)"
