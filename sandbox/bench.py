@@ -3,9 +3,9 @@
 It starts a fresh local stack (like `make demo`) and pushes `--opportunities N` closed-won Opportunities
 through the real flow in two scenarios:
 
-  customer_synced  one Account made by the rep that is already an Intacct customer (its first deal,
-                   closed before the measure, made it one), then N deals on it with three lines
-                   each, all closed as won;
+  customer_synced  one Account of type "Customer - Direct" made by the rep (its Outbound Message
+                   creates the Intacct customer first: the mapping's create_when), then N deals on it
+                   with three lines each, all closed as won;
   new_customer     N Accounts made by the integration user (no Account Outbound Message fires, so
                    Intacct does not know them), one deal each, closed as won by the rep.
 
@@ -191,9 +191,9 @@ class Bench:
         self.rep.products()
 
     def customer_synced(self, count: int) -> ScenarioResult:
-        account_id = self.rep.create("Account", {"Name": "Bench Synced Customer", "BillingCity": "Boston"})
-        first_deal = self.rep.deal(account_id, "Bench first deal", THREE_LINES[:1])
-        self.rep.close_won(first_deal)  # an Account becomes a customer with its first won deal
+        account_id = self.rep.create(
+            "Account", {"Name": "Bench Synced Customer", "BillingCity": "Boston", "Type": "Customer - Direct"}
+        )
         self.settle()
         if len(self.customers_of(account_id)) != 1:
             raise BenchFailed("the rep's Account did not become an Intacct customer before the deals closed")

@@ -992,7 +992,12 @@ class Soak:
         accounts: dict[tuple[str, int], str] = {}
         for slot in range(self.plan.synced_accounts):
             accounts["synced", slot] = self.rep.create(
-                "Account", {"Name": f"Soak {self.plan.seed} Customer {slot}", "BillingCity": "Boston"}
+                "Account",
+                {
+                    "Name": f"Soak {self.plan.seed} Customer {slot}",
+                    "BillingCity": "Boston",
+                    "Type": "Customer - Direct",
+                },
             )
         for slot in range(self.plan.new_accounts):
             accounts["new", slot] = self.quiet.create(

@@ -8,6 +8,7 @@ change, and when a synced deal leaves Closed Won; new records start with blank I
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
@@ -18,11 +19,20 @@ from sandbox.sales_rep import THREE_LINES, Line, SalesRep
 from sandbox.salesforce.admin_client import SalesforceAdminClient
 from sandbox.stack import LocalStack
 from sfintacct.sync.sync_log import SyncLog
-from tests.e2e.conftest import customers_of, orders_of, settle
+from tests.e2e.conftest import customers_of, orders_of, settle, sqs
 
 pytestmark = pytest.mark.e2e
 
 ONE_LINE = (Line("SUB-PLATFORM", Decimal(1), Decimal(1000)),)
+
+
+@pytest.fixture(autouse=True)
+def nothing_dead_lettered(stack: LocalStack) -> Iterator[None]:
+    """Every accepted notification ends in an outcome: none may wait in a dead-letter queue."""
+    yield
+    for queue in ("CustomerUpsertDeadLetterQueue", "OpportunityToOrderDeadLetterQueue"):
+        stranded = sqs(stack).receive_message(QueueUrl=stack.info["queues"][queue], MaxNumberOfMessages=10)
+        assert stranded.get("Messages", []) == [], queue
 
 
 @pytest.fixture

@@ -134,7 +134,10 @@ def test_an_account_write_back_lost_to_a_5xx_is_repaired_without_asking_intacct_
     salesforce_admin(stack).set_faults(fail_next={"count": 1, "status": 503, "path": "/composite"})
     before = intacct.counts()
     try:
-        account_id = rep.create("Account", {"Name": "Write-back lost once", "Phone": "+1 206 555 0101"})
+        account_id = rep.create(
+            "Account",
+            {"Name": "Write-back lost once", "Phone": "+1 206 555 0101", "Type": "Customer - Direct"},
+        )
         settle(stack)  # the first write-back gets the 503; the redelivery (same change) repairs it
     finally:
         salesforce_admin(stack).clear_faults()
@@ -191,7 +194,9 @@ def test_a_refused_order_syncs_once_its_data_is_fixed_whether_or_not_intacct_rem
 ) -> None:
     code = f"NOT-SET-UP-{int(remembered)}"
     rep.product(code, "Product finance has not set up yet", Decimal(40))
-    account_id = rep.create("Account", {"Name": f"Fixed later {int(remembered)}"})
+    account_id = rep.create(
+        "Account", {"Name": f"Fixed later {int(remembered)}", "Type": "Customer - Direct"}
+    )
     opportunity_id = rep.deal(account_id, "Fixed later deal", [Line(code, Decimal(2), Decimal(40))])
     settle(stack)
     intacct.configure(remember_failed_controlids=remembered)

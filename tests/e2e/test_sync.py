@@ -50,7 +50,11 @@ def requests_besides_log_in(intacct: IntacctAdminClient) -> int:
 
 
 def new_account(rep: SalesRep, name: str) -> str:
-    return rep.create("Account", {"Name": name, "BillingCity": "Seattle", "Phone": "+1 206 555 0100"})
+    """An Account of a customer type: its own Outbound Message makes the Intacct customer (create_when)."""
+    return rep.create(
+        "Account",
+        {"Name": name, "BillingCity": "Seattle", "Phone": "+1 206 555 0100", "Type": "Customer - Direct"},
+    )
 
 
 def assert_one_customer_and_one_order(
@@ -206,7 +210,7 @@ def test_a_later_change_to_a_synced_opportunity_never_makes_a_second_order(
 def test_a_crash_between_any_two_steps_still_makes_exactly_one_order(
     step: str, stack: LocalStack, rep: SalesRep, intacct: IntacctAdminClient, workers: WorkersPart
 ) -> None:
-    account_id = rep.create("Account", {"Name": f"Crash at {step}"})
+    account_id = rep.create("Account", {"Name": f"Crash at {step}", "Type": "Customer - Direct"})
     opportunity_id = rep.deal(account_id, f"Crash test {step}", THREE_LINES[:2])
     settle(stack)
     kill = workers.crash_at(step, function="OpportunityToOrderFunction", record_id=opportunity_id)

@@ -17,12 +17,13 @@ from decimal import Decimal
 import pytest
 
 from sfintacct.intacct import IntacctClient, OutcomeUnknown, SessionCache
+from sfintacct.mapping import DEFAULT_MAPPING_FILE, load_mapping
 from sfintacct.sync.service import SyncService
 from tests.fakes.stores import InMemoryCrosswalk, InMemorySyncLog
 from tests.fakes.systems import FakeSalesforce
 from tests.integration.conftest import IntacctSandboxHandle
 from tests.integration.test_intacct_client import client_settings
-from tests.unit.sync.test_sync_rules import MODIFIED, customers_of_type_customer, new_id, request
+from tests.unit.sync.test_sync_rules import MODIFIED, new_id, request
 
 pytestmark = pytest.mark.integration
 
@@ -52,7 +53,7 @@ class Workers:
             salesforce=self.salesforce,
             crosswalk=self.crosswalk,
             sync_log=self.sync_log,
-            mapping=customers_of_type_customer(),  # so the Account alone makes its customer first
+            mapping=load_mapping(DEFAULT_MAPPING_FILE),
             transaction_type="Sales Order",
             claim_lease_seconds=120,
         )
@@ -66,7 +67,7 @@ class Workers:
         self.salesforce.accounts[account_id] = {
             "Id": account_id,
             "Name": "Northwind",
-            "Type": "Customer",
+            "Type": "Customer - Direct",  # the Account alone makes its customer first
             "LastModifiedDate": MODIFIED,
             "Intacct_Customer_Id__c": None,
             "Intacct_Sync_Status__c": None,

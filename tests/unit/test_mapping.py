@@ -457,12 +457,13 @@ def test_too_long_values_are_refused_or_shortened_per_entry(tmp_path: Path, defa
 def test_create_when_names_the_accounts_that_are_customers_before_a_deal(
     tmp_path: Path, default: SyncMapping
 ) -> None:
-    assert default.wants_customer_before_a_deal(account(Type="Customer")) is False
-    text = DEFAULT_TEXT.replace("# create_when = ", "create_when = ")
-    mapping = load_mapping(write(tmp_path, text))
-    assert mapping.wants_customer_before_a_deal(account(Type="Customer")) is True
-    assert mapping.wants_customer_before_a_deal(account(Type="Prospect")) is False
-    assert "Type" in mapping.query_fields().account_fields
+    assert default.wants_customer_before_a_deal(account(Type="Customer - Direct")) is True
+    assert default.wants_customer_before_a_deal(account(Type="Customer - Channel")) is True
+    assert default.wants_customer_before_a_deal(account(Type="Prospect")) is False
+    assert default.wants_customer_before_a_deal(account()) is False
+    assert "Type" in default.query_fields().account_fields
+    without = load_mapping(write(tmp_path, DEFAULT_TEXT.replace("\ncreate_when = ", "\n# create_when = ")))
+    assert without.wants_customer_before_a_deal(account(Type="Customer - Direct")) is False
 
 
 @pytest.mark.parametrize(
@@ -473,11 +474,7 @@ def test_create_when_names_the_accounts_that_are_customers_before_a_deal(
             '"contact.mail_address.city" = "BillingCity"\n"contact.mail_address.address1" = "BillingStreet"',
             'customer.fields."contact.mail_address.address1": filled by customer.address_lines',
         ),
-        (
-            "# create_when = ",
-            'create_when = { field = "Type", values = [] }  # ',
-            "customer.create_when: give at",
-        ),
+        ('"Customer - Direct", "Customer - Channel"', "", "customer.create_when: give at"),
         (
             '"contact.phone1" = "Phone"',
             '"contact.phone1" = { field = "Phone", too_long = "cut" }',

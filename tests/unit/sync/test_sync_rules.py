@@ -7,7 +7,6 @@ is held to the DynamoDB store by tests/integration/test_crosswalk.py.
 
 from __future__ import annotations
 
-import tomllib
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -28,7 +27,7 @@ from sfintacct.intacct.errors import (
     OutcomeUnknown,
 )
 from sfintacct.intacct.models import Customer, SalesDocument
-from sfintacct.mapping import DEFAULT_MAPPING_FILE, SyncMapping, load_mapping, parse_mapping
+from sfintacct.mapping import DEFAULT_MAPPING_FILE, load_mapping
 from sfintacct.salesforce.errors import TransientSalesforceError
 from sfintacct.salesforce_ids import to_case_safe_id
 from sfintacct.sync.ports import CrosswalkPort
@@ -87,10 +86,7 @@ def make_world(
     claim_lease_seconds: float = 120,
     lost_deal_order: str = "close",
 ) -> World:
-    """A sync service on fakes of Intacct and Salesforce, with the crosswalk `crosswalk_on(clock)` builds.
-
-    Without a mapping file: the default mapping, where an Account of Type "Customer" gets its customer
-    before its first won deal (customer.create_when), so customer rules can be tried on Accounts alone."""
+    """A sync service on fakes of Intacct and Salesforce, with the crosswalk `crosswalk_on(clock)` builds."""
     intacct, salesforce, clock = FakeIntacct(), FakeSalesforce(), ManualClock()
     crosswalk = crosswalk_on(clock)
     service = SyncService(
@@ -98,7 +94,7 @@ def make_world(
         salesforce=salesforce,
         crosswalk=crosswalk,
         sync_log=sync_log,
-        mapping=load_mapping(mapping_file) if mapping_file else customers_of_type_customer(),
+        mapping=load_mapping(mapping_file or DEFAULT_MAPPING_FILE),
         transaction_type="Sales Order",
         claim_lease_seconds=claim_lease_seconds,
         lost_deal_order=lost_deal_order,  # type: ignore[arg-type]
@@ -119,14 +115,8 @@ def world(world_factory: Any) -> World:
     return world
 
 
-def customers_of_type_customer() -> SyncMapping:
-    with DEFAULT_MAPPING_FILE.open("rb") as file:
-        data = tomllib.load(file)
-    data["customer"]["create_when"] = {"field": "Type", "values": ["Customer"]}
-    return parse_mapping(data)
-
-
-def new_account(world: World, modified: str = MODIFIED, account_type: str = "Customer") -> str:
+def new_account(world: World, modified: str = MODIFIED, account_type: str = "Customer - Direct") -> str:
+    """An Account; of a customer type (the default mapping's create_when), it gets its customer at once."""
     account_id = new_id("001")
     world.salesforce.accounts[account_id] = {
         "Id": account_id,
