@@ -173,8 +173,12 @@ def test_a_deal_changed_after_sync_is_the_metric_and_dimensions_the_template_ala
 
     worker.handle_batch(sqs_event(opportunity_request()), LambdaContextStub())  # type: ignore[arg-type]
 
-    [metric] = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
+    with_reason, alone = [
+        json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line
+    ]
+    assert with_reason["reason"] == "order_not_open"
     alarm = load_template().document["Resources"]["OrderChangedAfterSyncAlarm"]["Properties"]
+    metric = alone
     definition = metric["_aws"]["CloudWatchMetrics"][0]
     assert definition["Namespace"] == alarm["Namespace"]
     assert [item["Name"] for item in definition["Metrics"]] == [alarm["MetricName"]]

@@ -33,13 +33,27 @@ from aws_lambda_powertools.utilities.idempotency import (
 )
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from sfintacct.sync.outcome import SyncOutcome
+from sfintacct.sync.outcome import NEEDS_ATTENTION, OutcomeStatus, SyncOutcome
 from sfintacct.sync.runtime import QueueSettings
 from sfintacct.sync.service import SyncService
 from sfintacct.sync_request import SyncObjectType, SyncRequest
 
 # What identifies one piece of work: never the envelope's id alone (ARCHITECTURE §2, invariant 6).
 IDEMPOTENCY_KEY = "[object_type, record_id, producer_id]"
+
+
+def metric_name(object_type: str, status: str) -> str:
+    """OpportunitySynced, AccountFailed, OpportunityChangedAfterSync, ..."""
+    return f"{object_type}{status.title().replace('_', '')}"
+
+
+# The metrics (dimension: service only) that the template's alarms watch, one per worker and status.
+ALARMED_METRICS = tuple(
+    metric_name(object_type, status.value)
+    for object_type in ("Account", "Opportunity")
+    for status in OutcomeStatus
+    if status in NEEDS_ATTENTION and (object_type, status) != ("Account", OutcomeStatus.CHANGED_AFTER_SYNC)
+)
 
 
 class UnexpectedRecord(Exception):
@@ -117,13 +131,16 @@ class SyncWorker:
         return outcome.as_dict()
 
     def _count(self, status: str, reason: str) -> None:
-        """One metric per outcome with its reason as a dimension (single_metric: its own EMF line)."""
+        """One metric per outcome with its reason as a dimension (single_metric: its own EMF line); an
+        outcome that needs attention is counted once more without the reason, the metric its alarm watches."""
         if is_metrics_disabled():  # single_metric does not check POWERTOOLS_METRICS_DISABLED itself
             return
-        with single_metric(
-            name=f"{self.object_type}{status.title().replace('_', '')}", unit=MetricUnit.Count, value=1
-        ) as metric:
+        name = metric_name(self.object_type, status)
+        with single_metric(name=name, unit=MetricUnit.Count, value=1) as metric:
             metric.add_dimension(name="reason", value=reason)
+        if status in NEEDS_ATTENTION:
+            with single_metric(name=name, unit=MetricUnit.Count, value=1):
+                pass
 
     def _log(self, outcome: SyncOutcome) -> None:
         details = {"outcome": {key: value for key, value in outcome.as_dict().items() if value}}

@@ -17,6 +17,20 @@ class OutcomeStatus(StrEnum):
     # The deal changed after its order was converted (or closed) in Intacct: nothing is changed there, the
     # Opportunity says what differs, and a metric with an alarm counts it.
     CHANGED_AFTER_SYNC = "changed_after_sync"
+    # A fault of the set-up, not of the record (credentials, API allowance, mapping): the message is held
+    # on its queue with a growing delay and syncs by itself once the set-up is fixed.
+    WAITING = "waiting"
+
+
+# The outcomes somebody must look at: each is also counted without its reason, and alarmed on.
+NEEDS_ATTENTION = frozenset(
+    {
+        OutcomeStatus.FAILED,
+        OutcomeStatus.DEAD_LETTERED,
+        OutcomeStatus.CHANGED_AFTER_SYNC,
+        OutcomeStatus.WAITING,
+    }
+)
 
 
 class Reason(StrEnum):
