@@ -15,6 +15,7 @@ from sandbox.template_resources import load_template
 from sfintacct.crosswalk import CrosswalkStore
 from sfintacct.sync.sync_log import SyncLog
 from tests.unit.sync.test_after_sync_rules import *  # noqa: F403 - and the rules after the first sync
+from tests.unit.sync.test_setup_faults import *  # noqa: F403 - and faults of the set-up
 from tests.unit.sync.test_sync_rules import *  # noqa: F403 - every rule, run here on DynamoDB
 from tests.unit.sync.test_sync_rules import make_world
 

@@ -28,6 +28,7 @@ from pydantic import (
     model_validator,
 )
 
+from sfintacct.faults import ConfigurationFault
 from sfintacct.intacct.field_lengths import MAX_LENGTHS
 from sfintacct.intacct.models import (
     Contact,
@@ -48,8 +49,11 @@ DEFAULT_MAPPING_FILE = Path(__file__).resolve().parent.parent / "mapping.toml"
 MAPPING_FILE_VARIABLE = "SFINTACCT_MAPPING_FILE"
 
 
-class MappingError(Exception):
-    """The mapping file is invalid (a configuration error: retrying does not help)."""
+class MappingError(ConfigurationFault):
+    """The mapping file is invalid (a configuration error: the work waits until it is fixed)."""
+
+    kind = "mapping"
+    what_to_do = "correct the mapping file named in the message"
 
 
 class RecordDataError(Exception):

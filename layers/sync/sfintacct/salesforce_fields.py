@@ -29,6 +29,7 @@ from sfintacct.sync.write_back import (
     opportunity_changed_after_sync,
     opportunity_order_retired,
     opportunity_synced,
+    waiting,
 )
 
 # The object each query reads from, and the parent relationships its field paths go through.
@@ -84,6 +85,8 @@ def _updates(number: str, now: datetime, message: str) -> tuple[RecordUpdate, ..
         failed("Account", account_id, message, f"C-000{number}"),
         failed("Opportunity", opportunity_id, message, None),
         failed("Opportunity", opportunity_id, message, order_id),
+        waiting("Account", account_id, message),
+        waiting("Opportunity", opportunity_id, message),
     )
 
 

@@ -17,9 +17,11 @@ idempotency table are per container) and hands it every SQS batch:
 from __future__ import annotations
 
 import functools
+import time
 from collections.abc import Callable
 from typing import Any
 
+import boto3
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from aws_lambda_powertools.metrics.functions import is_metrics_disabled
@@ -33,6 +35,7 @@ from aws_lambda_powertools.utilities.idempotency import (
 )
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from sfintacct.faults import ConfigurationFault
 from sfintacct.sync.outcome import NEEDS_ATTENTION, OutcomeStatus, SyncOutcome
 from sfintacct.sync.runtime import QueueSettings
 from sfintacct.sync.service import SyncService
@@ -47,6 +50,7 @@ def metric_name(object_type: str, status: str) -> str:
     return f"{object_type}{status.title().replace('_', '')}"
 
 
+CONFIGURATION_FAULT_METRIC = "ConfigurationFault"
 # The metrics (dimension: service only) that the template's alarms watch, one per worker and status.
 ALARMED_METRICS = tuple(
     metric_name(object_type, status.value)
@@ -71,7 +75,10 @@ class SyncWorker:
     ) -> None:
         self.object_type = object_type
         self.logger = logger
-        self._service_factory = functools.cache(service_factory)
+        self._service_factory = service_factory
+        self._service: SyncService | None = None
+        self._service_built_at = 0.0
+        self.settings = settings
         self.max_receive_count = settings.max_receive_count
         # A batch whose records all failed is reported like any other, not raised (same retry, less noise).
         self.processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
@@ -91,8 +98,17 @@ class SyncWorker:
 
     @property
     def service(self) -> SyncService:
-        """The sync service, built on first use and kept for the container's life (cached clients)."""
-        return self._service_factory()
+        """The sync service (cached clients), built on first use and again when it is older than
+        `service_max_age_seconds`, so a fixed secret reaches a warm worker within minutes."""
+        age = time.monotonic() - self._service_built_at
+        if self._service is None or age > self.settings.service_max_age_seconds:
+            self._service = self._service_factory()
+            self._service_built_at = time.monotonic()
+        return self._service
+
+    def forget_service(self) -> None:
+        """The next record builds the service again: secrets and mapping are read afresh."""
+        self._service = None
 
     def handle_batch(self, event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
         self.idempotency.register_lambda_context(context)
@@ -114,15 +130,46 @@ class SyncWorker:
         self.logger.append_keys(
             salesforce_id=request.record_id, producer_id=request.producer_id, source=request.source
         )
+        receive_count = int(record.attributes.approximate_receive_count)
         try:
-            final_attempt = int(record.attributes.approximate_receive_count) >= self.max_receive_count
-            return self._sync_once(request=request, final_attempt=final_attempt)
+            return self._sync_once(request=request, final_attempt=receive_count >= self.max_receive_count)
+        except Exception as error:
+            self._hold(record, error, receive_count)
+            raise
         finally:
             self.logger.remove_keys(["salesforce_id", "producer_id", "source"])
+
+    def _hold(self, record: SQSRecord, error: Exception, receive_count: int) -> None:
+        """The record goes back to the queue: say so at ERROR, and make it wait longer each time."""
+        self.logger.error(
+            f"{self.object_type} sync will be retried (receive {receive_count} of {self.max_receive_count}): "
+            f"{type(error).__name__}: {error}"
+        )
+        if isinstance(error, ConfigurationFault):
+            self.forget_service()  # read the secrets and the mapping again for the next record
+        delay = getattr(error, "retry_after", None) or self.settings.retry_delay(receive_count)
+        if delay is None or self.settings.work_queue_url is None:
+            return
+        try:
+            self._sqs().change_message_visibility(
+                QueueUrl=self.settings.work_queue_url,
+                ReceiptHandle=record.receipt_handle,
+                VisibilityTimeout=int(delay),
+            )
+        except Exception:
+            self.logger.exception("could not delay the retry; the queue's visibility timeout applies")
+
+    @functools.cache  # noqa: B019 - one client per worker, which lives as long as the container
+    def _sqs(self) -> Any:
+        return boto3.client("sqs")
 
     def _sync(self, request: SyncRequest, final_attempt: bool) -> dict[str, Any]:
         try:
             outcome = self.service.handle(request, final_attempt=final_attempt)
+        except ConfigurationFault as fault:
+            self._count("dead_lettered" if final_attempt else "waiting", fault.kind)
+            self._count_configuration_fault()
+            raise
         except Exception:
             self._count("retrying" if not final_attempt else "dead_lettered", "transient")
             raise
@@ -141,6 +188,13 @@ class SyncWorker:
         if status in NEEDS_ATTENTION:
             with single_metric(name=name, unit=MetricUnit.Count, value=1):
                 pass
+
+    def _count_configuration_fault(self) -> None:
+        """`ConfigurationFault` (service dimension only): work is held by a fault of the set-up."""
+        if is_metrics_disabled():
+            return
+        with single_metric(name=CONFIGURATION_FAULT_METRIC, unit=MetricUnit.Count, value=1):
+            pass
 
     def _log(self, outcome: SyncOutcome) -> None:
         details = {"outcome": {key: value for key, value in outcome.as_dict().items() if value}}

@@ -16,6 +16,7 @@ from sfintacct.salesforce.client import SalesforceClient
 from sfintacct.salesforce.errors import (
     PermanentSalesforceError,
     RecordNotFound,
+    SalesforceApiLimitExceeded,
     SalesforceAuthenticationError,
     TransientSalesforceError,
 )
@@ -284,7 +285,7 @@ def test_only_reads_are_retried_on_server_errors() -> None:
         (sf_error(403, "INSUFFICIENT_ACCESS", "no access"), PermanentSalesforceError, "INSUFFICIENT_ACCESS"),
         (
             sf_error(403, "REQUEST_LIMIT_EXCEEDED", "TotalRequests Limit exceeded."),
-            TransientSalesforceError,
+            SalesforceApiLimitExceeded,  # a fault of the set-up: the work waits for the allowance
             "REQUEST_LIMIT_EXCEEDED",
         ),
         (
@@ -314,7 +315,7 @@ def test_salesforce_errors_are_typed_transient_or_permanent(
         client.query("SELECT Id FROM Opportunity")
 
     error = raised.value
-    assert isinstance(error, PermanentSalesforceError | TransientSalesforceError)
+    assert isinstance(error, PermanentSalesforceError | TransientSalesforceError | SalesforceApiLimitExceeded)
     assert error.error_codes == (code,)
     assert error.status == reply[0]
     assert code in str(error)
@@ -519,7 +520,7 @@ def test_a_composite_call_refused_as_a_whole_is_typed(
         "POST", COMPOSITE_PATH, sf_error(403, "REQUEST_LIMIT_EXCEEDED", "TotalRequests Limit exceeded.")
     )
 
-    with pytest.raises(TransientSalesforceError, match="REQUEST_LIMIT_EXCEEDED"):
+    with pytest.raises(SalesforceApiLimitExceeded, match="REQUEST_LIMIT_EXCEEDED"):
         client.write_back(write_back_updates())
 
 

@@ -127,6 +127,7 @@ def test_reads_the_custom_fields_of_the_package() -> None:
             "Changed after sync",
             "Order closed",
             "Synced with warnings",
+            "Waiting",
         ),
         restricted_picklist=True,
     )

@@ -3,7 +3,8 @@
 - HTTP: 429 -> rate limited; 524 -> outcome unknown for writes (transient for reads); other 5xx ->
   unavailable (transient, nothing assumed applied); other non-2xx without an XML body -> protocol error.
 - Control and authentication failures are permanent unless their text says "Temporarily Off-line" or
-  "rate limit exceeded" (or errorno GW-0010), which are transient wherever they appear.
+  "rate limit exceeded" (or errorno GW-0010), which are transient wherever they appear; a refused
+  sender (XL03000006, XMLGW_JPP0002) or sign-in is also a fault of the set-up (sfintacct.faults).
 - Result failures: "already been recorded with the control id", or any error that quotes the function's
   own control id (how Intacct words the refusal of a repeated control id is not documented) ->
   AlreadyApplied; BL34000061 -> DuplicateRecord; "non-existing"/"not found" -> RecordNotFound;
@@ -31,11 +32,15 @@ from sfintacct.intacct.errors import (
     OutcomeUnknown,
     PermissionDenied,
     RecordNotFound,
+    SenderRejected,
     TransientIntacctError,
 )
 from sfintacct.intacct.response import ABORTED, FAILURE, FunctionResult
 
 RATE_LIMIT_ERRORNO = "GW-0010"
+# Control failures that refuse the sender, not the request: a fault of the set-up (the reference's
+# error table: XL03000006 bad sender id/password or sender not authorised; XMLGW_JPP0002 sign-in refused).
+SENDER_REJECTED_ERRORNOS = frozenset({"XL03000006", "XMLGW_JPP0002"})
 DUPLICATE_ERRORNO = "BL34000061"
 TIMEOUT_STATUS = 524
 OFFLINE_TEXT = "temporarily off-line"
@@ -141,6 +146,12 @@ def error_for_control_failure(errors: Sequence[ErrorDetail], http_status: int | 
     if transient is not None:
         return transient
     detail = summarize(errors) or "no error details"
+    if any(error.errorno in SENDER_REJECTED_ERRORNOS for error in errors):
+        return SenderRejected(
+            f"Intacct refused the Web Services sender (control failure): {detail}",
+            errors=errors,
+            http_status=http_status,
+        )
     return ControlFailure(
         f"Intacct refused the request (control failure): {detail}", errors=errors, http_status=http_status
     )

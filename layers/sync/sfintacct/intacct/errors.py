@@ -20,6 +20,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import ClassVar
 
+from sfintacct.faults import ConfigurationFault
+
 ROLLED_BACK_ERRORNO = "XL03000009"
 
 
@@ -131,8 +133,12 @@ class PermanentIntacctError(IntacctError):
     """Retrying the same call will not help."""
 
 
-class IntacctSettingsError(PermanentIntacctError):
+class IntacctSettingsError(PermanentIntacctError, ConfigurationFault):
     """The client settings are missing or invalid (values are never included)."""
+
+    kind = "intacct_settings"
+    reads_secrets_again = True
+    what_to_do = "complete the Intacct secret"
 
 
 class IntacctRequestError(PermanentIntacctError, ValueError):
@@ -151,8 +157,23 @@ class ControlFailure(PermanentIntacctError):
     """The request was refused as a whole (control status failure): nothing was executed."""
 
 
-class AuthenticationFailed(PermanentIntacctError):
+class SenderRejected(ControlFailure, ConfigurationFault):
+    """The Web Services sender was refused (wrong sender id or password, not authorised for the company,
+    a sign-in the gateway refuses): XL03000006 or XMLGW_JPP0002 at control level."""
+
+    kind = "intacct_sender"
+    reads_secrets_again = True
+    what_to_do = (
+        "correct the sender id or password in the Intacct secret, or authorise the sender in the company"
+    )
+
+
+class AuthenticationFailed(PermanentIntacctError, ConfigurationFault):
     """Company sign-in failed (authentication status failure): nothing was executed."""
+
+    kind = "intacct_credentials"
+    reads_secrets_again = True
+    what_to_do = "correct the sender or user credentials in the Intacct secret"
 
 
 class FunctionFailed(PermanentIntacctError):
@@ -167,8 +188,12 @@ class RecordNotFound(FunctionFailed):
     """The record to change or read does not exist."""
 
 
-class PermissionDenied(FunctionFailed):
+class PermissionDenied(FunctionFailed, ConfigurationFault):
     """The Web Services user lacks a permission."""
+
+    kind = "intacct_permissions"
+    reads_secrets_again = False
+    what_to_do = "give the Intacct API user the permission named"
 
 
 class OutcomeUnknown(IntacctError):

@@ -17,7 +17,11 @@ from sfintacct.salesforce.errors import (
     error_for,
 )
 
-_MAX_TEXT_LENGTH = 500
+# Salesforce's own messages are kept whole (what is wrong is often at the end: "No such column 'X' on
+# entity 'Opportunity'" follows the whole query); a raw body (an HTML error page) is kept to its head
+# and tail.
+_MAX_MESSAGE_LENGTH = 16000
+_MAX_TEXT_LENGTH = 2000
 # requests errors that come from a wrong URL or header, not from the network.
 _PERMANENT_REQUEST_ERRORS = (
     requests.exceptions.InvalidURL,
@@ -71,11 +75,15 @@ def _detail_from_entry(entry: Any) -> SalesforceErrorDetail | None:
     fields = entry.get("fields") or []
     return SalesforceErrorDetail(
         error_code=code,
-        message=_shorten(str(message)),
+        message=_shorten(str(message), _MAX_MESSAGE_LENGTH),
         fields=tuple(str(name) for name in fields) if isinstance(fields, list) else (),
     )
 
 
-def _shorten(text: str) -> str:
+def _shorten(text: str, limit: int = _MAX_TEXT_LENGTH) -> str:
+    """The text on one line; a longer one keeps its beginning and its end, where the cause usually is."""
     text = " ".join(text.split())
-    return text if len(text) <= _MAX_TEXT_LENGTH else text[: _MAX_TEXT_LENGTH - 1] + "…"
+    if len(text) <= limit:
+        return text
+    half = (limit - 3) // 2
+    return f"{text[:half]} … {text[-half:]}"

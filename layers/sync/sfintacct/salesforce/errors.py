@@ -12,10 +12,11 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from sfintacct.faults import ConfigurationFault
+
 # Error codes Salesforce returns for conditions that clear up by themselves.
 TRANSIENT_ERROR_CODES = frozenset(
     {
-        "REQUEST_LIMIT_EXCEEDED",
         "UNABLE_TO_LOCK_ROW",
         "SERVER_UNAVAILABLE",
         "QUERY_TIMEOUT",
@@ -83,12 +84,39 @@ class RecordNotFound(PermanentSalesforceError):
     """The record does not exist (or is deleted, or the integration user cannot see it)."""
 
 
-class SalesforceAuthenticationError(PermanentSalesforceError):
+class SalesforceAuthenticationError(PermanentSalesforceError, ConfigurationFault):
     """Salesforce refused the credentials (invalid_client, invalid_grant, ...): fix the configuration."""
 
+    kind = "salesforce_credentials"
+    reads_secrets_again = True
+    what_to_do = "correct the consumer key, key or user in the Salesforce secret"
 
-class SalesforceSettingsError(PermanentSalesforceError):
+
+class SalesforceSettingsError(PermanentSalesforceError, ConfigurationFault):
     """The client configuration is incomplete or invalid."""
+
+    kind = "salesforce_settings"
+    reads_secrets_again = True
+    what_to_do = "complete the Salesforce secret"
+
+
+class SalesforceApiLimitExceeded(SalesforceError, ConfigurationFault):
+    """The org's API allowance is spent (REQUEST_LIMIT_EXCEEDED); it comes back within 24 hours."""
+
+    kind = "salesforce_api_limit"
+    what_to_do = "wait for the org's API allowance to come back, or raise it"
+
+
+class SalesforceFieldMismatch(PermanentSalesforceError, ConfigurationFault):
+    """A query names a field or object the org does not have (INVALID_FIELD, INVALID_TYPE): the mapping
+    or the query-field settings do not match the org, or the integration user cannot see the field."""
+
+    kind = "mapping"
+    what_to_do = "correct the mapping, or grant the integration user the field"
+
+
+API_LIMIT_ERROR_CODE = "REQUEST_LIMIT_EXCEEDED"
+FIELD_MISMATCH_ERROR_CODES = frozenset({"INVALID_FIELD", "INVALID_TYPE"})
 
 
 def is_transient_failure(status: int | None, error_codes: Iterable[str]) -> bool:
@@ -101,7 +129,13 @@ def is_transient_failure(status: int | None, error_codes: Iterable[str]) -> bool
 def error_for(
     message: str, *, status: int | None, details: Sequence[SalesforceErrorDetail] = ()
 ) -> SalesforceError:
-    """The transient or permanent error for a failure, classified by status and error codes."""
-    if is_transient_failure(status, (detail.error_code for detail in details)):
+    """The transient or permanent error for a failure, classified by status and error codes; a spent
+    API allowance is a configuration fault (it comes back, but not within a retry)."""
+    codes = {detail.error_code for detail in details}
+    if API_LIMIT_ERROR_CODE in codes:
+        return SalesforceApiLimitExceeded(message, status=status, details=details)
+    if codes & FIELD_MISMATCH_ERROR_CODES:
+        return SalesforceFieldMismatch(message, status=status, details=details)
+    if is_transient_failure(status, codes):
         return TransientSalesforceError(message, status=status, details=details)
     return PermanentSalesforceError(message, status=status, details=details)

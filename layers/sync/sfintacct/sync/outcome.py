@@ -60,6 +60,16 @@ class Reason(StrEnum):
     BAD_MAPPING = "bad_mapping"
     SALESFORCE_REJECTED = "salesforce_rejected"
     TRANSIENT = "transient"
+    # Faults of the set-up (sfintacct.faults): the `kind` of the fault.
+    INTACCT_SENDER = "intacct_sender"
+    INTACCT_CREDENTIALS = "intacct_credentials"
+    INTACCT_SETTINGS = "intacct_settings"
+    INTACCT_PERMISSIONS = "intacct_permissions"
+    SALESFORCE_CREDENTIALS = "salesforce_credentials"
+    SALESFORCE_SETTINGS = "salesforce_settings"
+    SALESFORCE_API_LIMIT = "salesforce_api_limit"
+    MAPPING = "mapping"
+    CONFIGURATION = "configuration"
 
 
 @dataclass(frozen=True)
@@ -78,7 +88,7 @@ class SyncOutcome:
     @property
     def retried(self) -> bool:
         """True when the message must go back to the queue (the worker raises)."""
-        return self.status in (OutcomeStatus.RETRYING, OutcomeStatus.DEAD_LETTERED)
+        return self.status in (OutcomeStatus.RETRYING, OutcomeStatus.DEAD_LETTERED, OutcomeStatus.WAITING)
 
     def as_dict(self) -> dict[str, Any]:
         return {

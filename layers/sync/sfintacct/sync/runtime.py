@@ -22,6 +22,9 @@ DEFAULT_TRANSACTION_TYPE = "Sales Order"
 DEFAULT_CLAIM_LEASE_SECONDS = 120
 DEFAULT_MAX_RECEIVE_COUNT = 5
 DEFAULT_IDEMPOTENCY_SECONDS = 172800
+DEFAULT_RETRY_BACKOFF_FACTOR = 6.0
+DEFAULT_SERVICE_MAX_AGE_SECONDS = 300
+MAX_VISIBILITY_SECONDS = 43200  # SQS: a message's visibility timeout is at most 12 hours
 
 
 class WorkerSettingsError(Exception):
@@ -73,6 +76,23 @@ class QueueSettings:
     max_receive_count: int  # receives before the queue moves a message to the dead-letter queue
     idempotency_table: str
     idempotency_expires_after_seconds: int  # how long a producer id is remembered
+    # A message that failed waits longer with each receive: first_retry_delay_seconds (the queue's own
+    # visibility timeout), then times retry_backoff_factor each time, at most 12 hours (SQS's limit).
+    # None (no WORK_QUEUE_URL): the queue's visibility timeout every time.
+    work_queue_url: str | None = None
+    first_retry_delay_seconds: int = 0
+    retry_backoff_factor: float = DEFAULT_RETRY_BACKOFF_FACTOR
+    # How long a worker keeps its clients (and the secrets they were built from) before reading the
+    # secrets again; a fault of the set-up makes it read them again at once.
+    service_max_age_seconds: int = DEFAULT_SERVICE_MAX_AGE_SECONDS
+
+    def retry_delay(self, receive_count: int) -> int | None:
+        """Seconds until a message that failed on its `receive_count`-th receive comes back (None: the
+        queue's own visibility timeout)."""
+        if self.work_queue_url is None or self.first_retry_delay_seconds <= 0:
+            return None
+        delay = self.first_retry_delay_seconds * self.retry_backoff_factor ** max(0, receive_count - 1)
+        return int(min(MAX_VISIBILITY_SECONDS, delay))
 
 
 def queue_settings(environ: Mapping[str, str] | None = None) -> QueueSettings:
@@ -82,6 +102,14 @@ def queue_settings(environ: Mapping[str, str] | None = None) -> QueueSettings:
         idempotency_table=_required(environment, "IDEMPOTENCY_TABLE"),
         idempotency_expires_after_seconds=_number(
             environment, "IDEMPOTENCY_EXPIRES_AFTER_SECONDS", DEFAULT_IDEMPOTENCY_SECONDS
+        ),
+        work_queue_url=environment.get("WORK_QUEUE_URL", "").strip() or None,
+        first_retry_delay_seconds=_number(environment, "RETRY_FIRST_DELAY_SECONDS", 0),
+        retry_backoff_factor=float(
+            environment.get("RETRY_BACKOFF_FACTOR", "").strip() or DEFAULT_RETRY_BACKOFF_FACTOR
+        ),
+        service_max_age_seconds=_number(
+            environment, "SERVICE_MAX_AGE_SECONDS", DEFAULT_SERVICE_MAX_AGE_SECONDS
         ),
     )
 

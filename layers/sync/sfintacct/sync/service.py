@@ -37,6 +37,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 from sfintacct.crosswalk import AlreadyClaimed, CrosswalkEntry, CrosswalkKind, CrosswalkPermanentError
+from sfintacct.faults import ConfigurationFault
 from sfintacct.intacct.client import SALES_DOCUMENT_LOOKUP_FIELDS, OrderRetirement
 from sfintacct.intacct.errors import AlreadyApplied, DuplicateRecord, OutcomeUnknown, PermanentIntacctError
 from sfintacct.intacct.models import CustomerUpdate, NewCustomer, SalesDocument, SalesTransaction
@@ -377,15 +378,17 @@ class SyncService:
             return self._follow_deal(snapshot, claim, owner)
         try:
             return self._create_order(snapshot, snapshot.account, claim, recovering=known is not None)
-        except PERMANENT_ERRORS:
-            # Intacct refused (nothing was written): free the Opportunity so a corrected one syncs at once,
-            # with a new control id.
+        except PERMANENT_ERRORS as error:
+            # Nothing was written. Intacct refused the record: free the Opportunity so a corrected one
+            # syncs at once, with a new control id. A fault of the set-up is not a refusal of the record:
+            # the same state is tried again once the set-up is fixed.
+            refused = not isinstance(error, ConfigurationFault)
             self.crosswalk.release(
                 opportunity_id,
                 CrosswalkKind.ORDER,
                 owner,
-                refused=True,
-                refused_source_modified_at=modified_at(opportunity),
+                refused=refused,
+                refused_source_modified_at=modified_at(opportunity) if refused else None,
             )
             raise
 
@@ -833,7 +836,9 @@ class SyncService:
 
     def _failure(self, request: SyncRequest, error: Exception, *, final_attempt: bool) -> SyncOutcome:
         message = describe(error)
-        if isinstance(error, PERMANENT_ERRORS):
+        if isinstance(error, ConfigurationFault) and not final_attempt:
+            return self._waiting(request, error, message)
+        if isinstance(error, PERMANENT_ERRORS) and not isinstance(error, ConfigurationFault):
             status, reason = OutcomeStatus.FAILED, _permanent_reason(error)
         elif final_attempt:
             status, reason = OutcomeStatus.DEAD_LETTERED, Reason.TRANSIENT
@@ -848,6 +853,29 @@ class SyncService:
         logger.error("%s %s failed: %s", request.object_type, request.record_id, message)
         self._write_back_failure(request, message)
         return SyncOutcome(status, reason, request.object_type, request.record_id, message)
+
+    def _waiting(self, request: SyncRequest, fault: ConfigurationFault, message: str) -> SyncOutcome:
+        """Not the record's fault: it stays on the queue (retried, with a growing delay) and says why."""
+        text = (
+            f"Waiting: {message} — not this record's fault: {fault.what_to_do}; the sync goes on by itself "
+            "once that is done"
+        )
+        logger.error(
+            "%s %s is waiting for the set-up (%s): %s",
+            request.object_type,
+            request.record_id,
+            fault.kind,
+            message,
+        )
+        if not fault.kind.startswith("salesforce_"):  # Salesforce itself is what refuses us now
+            try:
+                self.salesforce.write_back([write_back.waiting(request.object_type, request.record_id, text)])
+            except Exception:
+                logger.exception(
+                    "could not write the wait back to %s %s", request.object_type, request.record_id
+                )
+        reason = Reason(fault.kind) if fault.kind in Reason._value2member_map_ else Reason.CONFIGURATION
+        return SyncOutcome(OutcomeStatus.WAITING, reason, request.object_type, request.record_id, text)
 
     def _write_back_failure(self, request: SyncRequest, message: str) -> None:
         """Best effort: the failure is in the sync log and the queue whether or not Salesforce takes it.

@@ -19,6 +19,7 @@ SYNCED_WITH_WARNINGS = "Synced with warnings"
 FAILED = "Failed"
 CHANGED_AFTER_SYNC = "Changed after sync"
 ORDER_CLOSED = "Order closed"
+WAITING = "Waiting"
 
 ID_FIELDS = {"Account": "Intacct_Customer_Id__c", "Opportunity": "Intacct_Order_Id__c"}
 
@@ -89,6 +90,15 @@ def failed(object_type: str, record_id: str, message: str, own_intacct_id: str |
             "Intacct_Sync_Status__c": FAILED,
             "Intacct_Sync_Error__c": _error_text(message),
         },
+    )
+
+
+def waiting(object_type: str, record_id: str, message: str) -> RecordUpdate:
+    """A fault of the set-up holds the record's sync; it goes on by itself once the set-up is fixed."""
+    return RecordUpdate(
+        object_type=object_type,
+        record_id=record_id,
+        fields={"Intacct_Sync_Status__c": WAITING, "Intacct_Sync_Error__c": _error_text(message)},
     )
 
 
