@@ -26,6 +26,11 @@ def read_json_secret(secret_arn: str, what: str, error_type: type[Exception]) ->
     return secret
 
 
+def forget_secrets() -> None:
+    """The next read of any secret goes to Secrets Manager (after the secret may have been fixed)."""
+    parameters.clear_caches()
+
+
 def secret_named_by(
     environ: Mapping[str, str], variable: str, what: str, error_type: type[Exception]
 ) -> dict[str, Any]:

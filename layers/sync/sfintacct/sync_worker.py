@@ -36,6 +36,7 @@ from aws_lambda_powertools.utilities.idempotency import (
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from sfintacct.faults import ConfigurationFault
+from sfintacct.settings_sources import forget_secrets
 from sfintacct.sync.outcome import NEEDS_ATTENTION, OutcomeStatus, SyncOutcome
 from sfintacct.sync.runtime import QueueSettings
 from sfintacct.sync.service import SyncService
@@ -146,7 +147,9 @@ class SyncWorker:
             f"{type(error).__name__}: {error}"
         )
         if isinstance(error, ConfigurationFault):
-            self.forget_service()  # read the secrets and the mapping again for the next record
+            self.forget_service()  # build the clients and read the mapping again for the next record
+            if error.reads_secrets_again:
+                forget_secrets()
         delay = getattr(error, "retry_after", None) or self.settings.retry_delay(receive_count)
         if delay is None or self.settings.work_queue_url is None:
             return
