@@ -28,7 +28,7 @@ def read_json_secret(secret_arn: str, what: str, error_type: type[Exception]) ->
 
 def forget_secrets() -> None:
     """The next read of any secret goes to Secrets Manager (after the secret may have been fixed)."""
-    parameters.clear_caches()
+    parameters.clear_caches()  # type: ignore[no-untyped-call]  # Powertools leaves it unannotated
 
 
 def secret_named_by(
