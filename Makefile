@@ -36,6 +36,17 @@ $(VENV)/.stamp: requirements-dev.txt layers/sync/requirements.txt
 	$(VENV)/bin/pip install --quiet -r requirements-dev.txt
 	touch $@
 
+# The operations command (ops/sfintacct_ops, not in the Lambda layer): a launcher in the venv that puts
+# the layer, ops/ and the repository on the import path and runs `python -m sfintacct_ops`.
+$(VENV)/bin/sfintacct: $(VENV)/.stamp
+	@printf '%s\n' '#!/bin/sh' \
+	  '# sfintacct operations command (written by make setup; see README "Operations").' \
+	  'bin="$$(cd "$$(dirname "$$0")" && pwd -P)"' \
+	  'root="$$(dirname "$$(dirname "$$bin")")"' \
+	  'PYTHONPATH="$$root/layers/sync:$$root/ops:$$root$${PYTHONPATH:+:$$PYTHONPATH}" exec "$$bin/python" -m sfintacct_ops "$$@"' \
+	  > $@
+	chmod +x $@
+
 # SAM CLI pins boto3 and pydantic, so it lives in a venv of its own.
 $(SAM_VENV)/.stamp:
 	$(PYTHON) -m venv $(SAM_VENV)
@@ -52,7 +63,7 @@ java:
 	@v=$$(java -version 2>&1 | sed -n 's/.*version "\([0-9]*\).*/\1/p' | head -1); \
 	  [ "$${v:-0}" -ge 17 ] || { echo "error: Java $$v found, DynamoDB Local needs Java 17+." >&2; exit 1; }
 
-setup: $(VENV)/.stamp $(SAM_VENV)/.stamp node_modules/.stamp java
+setup: $(VENV)/.stamp $(VENV)/bin/sfintacct $(SAM_VENV)/.stamp node_modules/.stamp java
 
 lint: $(VENV)/.stamp
 	$(VENV)/bin/ruff check .

@@ -1,0 +1,352 @@
+"""The `sfintacct` command: argument parsing, output (human or --json) and exit codes.
+
+    sfintacct --local status 006...            the local stack of `make stack`
+    sfintacct --stack sfintacct-prod retry 006...
+
+Exit codes: 0 done, 1 something failed (the output says what), 2 bad usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, TextIO
+
+from sfintacct.salesforce_ids import ORGANIZATION_KEY_PREFIX, InvalidSalesforceId, to_case_safe_id_with_prefix
+from sfintacct_ops.backfill import DEFAULT_RATE, BackfillError, BackfillResult, backfill, default_checkpoint
+from sfintacct_ops.deployment import (
+    Deployment,
+    DeploymentError,
+    default_stack_file,
+    from_cloudformation,
+    from_local,
+)
+from sfintacct_ops.queues import DeadLetter, redrive, retry
+from sfintacct_ops.records import case_safe_id
+from sfintacct_ops.status import plain, record_status, render
+
+PROGRAM = "sfintacct"
+COMMANDS = ("status", "retry", "redrive", "backfill")
+DESCRIPTION = """\
+Operate an sfintacct deployment: a record's whole story, retries, dead-letter redrives, backfills.
+
+Where the deployment is: --stack NAME (a CloudFormation stack: its Outputs and Parameters; AWS
+credentials and region as for the AWS CLI, or --region/--profile), or --local [PATH] (the local stack
+of `make stack`: its stack.json, default $SFINTACCT_STATE_DIR/stack.json or .local/stack.json).
+Every command takes --json for scripts. Exit status: 0 done, 1 something failed, 2 bad usage."""
+BACKFILL_DESCRIPTION = """\
+Find records in Salesforce and put one SyncRequest each on the work queue.
+
+opportunities: the won ones (IsWon = true); accounts: all. --since and --where narrow the query; it is
+read page by page (the client follows nextRecordsUrl). Requests go out with SendMessageBatch (10 per
+call) at most --rate a second. The ids sent are kept in a checkpoint file, so after an interruption the
+same command sends only the rest (--fresh starts over). Records already synced are answered
+already_synced by the workers. Very large sets (millions of records) would be read with Bulk API 2.0,
+which this command does not implement yet: the REST query keeps every id in memory."""
+
+
+def _common_options(*, suppress: bool) -> argparse.ArgumentParser:
+    """Options accepted before or after the command (`sfintacct --local status ID --json`)."""
+    default: Any = argparse.SUPPRESS if suppress else None
+    parser = argparse.ArgumentParser(add_help=False)
+    where = parser.add_argument_group("deployment")
+    where.add_argument("--stack", metavar="NAME", default=default, help="a deployed CloudFormation stack")
+    where.add_argument(
+        "--local",
+        metavar="PATH",
+        default=default,
+        help="the local stack; written --local [PATH]: its stack.json or state dir "
+        f"(default {_shown(default_stack_file())})",
+    )
+    where.add_argument("--region", default=default, help="AWS region of --stack (default: the AWS config)")
+    where.add_argument("--profile", default=default, help="AWS profile for --stack")
+    where.add_argument(
+        "--org-id", default=default, help="the Salesforce org id of requests, when the stack names several"
+    )
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        default=argparse.SUPPRESS if suppress else False,
+        help="print JSON for scripts",
+    )
+    return parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=PROGRAM,
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        parents=[_common_options(suppress=False)],
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    common = [_common_options(suppress=True)]
+
+    status = commands.add_parser(
+        "status",
+        parents=common,
+        help="a record's story: sync log, crosswalk, Intacct, Salesforce",
+        description="Show what the sync log, the crosswalk, Intacct and Salesforce hold for each record.",
+    )
+    status.add_argument(
+        "ids", nargs="+", metavar="ID", help="Account (001) or Opportunity (006) id, 15 or 18"
+    )
+
+    retry_parser = commands.add_parser(
+        "retry",
+        parents=common,
+        help="enqueue a new sync request for records",
+        description="Put one new SyncRequest per record on its work queue (producer id retry-<uuid>, no "
+        "LastModifiedDate: a retry asked for). A record already synced is answered already_synced.",
+    )
+    retry_parser.add_argument("ids", nargs="+", metavar="ID", help="Account (001) or Opportunity (006) id")
+
+    redrive_parser = commands.add_parser(
+        "redrive",
+        parents=common,
+        help="move dead-letter messages back to their work queue",
+        description="List the dead-letter queue's messages, then move each SyncRequest back to its work "
+        "queue (sent first, deleted from the dead-letter queue only after). Other messages are reported "
+        "and left in place.",
+    )
+    redrive_parser.add_argument("--queue", choices=("customer", "order", "both"), default="both")
+    redrive_parser.add_argument("--dry-run", action="store_true", help="list only, move nothing")
+
+    backfill_parser = commands.add_parser(
+        "backfill",
+        parents=common,
+        help="enqueue sync requests for records found in Salesforce",
+        description=BACKFILL_DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    backfill_parser.add_argument("kind", choices=("accounts", "opportunities"))
+    backfill_parser.add_argument(
+        "--since", metavar="DATE", help="LastModifiedDate on or after (YYYY-MM-DD or ISO)"
+    )
+    backfill_parser.add_argument(
+        "--where", metavar="SOQL", help="another SOQL condition, e.g. \"Type = 'Customer'\""
+    )
+    backfill_parser.add_argument("--dry-run", action="store_true", help="count and list, send nothing")
+    backfill_parser.add_argument(
+        "--rate",
+        type=float,
+        default=DEFAULT_RATE,
+        metavar="N",
+        help=f"messages a second (default {DEFAULT_RATE:g})",
+    )
+    backfill_parser.add_argument(
+        "--checkpoint",
+        type=Path,
+        metavar="PATH",
+        help=f"ids already sent (default {_shown(default_checkpoint('opportunities'))} or -accounts)",
+    )
+    backfill_parser.add_argument("--fresh", action="store_true", help="ignore and restart the checkpoint")
+    backfill_parser.add_argument("--limit", type=int, metavar="N", help="send at most N records in this run")
+    return parser
+
+
+def main(
+    argv: Sequence[str] | None = None, *, stdout: TextIO | None = None, stderr: TextIO | None = None
+) -> int:
+    out = stdout or sys.stdout
+    err = stderr or sys.stderr
+    parser = build_parser()
+    arguments = parser.parse_args(_local_path_argument(list(sys.argv[1:] if argv is None else argv)))
+    as_json = bool(getattr(arguments, "json", False))
+    deployment: Deployment | None = None
+    try:
+        deployment = _deployment(arguments, parser)
+        if arguments.command == "status":
+            return _status(deployment, arguments.ids, as_json, out)
+        if arguments.command == "retry":
+            return _retry(deployment, arguments.ids, as_json, out)
+        if arguments.command == "redrive":
+            return _redrive(deployment, arguments, as_json, out)
+        return _backfill(deployment, arguments, as_json, out, err)
+    except (DeploymentError, BackfillError, InvalidSalesforceId) as error:
+        print(f"{PROGRAM}: {error}", file=err)
+        return 1
+    except Exception as error:
+        print(f"{PROGRAM}: {type(error).__name__}: {error}", file=err)
+        return 1
+    finally:
+        if deployment is not None:
+            deployment.close()
+
+
+def _local_path_argument(argv: list[str]) -> list[str]:
+    """`--local` takes an optional PATH: `--local` alone (before a command or an id) means the default."""
+    result: list[str] = []
+    for index, argument in enumerate(argv):
+        if argument != "--local":
+            result.append(argument)
+            continue
+        following = argv[index + 1] if index + 1 < len(argv) else None
+        if following is not None and _looks_like_path(following):
+            result.append("--local")  # the path follows as its value
+        else:
+            result.append(f"--local={default_stack_file()}")
+    return result
+
+
+def _looks_like_path(token: str) -> bool:
+    if token.startswith("-") or token in COMMANDS:
+        return False
+    return os.sep in token or token.endswith(".json") or Path(token).exists()
+
+
+def _deployment(arguments: argparse.Namespace, parser: argparse.ArgumentParser) -> Deployment:
+    stack, local = getattr(arguments, "stack", None), getattr(arguments, "local", None)
+    if bool(stack) == bool(local):
+        parser.error("say where the deployment is: --stack NAME or --local [PATH] (one of them)")
+    if stack:
+        deployment = from_cloudformation(
+            stack, region=getattr(arguments, "region", None), profile=getattr(arguments, "profile", None)
+        )
+    else:
+        deployment = from_local(Path(str(local)))
+    org_id = getattr(arguments, "org_id", None)
+    if org_id:
+        org_id = to_case_safe_id_with_prefix(org_id, ORGANIZATION_KEY_PREFIX, "an organization")
+        deployment = dataclasses.replace(deployment, org_ids=(org_id,))
+    return deployment
+
+
+def _ids(values: Sequence[str]) -> list[str]:
+    return list(dict.fromkeys(case_safe_id(value) for value in values))
+
+
+def _print_json(value: Any, out: TextIO) -> None:
+    json.dump(plain(value), out, indent=2, sort_keys=False)
+    out.write("\n")
+
+
+# ---------------------------------------------------------------------------- commands
+
+
+def _status(deployment: Deployment, values: Sequence[str], as_json: bool, out: TextIO) -> int:
+    statuses = [record_status(deployment, record_id) for record_id in _ids(values)]
+    if as_json:
+        _print_json({"records": [status.as_dict() for status in statuses]}, out)
+    else:
+        out.write("\n\n".join(render(status) for status in statuses) + "\n")
+    return 1 if any(status.errors for status in statuses) else 0
+
+
+def _retry(deployment: Deployment, values: Sequence[str], as_json: bool, out: TextIO) -> int:
+    requests = retry(deployment, _ids(values))
+    if as_json:
+        _print_json(
+            {
+                "sent": [
+                    {**request.model_dump(mode="json"), "queue": deployment.work_queue(request.object_type)}
+                    for request in requests
+                ]
+            },
+            out,
+        )
+    else:
+        for request in requests:
+            queue = deployment.work_queue(request.object_type)
+            out.write(
+                f"sent {request.object_type} {request.record_id} to {queue}"
+                f"  producer_id={request.producer_id} source={request.source}\n"
+            )
+    return 0
+
+
+def _redrive(deployment: Deployment, arguments: argparse.Namespace, as_json: bool, out: TextIO) -> int:
+    letters = redrive(deployment, arguments.queue, dry_run=arguments.dry_run)
+    if as_json:
+        _print_json(
+            {
+                "dry_run": arguments.dry_run,
+                "messages": [letter.as_dict() for letter in letters],
+                "moved": sum(letter.moved for letter in letters),
+                "left": sum(letter.left_behind for letter in letters),
+            },
+            out,
+        )
+    else:
+        _render_dead_letters(letters, arguments.dry_run, out)
+    # Something left in a dead-letter queue is a failure of the move, not of a dry run's look.
+    return 1 if not arguments.dry_run and any(letter.left_behind for letter in letters) else 0
+
+
+def _render_dead_letters(letters: Sequence[DeadLetter], dry_run: bool, out: TextIO) -> None:
+    if not letters:
+        out.write("the dead-letter queues are empty\n")
+        return
+    for letter in letters:
+        record = f"{letter.object_type} {letter.record_id}" if letter.record_id else "(not a SyncRequest)"
+        out.write(
+            f"{letter.queue} DLQ  {letter.message_id}  {record}  producer_id={letter.producer_id or '-'}  "
+            f"receives={letter.receive_count}  age={_age(letter.age_seconds)}  -> {letter.action}\n"
+        )
+    moved = sum(letter.moved for letter in letters)
+    left = sum(letter.left_behind for letter in letters)
+    if dry_run:
+        out.write(f"{len(letters)} message(s) listed; nothing moved (dry run)\n")
+    else:
+        out.write(f"{moved} moved back to their work queue, {left} left in the dead-letter queue\n")
+
+
+def _age(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f}s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f}m"
+    if seconds < 172800:
+        return f"{seconds / 3600:.1f}h"
+    return f"{seconds / 86400:.1f}d"
+
+
+def _backfill(
+    deployment: Deployment, arguments: argparse.Namespace, as_json: bool, out: TextIO, err: TextIO
+) -> int:
+    result = backfill(
+        deployment,
+        arguments.kind,
+        since=arguments.since,
+        where=arguments.where,
+        dry_run=arguments.dry_run,
+        rate=arguments.rate,
+        checkpoint_path=arguments.checkpoint,
+        fresh=arguments.fresh,
+        limit=arguments.limit,
+        progress=err,
+    )
+    if as_json:
+        _print_json(result.as_dict(), out)
+    else:
+        _render_backfill(result, out)
+    return 1 if result.error or result.interrupted else 0
+
+
+def _render_backfill(result: BackfillResult, out: TextIO) -> None:
+    out.write(f"query: {result.query}\n")
+    out.write(
+        f"found {result.found} {result.object_type} record(s); {result.already_sent} sent by an earlier run "
+        f"(checkpoint); {result.to_send} to send\n"
+    )
+    if result.dry_run:
+        out.writelines(f"  {record_id}\n" for record_id in result.records)
+        out.write("dry run: nothing sent\n")
+        return
+    out.write(f"sent {result.sent} in {result.elapsed_seconds} s; checkpoint {result.checkpoint}\n")
+    if result.interrupted:
+        out.write("interrupted: run the same command again to send the rest\n")
+    if result.error:
+        out.write(f"stopped: {result.error}; run the same command again to send the rest\n")
+
+
+def _shown(path: Path) -> str:
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
