@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from typing import TYPE_CHECKING
 
 import pytest
@@ -96,3 +96,60 @@ def test_a_missing_table_is_a_clear_error(dynamodb: DynamoDBClient) -> None:
 
     with pytest.raises(SyncLogError, match="cannot write the sync log of 006"):
         log.record(outcome(OutcomeStatus.SYNCED, Reason.CREATED), producer_id="p", source="outbound_message")
+
+
+def test_outcomes_of_a_status_since_a_time_come_newest_first_page_by_page(
+    dynamodb: DynamoDBClient, sync_log_table: str
+) -> None:
+    """The status index answers "what failed since T" with Queries: other statuses and older outcomes
+    are left out, and a small page size makes the reader follow LastEvaluatedKey across pages."""
+    start = datetime(2031, 3, 2, 8, 0, tzinfo=UTC)  # a window no other test of the module logs in
+    times = iter(start + timedelta(minutes=minute) for minute in range(100))
+    log = SyncLog(dynamodb, sync_log_table, clock=lambda: next(times))
+    recorded: list[tuple[OutcomeStatus, str]] = []
+    for number in range(12):
+        status = (OutcomeStatus.FAILED, OutcomeStatus.SYNCED, OutcomeStatus.WAITING)[number % 3]
+        sf_id = f"006{uuid.uuid4().hex[:15]}"
+        log.record(
+            outcome(status, Reason.TRANSIENT, sf_id), producer_id=f"n-{number}", source="outbound_message"
+        )
+        recorded.append((status, sf_id))
+    failed = [sf_id for status, sf_id in recorded if status is OutcomeStatus.FAILED]  # minutes 0, 3, 6, 9
+    since = start + timedelta(minutes=3)
+    queries: list[dict[str, object]] = []
+
+    def count_query(params: dict[str, object], **_: object) -> None:
+        queries.append(params)
+
+    dynamodb.meta.events.register("provide-client-params.dynamodb.Query", count_query)
+    try:
+        entries = log.by_status("failed", since=since, page_size=2)
+        pages = len(queries)
+        first_two = log.by_status("failed", since=since, limit=2, page_size=2)
+    finally:
+        dynamodb.meta.events.unregister("provide-client-params.dynamodb.Query", count_query)
+
+    assert [entry.sf_id for entry in entries] == failed[:0:-1]  # minutes 9, 6, 3: newest first
+    assert [entry.at for entry in entries] == [start + timedelta(minutes=m) for m in (9, 6, 3)]
+    assert {(entry.status, entry.reason, entry.object_type) for entry in entries} == {
+        ("failed", "transient", "Opportunity")
+    }
+    assert pages >= 2  # followed LastEvaluatedKey: 3 entries in pages of 2
+    assert all(query["IndexName"] == "by-status" for query in queries)
+    assert [entry.sf_id for entry in first_two] == failed[:0:-1][:2]
+    assert len(queries) == pages + 1  # the limit was reached on the first page: no second Query
+    waiting_since = [
+        sf_id
+        for minute, (status, sf_id) in enumerate(recorded)
+        if status is OutcomeStatus.WAITING and minute >= 3
+    ]
+    assert [entry.sf_id for entry in log.by_status("waiting", since=since)] == waiting_since[::-1]
+    assert log.by_status("failed", since=start + timedelta(minutes=10)) == []
+    # Time is compared in UTC, whatever offset `since` is given in.
+    same_time_elsewhere = since.astimezone(timezone(timedelta(hours=-5)))
+    assert [entry.sf_id for entry in log.by_status("failed", since=same_time_elsewhere)] == failed[:0:-1]
+
+
+def test_by_status_wants_an_aware_time(dynamodb: DynamoDBClient, sync_log_table: str) -> None:
+    with pytest.raises(ValueError, match="aware"):
+        SyncLog(dynamodb, sync_log_table).by_status("failed", since=datetime(2031, 3, 2))

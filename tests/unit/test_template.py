@@ -8,6 +8,8 @@ from typing import Any
 import pytest
 import yaml
 
+from sfintacct.sync.sync_log import STATUS_INDEX
+
 TEMPLATE_PATH = Path(__file__).resolve().parents[2] / "template.yaml"
 
 WORK_QUEUES = {
@@ -334,6 +336,22 @@ def test_sync_log_is_read_by_salesforce_id_and_expires(resources: dict[str, Any]
         {"AttributeName": "at", "KeyType": "RANGE"},
     ]
     assert props["TimeToLiveSpecification"] == {"AttributeName": "expires_at", "Enabled": True}
+
+
+def test_sync_log_is_read_by_status_and_time_through_an_index(resources: dict[str, Any]) -> None:
+    """Failures since a time are a Query of the status index (SyncLog.by_status), never a Scan."""
+    props = properties(resources, "SyncLogTable")
+    (index,) = props["GlobalSecondaryIndexes"]
+
+    assert index == {
+        "IndexName": STATUS_INDEX,
+        "KeySchema": [
+            {"AttributeName": "status", "KeyType": "HASH"},
+            {"AttributeName": "at", "KeyType": "RANGE"},
+        ],
+        "Projection": {"ProjectionType": "ALL"},
+    }
+    assert {"AttributeName": "status", "AttributeType": "S"} in props["AttributeDefinitions"]
 
 
 @pytest.mark.parametrize(

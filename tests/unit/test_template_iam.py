@@ -9,8 +9,8 @@ Each function may use exactly the actions its code calls, each on the one resour
   GetQueueAttributes); the crosswalk is read with GetItem and written only with conditional UpdateItem
   (`crosswalk.py`); Powertools idempotency uses GetItem, PutItem, UpdateItem and DeleteItem; the sync
   log is appended with PutItem (`sync/sync_log.py`); GetSecretValue of the Intacct and Salesforce
-  secrets (`settings_sources.py`). The crosswalk's reverse index and the sync log's history are read
-  by people, not by the workers, so no Query is granted.
+  secrets (`settings_sources.py`). The crosswalk's reverse index and the sync log's history and status
+  index are read by people, not by the workers, so no Query is granted.
 - every function writes its own log group and X-Ray traces; metrics are EMF log lines, so no
   cloudwatch:PutMetricData.
 
@@ -418,7 +418,7 @@ def test_the_code_calls_only_the_aws_operations_the_permissions_were_written_for
     assert aws_calls == {
         # get/claim/complete/put_mapping/release; query is find_by_intacct_id, which no worker calls
         "crosswalk.py": {"get_item", "update_item", "query"},
-        # record; query is history(), for people reading the log, not for the workers
+        # record; query is history() and by_status(), for people reading the log, not for the workers
         "sync/sync_log.py": {"put_item", "query"},
         "intake/work_queues.py": {"send_message_batch"},
     }
