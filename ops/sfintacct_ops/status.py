@@ -252,6 +252,8 @@ def _render_crosswalk(entries: list[dict[str, Any]], record_id: str) -> list[str
             f"attempt={entry['attempt']}  source_modified_at={entry['source_modified_at']}  "
             f"updated_at={entry['updated_at']}"
         )
+        if entry["status"] == "CLAIMED":  # a claim or a write lock: whose, and until when
+            lines.append(f"        claimed by {entry['claim_owner']} until {entry['lease_expires_at']}")
         lines.extend(f"        {name} = {value}" for name, value in sorted(entry["attributes"].items()))
     return lines
 
