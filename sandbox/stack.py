@@ -615,6 +615,9 @@ class WorkersPart:
                 "INTACCT_RETRY_BUDGET_SECONDS": str(max(1, context.queue_visibility_seconds // 3)),
                 # Longer than an attempt can be in flight, so a live attempt never loses its claim.
                 "ORDER_CLAIM_LEASE_SECONDS": str(timeout_seconds + intacct_timeout + 1),
+                # A failed message waits the local visibility timeout, then twice as long each time.
+                "RETRY_FIRST_DELAY_SECONDS": str(context.queue_visibility_seconds),
+                "RETRY_BACKOFF_FACTOR": "2",
             }
         # The code directory comes first on sys.path (the working directory); then the layers, as
         # /opt/python on Lambda; then this repository, for the runtime (sandbox.lambda_runtime).

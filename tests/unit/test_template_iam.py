@@ -6,7 +6,8 @@ Each function may use exactly the actions its code calls, each on the one resour
   sqs:SendMessage), SendMessage to its dead-letter queue (EventInvokeConfig's on-failure destination is
   sent with the function's role), GetSecretValue of the intake secret (`intake/intake_secret.py`).
 - workers: the SQS event source polls their own queue with their role (ReceiveMessage, DeleteMessage,
-  GetQueueAttributes); the crosswalk is read with GetItem and written only with conditional UpdateItem
+  GetQueueAttributes), and a worker delays the next receive of a failed message (ChangeMessageVisibility,
+  `sync_worker.py`); the crosswalk is read with GetItem and written only with conditional UpdateItem
   (`crosswalk.py`); Powertools idempotency uses GetItem, PutItem, UpdateItem and DeleteItem; the sync
   log is appended with PutItem (`sync/sync_log.py`); GetSecretValue of the Intacct and Salesforce
   secrets (`settings_sources.py`). The crosswalk's reverse index and the sync log's history and status
@@ -60,7 +61,7 @@ EVERYTHING_ON = {
 XRAY = {"xray:PutTraceSegments", "xray:PutTelemetryRecords"}
 LOGS = {"logs:CreateLogStream", "logs:PutLogEvents"}
 SEND = {"sqs:SendMessage"}
-CONSUME = {"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"}
+CONSUME = {"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ChangeMessageVisibility"}
 READ_SECRET = {"secretsmanager:GetSecretValue"}
 IDEMPOTENCY = {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"}
 CROSSWALK = {"dynamodb:GetItem", "dynamodb:UpdateItem"}
