@@ -618,6 +618,8 @@ class WorkersPart:
                 # A failed message waits the local visibility timeout, then twice as long each time.
                 "RETRY_FIRST_DELAY_SECONDS": str(context.queue_visibility_seconds),
                 "RETRY_BACKOFF_FACTOR": "2",
+                # Warm workers read the secrets again this often (5 minutes on AWS).
+                "SERVICE_MAX_AGE_SECONDS": str(context.queue_visibility_seconds),
             }
         # The code directory comes first on sys.path (the working directory); then the layers, as
         # /opt/python on Lambda; then this repository, for the runtime (sandbox.lambda_runtime).

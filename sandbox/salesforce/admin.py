@@ -222,6 +222,9 @@ def apply_config(state: SandboxState, update: dict[str, Any]) -> None:
     rollup = update.get("amount_rollup_fires_flows")
     if rollup is not None and not isinstance(rollup, bool):
         raise AdminError("amount_rollup_fires_flows must be true or false")
+    usage = update.get("api_usage")
+    if usage is not None and usage != 0:
+        raise AdminError("api_usage can only be set to 0 (the next day's allowance)")
     if page_size is not None:
         state.rest.page_size = page_size
     if "child_batch_size" in update:
@@ -232,6 +235,8 @@ def apply_config(state: SandboxState, update: dict[str, Any]) -> None:
         state.token_endpoint.community_urls = community_urls
     if rollup is not None:
         state.outbound.amount_rollup_fires_flows = rollup
+    if usage == 0:
+        state.allowance.reset()
 
 
 def merge(state: SandboxState, body: bytes) -> AdminReply:

@@ -99,10 +99,14 @@ class SyncWorker:
 
     @property
     def service(self) -> SyncService:
-        """The sync service (cached clients), built on first use and again when it is older than
-        `service_max_age_seconds`, so a fixed secret reaches a warm worker within minutes."""
+        """The sync service (cached clients), built on first use and again, from the secrets as they are
+        then, when it is older than `service_max_age_seconds`: a fixed secret reaches a warm worker within
+        minutes without a redeploy."""
         age = time.monotonic() - self._service_built_at
-        if self._service is None or age > self.settings.service_max_age_seconds:
+        if self._service is not None and age > self.settings.service_max_age_seconds:
+            forget_secrets()  # the rebuilt clients read the secrets as they are now
+            self._service = None
+        if self._service is None:
             self._service = self._service_factory()
             self._service_built_at = time.monotonic()
         return self._service
