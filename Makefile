@@ -70,7 +70,7 @@ lint: $(VENV)/.stamp
 	$(VENV)/bin/ruff format --check .
 
 typecheck: $(VENV)/.stamp
-	$(VENV)/bin/mypy --strict $(PACKAGE) functions
+	$(VENV)/bin/mypy --strict $(PACKAGE) functions ops/sfintacct_ops
 
 validate: $(SAM_VENV)/.stamp
 	$(SAM) validate --lint --template template.yaml
