@@ -125,7 +125,9 @@ def send_bodies(sqs: SQSClient, queue_url: str, bodies: list[str]) -> None:
 
 
 def dlq_bodies(sqs: SQSClient, dlq_url: str) -> list[str]:
-    messages = sqs.receive_message(QueueUrl=dlq_url, MaxNumberOfMessages=10, WaitTimeSeconds=0).get(
+    """The dead-letter queue's messages; a long poll, so a message moved a moment ago is seen too (a short
+    poll may answer before it shows)."""
+    messages = sqs.receive_message(QueueUrl=dlq_url, MaxNumberOfMessages=10, WaitTimeSeconds=2).get(
         "Messages", []
     )
     return sorted(message["Body"] for message in messages)

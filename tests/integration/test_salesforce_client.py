@@ -14,11 +14,13 @@ import pytest
 from simple_salesforce.api import Salesforce
 
 from sandbox.tls import create_local_tls
+from sfintacct.faults import ConfigurationFault
 from sfintacct.salesforce import auth
 from sfintacct.salesforce.client import SalesforceClient
 from sfintacct.salesforce.errors import (
     PermanentSalesforceError,
     RecordNotFound,
+    SalesforceApiLimitExceeded,
     SalesforceAuthenticationError,
     TransientSalesforceError,
 )
@@ -455,14 +457,18 @@ def test_a_server_error_on_a_write_back_is_transient_and_not_repeated(org: Org) 
     assert counted(org, before) == {"composite": 1}
 
 
-def test_a_spent_api_allowance_is_transient(org: Org) -> None:
+def test_a_spent_api_allowance_is_a_fault_of_the_set_up_not_a_retry(org: Org) -> None:
     deal = seed_deal(org.api(), lines=0)
     client = org.client()
     client.fetch_opportunity(deal.opportunity_id)
     org.faults(spend_api_allowance=True)
 
-    with pytest.raises(TransientSalesforceError) as raised:
+    # Not retried inside the call (it comes back within 24 hours, not seconds): the worker holds the work.
+    with pytest.raises(SalesforceApiLimitExceeded) as raised:
         client.fetch_opportunity(deal.opportunity_id)
+
+    assert isinstance(raised.value, ConfigurationFault)
+    assert raised.value.kind == "salesforce_api_limit"
 
     assert raised.value.error_codes == ("REQUEST_LIMIT_EXCEEDED",)
     assert raised.value.status == 403
