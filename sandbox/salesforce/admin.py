@@ -167,6 +167,7 @@ CONFIG_KEYS = frozenset(
         "outbound_duplicate_rate",
         "community_urls",
         "amount_rollup_fires_flows",
+        "api_usage",
     }
 )
 

@@ -1,0 +1,124 @@
+"""Faults of the set-up on the running local stack: the deals wait, say so, and sync by themselves once the
+set-up is fixed (or the service is back), on the same warm workers, with nothing dead-lettered.
+
+The local stack runs with short timings: a queue visibility timeout of 10 s, a failed message waiting
+10 s, then twice as long each time, for 5 receives (310 s before the dead-letter queue, where the fixed
+10 s delay of before gave 50 s), and warm workers reading their secrets again every 10 s (5 minutes on
+AWS).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from sandbox.aws_local import secretsmanager_client
+from sandbox.intacct.admin_client import IntacctAdminClient
+from sandbox.sales_rep import Line, SalesRep
+from sandbox.salesforce.admin_client import SalesforceAdminClient
+from sandbox.stack import LocalStack
+from sfintacct.sync.sync_log import SyncLog
+from tests.e2e.conftest import orders_of, queue_depth, settle
+
+pytestmark = pytest.mark.e2e
+
+ONE_LINE = (Line("SUB-PLATFORM", Decimal(1), Decimal(1000)),)
+LONGEST_WAIT = 150.0
+
+
+def wait_until(condition: Callable[[], bool], timeout: float = LONGEST_WAIT) -> bool:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.5)
+    return True
+
+
+@pytest.fixture(autouse=True)
+def nothing_dead_lettered(stack: LocalStack) -> Iterator[None]:
+    yield
+    for queue in ("CustomerUpsertDeadLetterQueue", "OpportunityToOrderDeadLetterQueue"):
+        assert queue_depth(stack, queue) == 0, queue
+
+
+def closed_deal(rep: SalesRep, name: str) -> str:
+    account_id = rep.create("Account", {"Name": name, "BillingCity": "Denver"})
+    opportunity_id = rep.deal(account_id, f"{name} deal", ONE_LINE)
+    rep.close_won(opportunity_id)
+    return opportunity_id
+
+
+def statuses(sync_log: SyncLog, opportunity_id: str) -> list[tuple[str, str]]:
+    return [(entry.status, entry.reason) for entry in sync_log.history(opportunity_id)]
+
+
+def test_a_wrong_intacct_sender_password_holds_the_deals_and_fixing_the_secret_syncs_them(
+    stack: LocalStack, rep: SalesRep, intacct: IntacctAdminClient, sync_log: SyncLog
+) -> None:
+    secrets = secretsmanager_client(stack.info["secretsmanager_endpoint"])
+    secret_id = stack.info["secrets"]["intacct"]
+    right = json.loads(secrets.get_secret_value(SecretId=secret_id)["SecretString"])
+    secrets.put_secret_value(
+        SecretId=secret_id, SecretString=json.dumps({**right, "sender_password": "wrong"})
+    )
+    try:
+        time.sleep(12)  # warm workers read their secrets again within 10 s
+        opportunity_id = closed_deal(rep, "Held By Sender")
+        assert wait_until(lambda: ("waiting", "intacct_sender") in statuses(sync_log, opportunity_id))
+        held = rep.read("Opportunity", opportunity_id)
+        assert held["Intacct_Sync_Status__c"] == "Waiting"
+        assert held["Intacct_Sync_Error__c"].startswith("Waiting: ")
+        assert "sender" in held["Intacct_Sync_Error__c"]
+        assert orders_of(intacct, opportunity_id) == []
+    finally:
+        secrets.put_secret_value(SecretId=secret_id, SecretString=json.dumps(right))
+
+    # Nothing is sent again from Salesforce: the held message comes back and syncs.
+    assert wait_until(lambda: rep.read("Opportunity", opportunity_id)["Intacct_Sync_Status__c"] == "Synced")
+    assert len(orders_of(intacct, opportunity_id)) == 1
+    assert statuses(sync_log, opportunity_id)[-1] == ("synced", "created")
+
+
+def test_a_spent_salesforce_api_allowance_holds_the_deals_until_it_comes_back(
+    stack: LocalStack, rep: SalesRep, intacct: IntacctAdminClient, sync_log: SyncLog
+) -> None:
+    admin = SalesforceAdminClient(stack.info["salesforce"]["admin_url"], stack.info["salesforce"]["ca_file"])
+    settle(stack)
+    opportunity_id = closed_deal(rep, "Held By Allowance")
+    admin.set_faults(spend_api_allowance=True)  # before the worker reads the deal
+    try:
+        assert wait_until(lambda: ("waiting", "salesforce_api_limit") in statuses(sync_log, opportunity_id))
+        assert orders_of(intacct, opportunity_id) == []
+    finally:
+        admin.set_config(api_usage=0)  # the next day's allowance
+
+    assert wait_until(lambda: rep.read("Opportunity", opportunity_id)["Intacct_Sync_Status__c"] == "Synced")
+    assert len(orders_of(intacct, opportunity_id)) == 1
+
+
+def test_an_intacct_outage_longer_than_the_old_retry_window_dead_letters_nothing(
+    stack: LocalStack, rep: SalesRep, intacct: IntacctAdminClient, sync_log: SyncLog
+) -> None:
+    settle(stack)
+    intacct.set_faults(offline=True)
+    try:
+        opportunity_ids = [closed_deal(rep, f"Outage {index}") for index in range(3)]
+        time.sleep(55)  # longer than 5 receives at a fixed 10 s (50 s)
+        retried: list[Any] = [statuses(sync_log, opportunity_id) for opportunity_id in opportunity_ids]
+        assert all(("retrying", "transient") in history for history in retried), retried
+    finally:
+        intacct.set_faults(offline=False)
+
+    for opportunity_id in opportunity_ids:
+        assert wait_until(
+            lambda opportunity_id=opportunity_id: (
+                rep.read("Opportunity", opportunity_id)["Intacct_Sync_Status__c"] == "Synced"
+            )
+        )
+        assert len(orders_of(intacct, opportunity_id)) == 1
