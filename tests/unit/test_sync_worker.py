@@ -268,7 +268,7 @@ def test_a_fault_of_the_set_up_is_held_with_a_growing_delay_and_the_secrets_are_
     assert {metric.get("reason") for metric in metrics if "reason" in metric} == {"intacct_credentials"}
     errors = [record.getMessage() for record in caplog.records if record.levelname == "ERROR"]
     assert len(errors) == 3
-    assert "receive 1 of 5" in errors[0]
+    assert "receive 1 of 5 and is retried later" in errors[0]
     assert "Sign-in information is incorrect" in errors[0]
 
 

@@ -146,9 +146,10 @@ class SyncWorker:
 
     def _hold(self, record: SQSRecord, error: Exception, receive_count: int) -> None:
         """The record goes back to the queue: say so at ERROR, and make it wait longer each time."""
+        then = "retried later" if receive_count < self.max_receive_count else "kept in the dead-letter queue"
         self.logger.error(
-            f"{self.object_type} sync will be retried (receive {receive_count} of {self.max_receive_count}): "
-            f"{type(error).__name__}: {error}"
+            f"{self.object_type} sync failed on receive {receive_count} of {self.max_receive_count} and is "
+            f"{then}: {type(error).__name__}: {error}"
         )
         if isinstance(error, ConfigurationFault):
             self.forget_service()  # build the clients and read the mapping again for the next record
