@@ -30,7 +30,6 @@ from sfintacct.intacct.models import Customer, SalesDocument
 from sfintacct.mapping import DEFAULT_MAPPING_FILE, load_mapping
 from sfintacct.salesforce.errors import TransientSalesforceError
 from sfintacct.salesforce_ids import to_case_safe_id
-from sfintacct.sync.errors import TransientSyncError
 from sfintacct.sync.ports import CrosswalkPort
 from sfintacct.sync.service import SyncService
 from sfintacct.sync_request import SyncRequest
@@ -698,14 +697,3 @@ def test_with_intacct_numbering_the_customer_is_created_first_then_the_order(
     assert world.intacct.requests == ["find_customers", "create_customer", "write_customer_and_order"]
     assert world.intacct.orders[0].customer_id == "C-1"
     assert world.crosswalk.get(account_id, CrosswalkKind.CUSTOMER).intacct_id == "C-1"  # type: ignore[union-attr]
-
-
-def test_a_worker_that_finds_the_order_claimed_comes_back_when_the_holders_lease_ends(world: World) -> None:
-    _, opportunity_id = won_deal(world)
-    world.crosswalk.claim(opportunity_id, CrosswalkKind.ORDER, "another worker", 120)
-    world.clock.advance(20)
-
-    with pytest.raises(TransientSyncError) as raised:
-        world.handle("Opportunity", opportunity_id)
-
-    assert raised.value.retry_after == pytest.approx(102, abs=1)  # 100 s left of the lease, and 2

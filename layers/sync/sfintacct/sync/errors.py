@@ -8,12 +8,7 @@ class SyncError(Exception):
 
 
 class TransientSyncError(SyncError):
-    """Try again later: another worker is on it, or a write's outcome is not known yet. `retry_after`:
-    when trying again makes sense (e.g. when another worker's lease ends), if known."""
-
-    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
-        super().__init__(message)
-        self.retry_after = retry_after
+    """Try again later: another worker is on it, or a write's outcome is not known yet."""
 
 
 class PermanentSyncError(SyncError):

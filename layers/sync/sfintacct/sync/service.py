@@ -373,10 +373,7 @@ class SyncService:
         try:
             claim = self.crosswalk.claim(opportunity_id, CrosswalkKind.ORDER, owner, self.claim_lease_seconds)
         except AlreadyClaimed as error:
-            raise TransientSyncError(
-                f"another worker is creating the order of {opportunity_id}",
-                retry_after=self._lease_left(error),
-            ) from error
+            raise TransientSyncError(f"another worker is creating the order of {opportunity_id}") from error
         if claim.is_complete:
             return self._follow_deal(snapshot, claim, owner)
         try:
@@ -791,13 +788,6 @@ class SyncService:
             order_id=order_id,
         )
 
-    def _lease_left(self, claimed: AlreadyClaimed) -> float:
-        """Seconds until the holder's lease ends (and a little more): when trying again makes sense."""
-        holder = claimed.current
-        if holder is None or holder.lease_expires_at is None:
-            return self.claim_lease_seconds
-        return max(1.0, (holder.lease_expires_at - self.clock()).total_seconds() + 2)
-
     @contextlib.contextmanager
     def _locked(self, sf_id: str, kind: CrosswalkKind, owner: str, what: str) -> Iterator[None]:
         """Hold a crosswalk lock item while writing; kept until its lease ends when the outcome is unknown
@@ -805,9 +795,7 @@ class SyncService:
         try:
             self.crosswalk.claim(sf_id, kind, owner, self.claim_lease_seconds)
         except AlreadyClaimed as error:
-            raise TransientSyncError(
-                f"another worker is {what} {sf_id}", retry_after=self._lease_left(error)
-            ) from error
+            raise TransientSyncError(f"another worker is {what} {sf_id}") from error
         try:
             yield
         except OutcomeUnknown:
