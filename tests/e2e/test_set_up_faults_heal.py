@@ -1,10 +1,10 @@
-"""Faults of the set-up on the running local stack: the deals wait, say so, and sync by themselves once the
+"""Faults of the set-up on a running local stack: the deals wait, say so, and sync by themselves once the
 set-up is fixed (or the service is back), on the same warm workers, with nothing dead-lettered.
 
-The local stack runs with short timings: a queue visibility timeout of 10 s, a failed message waiting
-10 s, then twice as long each time, for 5 receives (310 s before the dead-letter queue, where the fixed
-10 s delay of before gave 50 s), and warm workers reading their secrets again every 10 s (5 minutes on
-AWS).
+The module runs its own local stack with short timings: a queue visibility timeout of 5 s, a failed
+message waiting 5 s, then twice as long each time, for 5 receives (155 s before the dead-letter queue,
+where the fixed 5 s delay of before gave 25 s), and warm workers reading their secrets again every 5 s
+(5 minutes on AWS).
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import json
 import time
 from collections.abc import Callable, Iterator
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,14 +22,23 @@ from sandbox.aws_local import secretsmanager_client
 from sandbox.intacct.admin_client import IntacctAdminClient
 from sandbox.sales_rep import Line, SalesRep
 from sandbox.salesforce.admin_client import SalesforceAdminClient
-from sandbox.stack import LocalStack
+from sandbox.stack import LocalStack, start_local_stack
 from sfintacct.sync.sync_log import SyncLog
 from tests.e2e.conftest import orders_of, queue_depth, settle
 
 pytestmark = pytest.mark.e2e
 
 ONE_LINE = (Line("SUB-PLATFORM", Decimal(1), Decimal(1000)),)
-LONGEST_WAIT = 150.0
+VISIBILITY_SECONDS = 5
+LONGEST_WAIT = 120.0
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
+    """A local stack of this module's own, with the short timings above."""
+    state_dir: Path = tmp_path_factory.mktemp("set-up-faults-stack")
+    with start_local_stack(state_dir, ephemeral=True, queue_visibility_seconds=VISIBILITY_SECONDS) as started:
+        yield started
 
 
 def wait_until(condition: Callable[[], bool], timeout: float = LONGEST_WAIT) -> bool:
@@ -68,7 +78,7 @@ def test_a_wrong_intacct_sender_password_holds_the_deals_and_fixing_the_secret_s
         SecretId=secret_id, SecretString=json.dumps({**right, "sender_password": "wrong"})
     )
     try:
-        time.sleep(12)  # warm workers read their secrets again within 10 s
+        time.sleep(VISIBILITY_SECONDS + 1)  # warm workers read their secrets again that often
         opportunity_id = closed_deal(rep, "Held By Sender")
         assert wait_until(lambda: ("waiting", "intacct_sender") in statuses(sync_log, opportunity_id))
         held = rep.read("Opportunity", opportunity_id)
@@ -109,7 +119,7 @@ def test_an_intacct_outage_longer_than_the_old_retry_window_dead_letters_nothing
     intacct.set_faults(offline=True)
     try:
         opportunity_ids = [closed_deal(rep, f"Outage {index}") for index in range(3)]
-        time.sleep(55)  # longer than 5 receives at a fixed 10 s (50 s)
+        time.sleep(5 * VISIBILITY_SECONDS + 3)  # longer than 5 receives at the fixed delay of before
         retried: list[Any] = [statuses(sync_log, opportunity_id) for opportunity_id in opportunity_ids]
         assert all(("retrying", "transient") in history for history in retried), retried
     finally:
