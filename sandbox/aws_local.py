@@ -3,6 +3,12 @@
 The moto server runs in a child process (`python -m sandbox.aws_local --port N`), so its state is its
 own: moto keeps state per process, and tests that use moto's in-process mocks would otherwise reset
 the stack's queues. The child ends when its stdin closes, i.e. when the process that started it ends.
+
+moto 5 picks a visible message and marks it received without a lock, so two concurrent receives (the
+poller's threads, several workers) can both get the same message at once. SQS's standard queues deliver
+at least once, but a duplicate there is rare; here it was frequent under load. The child therefore makes
+each receive's pick atomic (`_atomic_receives`); the product's handling of duplicates is tested with
+duplicates sent on purpose.
 """
 
 from __future__ import annotations
@@ -109,9 +115,38 @@ def start_moto_server(
     return MotoServer(process, endpoint)
 
 
+def _atomic_receives() -> None:
+    """Make moto's SQS receive pick and mark its messages under one lock; long polls wait outside it."""
+    from moto.sqs.models import SQSBackend  # noqa: PLC0415 - heavy import, only in the child
+
+    pick = SQSBackend.receive_message
+    lock = threading.Lock()
+
+    def receive_message(  # noqa: PLR0917 - moto's own signature, called positionally
+        self: SQSBackend,
+        queue_name: str,
+        count: int,
+        wait_seconds_timeout: int,
+        visibility_timeout: int,
+        message_attribute_names: list[str] | None = None,
+    ) -> Any:
+        polling_ends = time.monotonic() + wait_seconds_timeout
+        while True:
+            with lock:
+                received = pick(self, queue_name, count, 0, visibility_timeout, message_attribute_names)
+            remaining = polling_ends - time.monotonic()
+            if received or remaining <= 0:
+                return received
+            self.get_queue(queue_name).wait_for_messages(min(1, remaining))  # type: ignore[arg-type]
+
+    SQSBackend.receive_message = receive_message  # type: ignore[method-assign]
+
+
 def _serve(port: int) -> int:
     """Child process: serve moto on 127.0.0.1 until stdin closes (the parent ended or stopped us)."""
     from moto.server import ThreadedMotoServer  # noqa: PLC0415 - heavy import, only in the child
+
+    _atomic_receives()
 
     def fail_on_server_error(args: threading.ExceptHookArgs) -> None:
         print(f"moto server failed: {args.exc_type.__name__}: {args.exc_value}", file=sys.stderr, flush=True)

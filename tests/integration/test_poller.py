@@ -822,3 +822,34 @@ def test_a_crash_plan_entry_kills_exactly_one_of_several_processes(
     assert stats["kills"] == 2
     assert stats["records"] - stats["failed_records"] == 8  # every record was handled in the end
     assert not any_record.cancel()  # consumed already
+
+
+def test_concurrent_receives_on_the_local_queue_never_hand_out_one_message_twice(
+    sqs: SQSClient, queue: QueuePair
+) -> None:
+    """The local SQS picks each receive's messages atomically: eight threads long-polling one queue share
+    its 200 messages without a duplicate (moto alone hands some messages to two receivers at once)."""
+    give_time_to_finish(sqs, queue, seconds=120)
+    bodies = [f"message-{index}" for index in range(200)]
+    received: list[str] = []
+    lock = threading.Lock()
+
+    def receive_until_empty() -> None:
+        client = sqs_client(sqs.meta.endpoint_url)
+        while True:
+            messages = client.receive_message(
+                QueueUrl=queue.url, MaxNumberOfMessages=10, WaitTimeSeconds=1
+            ).get("Messages", [])
+            if not messages:
+                return
+            with lock:
+                received.extend(message["Body"] for message in messages)
+
+    send_bodies(sqs, queue.url, bodies)
+    receivers = [threading.Thread(target=receive_until_empty) for _ in range(8)]
+    for receiver in receivers:
+        receiver.start()
+    for receiver in receivers:
+        receiver.join(timeout=60)
+
+    assert sorted(received) == sorted(bodies)
