@@ -9,6 +9,7 @@ Exit codes: 0 done, 1 something failed (the output says what), 2 bad usage.
 from __future__ import annotations
 
 import argparse
+import csv
 import dataclasses
 import json
 import os
@@ -27,11 +28,12 @@ from sfintacct_ops.deployment import (
     from_local,
 )
 from sfintacct_ops.queues import DeadLetter, redrive, retry
+from sfintacct_ops.reconcile import Finding, ReconcileError, Reconciliation, parse_since, reconcile
 from sfintacct_ops.records import case_safe_id
 from sfintacct_ops.status import plain, record_status, render
 
 PROGRAM = "sfintacct"
-COMMANDS = ("status", "retry", "redrive", "backfill")
+COMMANDS = ("status", "retry", "redrive", "backfill", "reconcile")
 DESCRIPTION = """\
 Operate an sfintacct deployment: a record's whole story, retries, dead-letter redrives, backfills.
 
@@ -39,6 +41,13 @@ Where the deployment is: --stack NAME (a CloudFormation stack: its Outputs and P
 credentials and region as for the AWS CLI, or --region/--profile), or --local [PATH] (the local stack
 of `make stack`: its stack.json, default $SFINTACCT_STATE_DIR/stack.json or .local/stack.json).
 Every command takes --json for scripts. Exit status: 0 done, 1 something failed, 2 bad usage."""
+RECONCILE_DESCRIPTION = """\
+Compare the won Opportunities (--since: CloseDate on or after) with the Intacct orders whose reference
+(PONUMBER) is the deal, and their Accounts with their customers. Findings: missing_order, duplicate_orders,
+amount_differs, customer_behind (the Account changed since its data was sent, or the customer is gone),
+customer_edited (the customer's name was changed in Intacct). --fix sends a retry for the missing orders,
+differing amounts and customers behind; duplicates and edits made in Intacct are finance's call and are
+only reported. Exit status 1 while a finding is left as it is."""
 BACKFILL_DESCRIPTION = """\
 Find records in Salesforce and put one SyncRequest each on the work queue.
 
@@ -147,6 +156,24 @@ def build_parser() -> argparse.ArgumentParser:
     )
     backfill_parser.add_argument("--fresh", action="store_true", help="ignore and restart the checkpoint")
     backfill_parser.add_argument("--limit", type=int, metavar="N", help="send at most N records in this run")
+
+    reconcile_parser = commands.add_parser(
+        "reconcile",
+        parents=common,
+        help="compare won deals with Intacct orders and customers",
+        description=RECONCILE_DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    reconcile_parser.add_argument(
+        "--since", metavar="DATE", help="deals with CloseDate on or after (YYYY-MM-DD)"
+    )
+    reconcile_parser.add_argument(
+        "--where", metavar="SOQL", help="another condition on the Opportunity, e.g. \"Type = 'Renewal'\""
+    )
+    reconcile_parser.add_argument(
+        "--fix", action="store_true", help="send a retry for each finding a retry repairs"
+    )
+    reconcile_parser.add_argument("--csv", action="store_true", help="print the findings as CSV")
     return parser
 
 
@@ -161,14 +188,8 @@ def main(
     deployment: Deployment | None = None
     try:
         deployment = _deployment(arguments, parser)
-        if arguments.command == "status":
-            return _status(deployment, arguments.ids, as_json, out)
-        if arguments.command == "retry":
-            return _retry(deployment, arguments.ids, as_json, out)
-        if arguments.command == "redrive":
-            return _redrive(deployment, arguments, as_json, out)
-        return _backfill(deployment, arguments, as_json, out, err)
-    except (DeploymentError, BackfillError, InvalidSalesforceId) as error:
+        return _run(deployment, arguments, as_json, out, err)
+    except (DeploymentError, BackfillError, ReconcileError, InvalidSalesforceId) as error:
         print(f"{PROGRAM}: {error}", file=err)
         return 1
     except Exception as error:
@@ -177,6 +198,21 @@ def main(
     finally:
         if deployment is not None:
             deployment.close()
+
+
+def _run(
+    deployment: Deployment, arguments: argparse.Namespace, as_json: bool, out: TextIO, err: TextIO
+) -> int:
+    command = arguments.command
+    if command == "status":
+        return _status(deployment, arguments.ids, as_json, out)
+    if command == "retry":
+        return _retry(deployment, arguments.ids, as_json, out)
+    if command == "redrive":
+        return _redrive(deployment, arguments, as_json, out)
+    if command == "reconcile":
+        return _reconcile(deployment, arguments, as_json, out)
+    return _backfill(deployment, arguments, as_json, out, err)
 
 
 def _local_path_argument(argv: list[str]) -> list[str]:
@@ -343,6 +379,45 @@ def _render_backfill(result: BackfillResult, out: TextIO) -> None:
         out.write("interrupted: run the same command again to send the rest\n")
     if result.error:
         out.write(f"stopped: {result.error}; run the same command again to send the rest\n")
+
+
+def _reconcile(deployment: Deployment, arguments: argparse.Namespace, as_json: bool, out: TextIO) -> int:
+    result = reconcile(
+        deployment, since=parse_since(arguments.since), where=arguments.where, fix=arguments.fix
+    )
+    if as_json:
+        _print_json(result.as_dict(), out)
+    elif arguments.csv:
+        writer = csv.DictWriter(out, fieldnames=[item.name for item in dataclasses.fields(Finding)])
+        writer.writeheader()
+        writer.writerows(finding.as_dict() for finding in result.findings)
+    else:
+        _render_reconciliation(result, out)
+    # Findings left as they are (not fixed, or not fixable by a retry) fail the run, for scripts.
+    return 1 if any(not finding.fixed for finding in result.findings) else 0
+
+
+def _render_reconciliation(result: Reconciliation, out: TextIO) -> None:
+    since = f" closed on or after {result.since}" if result.since else ""
+    out.write(
+        f"{result.deals} won deal(s){since}, {result.orders} order(s) in Intacct, "
+        f"{result.accounts} Account(s)\n"
+    )
+    if not result.findings:
+        out.write("every won deal has exactly one order at its amount; every customer is up to date\n")
+        return
+    for finding in result.findings:
+        out.write(f"{finding.kind:<17} {finding.record_id}  {finding.name}\n")
+        out.write(f"    {finding.detail}\n")
+        for label, value in (
+            ("Salesforce", finding.salesforce),
+            ("Intacct", finding.intacct),
+            ("last sync", finding.last_sync),
+            ("fix", finding.fixed),
+        ):
+            if value:
+                out.write(f"    {label + ':':<11} {value}\n")
+    out.write(f"{len(result.findings)} finding(s), {result.fixed} retried\n")
 
 
 def _shown(path: Path) -> str:

@@ -28,6 +28,8 @@ from sandbox.intacct.admin_client import IntacctAdminClient
 from sandbox.sales_rep import THREE_LINES, Line, SalesRep
 from sandbox.salesforce.admin_client import SalesforceAdminClient
 from sandbox.stack import LocalStack
+from sfintacct.intacct.client import OrderRetirement
+from sfintacct.intacct.models import CustomerUpdate
 from sfintacct.sync_request import SyncRequest
 
 pytestmark = pytest.mark.integration
@@ -389,5 +391,75 @@ def test_backfill_sends_each_won_deal_once_and_resumes_from_its_checkpoint(
             log = ops.json("status", deal)["records"][0]["sync_log"]
             assert [entry["status"] for entry in log] == ["synced", "already_synced"], log
         print(f"{BACKFILL_DEALS} backfilled deals synced in {synced_seconds:.1f} s")
+
+        # Reconciled: every one of them has exactly one order at its amount (two Intacct queries of 100).
+        reconciled = ops.json("reconcile", "--where", where)
+        assert (reconciled["deals"], reconciled["orders"], reconciled["findings"]) == (
+            BACKFILL_DEALS,
+            BACKFILL_DEALS,
+            [],
+        )
     finally:
         salesforce.set_query_page_size(page_size)
+
+
+# ---------------------------------------------------------------------------- reconcile
+
+
+def test_reconcile_finds_a_deleted_order_and_an_edited_customer_and_fix_restores_the_order(
+    ops: Ops, local_stack: LocalStack, intacct: IntacctAdminClient, rep: SalesRep
+) -> None:
+    tag = f"OpsReconcile{uuid.uuid4().hex[:8]}"
+    where = f"Name LIKE '{tag}%'"
+    kept_account = rep.create("Account", {"Name": f"{tag} kept", "Type": "Customer - Direct"})
+    kept = rep.deal(kept_account, f"{tag} kept deal", ONE_LINE)
+    lost_account = rep.create("Account", {"Name": f"{tag} lost", "Type": "Customer - Direct"})
+    lost = rep.deal(lost_account, f"{tag} deleted order", ONE_LINE)
+    rep.close_won(kept)
+    rep.close_won(lost)
+    settle(local_stack)
+    assert ops.json("reconcile", "--where", where)["findings"] == []
+
+    # As finance might, in Intacct: the order of one deal deleted, the other's customer renamed.
+    assert local_stack.stack_file is not None
+    deployment = ops_deployment.from_local(local_stack.stack_file)
+    client = deployment.intacct_client()
+    [deleted] = orders_by_reference(intacct)[lost]
+    client.retire_sotransaction(
+        OrderRetirement(doc_id=str(deleted["DOCID"]), how="delete", control_id=f"finance-{uuid.uuid4()}")
+    )
+    kept_customer = rep.read("Account", kept_account)["Intacct_Customer_Id__c"]
+    client.update_customer(
+        CustomerUpdate(customer_id=kept_customer, name="Renamed In Intacct"),
+        control_id=f"finance-{uuid.uuid4()}",
+    )
+    deployment.close()
+
+    found = ops.json("reconcile", "--where", where, expect=1)
+    assert (found["deals"], found["orders"], found["accounts"]) == (2, 1, 2)
+    by_kind = {(finding["kind"], finding["record_id"]): finding for finding in found["findings"]}
+    assert set(by_kind) == {("missing_order", lost), ("customer_edited", kept_account)}
+    assert str(deleted["DOCID"]) in by_kind["missing_order", lost]["detail"]  # the crosswalk's order
+    assert by_kind["missing_order", lost]["last_sync"].startswith("synced/created")
+    assert by_kind["customer_edited", kept_account]["intacct"].endswith("'Renamed In Intacct'")
+    assert by_kind["customer_edited", kept_account]["salesforce"] == f"{tag} kept"
+
+    code, table, _ = ops("reconcile", "--where", where, "--csv")
+    assert code == 1
+    assert table.splitlines()[0] == "kind,record_id,name,detail,salesforce,intacct,last_sync,fixed"
+    assert sum(line.startswith(("missing_order,", "customer_edited,")) for line in table.splitlines()) == 2
+
+    fixed = ops.json("reconcile", "--where", where, "--fix", expect=1)  # 1: the rename is finance's call
+    by_kind = {(finding["kind"], finding["record_id"]): finding for finding in fixed["findings"]}
+    assert by_kind["missing_order", lost]["fixed"].startswith("retry sent (retry-")
+    assert by_kind["customer_edited", kept_account]["fixed"] == ""
+    assert wait_for(lambda: lost in orders_by_reference(intacct), 30), "the order was not made again"
+    settle(local_stack)
+    [restored] = orders_by_reference(intacct)[lost]
+    assert restored["DOCID"] != deleted["DOCID"]
+    assert rep.read("Opportunity", lost)["Intacct_Sync_Status__c"] == "Synced"
+    assert rep.read("Opportunity", lost)["Intacct_Order_Id__c"] == restored["DOCID"]
+    after = ops.json("reconcile", "--where", where, expect=1)
+    assert [(finding["kind"], finding["record_id"]) for finding in after["findings"]] == [
+        ("customer_edited", kept_account)
+    ]
