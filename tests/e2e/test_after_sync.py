@@ -234,7 +234,6 @@ def test_a_merge_whose_loser_was_synced_links_the_survivor_to_that_customer(
     salesforce_admin.merge(master, [loser])
     settle(stack)
 
-    assert customers_of(intacct, master) == [customers_of(intacct, master)[0]]
     [linked] = customers_of(intacct, master)  # the loser's customer now carries the survivor's id
     assert linked["CUSTOMERID"] == customer["CUSTOMERID"]
     assert len([c for c in intacct.records("CUSTOMER") if c["CUSTOMERID"] == customer["CUSTOMERID"]]) == 1
@@ -271,7 +270,7 @@ def test_a_merge_of_two_synced_accounts_keeps_one_and_shows_that_two_exist(
 def test_a_clone_starts_blank_and_gets_its_own_order_and_a_failed_clone_shows_none(
     stack: LocalStack, rep: SalesRep, intacct: IntacctAdminClient
 ) -> None:
-    account_id, original, doc_id = won_and_synced(stack, rep, intacct, "Clone Source")
+    _, original, doc_id = won_and_synced(stack, rep, intacct, "Clone Source")
     copied = {
         key: value
         for key, value in rep.read("Opportunity", original).items()
@@ -293,7 +292,6 @@ def test_a_clone_starts_blank_and_gets_its_own_order_and_a_failed_clone_shows_no
     assert (failed["Intacct_Sync_Status__c"], failed["Intacct_Order_Id__c"]) == ("Failed", None)
     assert "no products" in failed["Intacct_Sync_Error__c"]
     assert rep.read("Opportunity", original)["Intacct_Order_Id__c"] == doc_id
-    assert account_id
 
 
 # ---------------------------------------------------------------------------- data that does not fit

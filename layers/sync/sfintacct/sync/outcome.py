@@ -57,7 +57,6 @@ class Reason(StrEnum):
     NOT_FOUND = "not_found"
     INTACCT_REJECTED = "intacct_rejected"
     BAD_RECORD = "bad_record"
-    BAD_MAPPING = "bad_mapping"
     SALESFORCE_REJECTED = "salesforce_rejected"
     TRANSIENT = "transient"
     # Faults of the set-up (sfintacct.faults): the `kind` of the fault.

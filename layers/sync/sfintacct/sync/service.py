@@ -76,7 +76,7 @@ PERMANENT_ERRORS: tuple[type[Exception], ...] = (
     PermanentIntacctError,
     PermanentSalesforceError,
     CrosswalkPermanentError,
-    MappingError,
+    MappingError,  # a ConfigurationFault: it waits, but the claim is released like a refusal's
     RecordDataError,
 )
 
@@ -960,6 +960,4 @@ def _permanent_reason(error: Exception) -> Reason:
         return Reason.INTACCT_REJECTED
     if isinstance(error, PermanentSalesforceError):
         return Reason.SALESFORCE_REJECTED
-    if isinstance(error, MappingError):
-        return Reason.BAD_MAPPING
     return Reason.BAD_RECORD
