@@ -6,29 +6,37 @@ API (the Outbound Message fires as in real life), waits for the workers, then pr
 customer, the Sales Order with its lines, the fields written back on Salesforce, the sync log, the
 API calls it took, and the parts of the Salesforce package (salesforce/) the run went through, read
 from the package itself: the write-back fields, the Outbound Messages and the flows that sent them,
-and the permission set whose holders' changes send nothing. Then it stops the stack.
+and the permission set whose holders' changes send nothing. It ends with the operations command
+(.venv/bin/sfintacct, as an operator runs it): `status` of the deal, then a second deal that fails on a
+product code Intacct does not know, is fixed in Salesforce and sent again with `sfintacct retry`. Then
+it stops the stack.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import subprocess
 import sys
 import tempfile
 import time
 from collections import Counter
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 from sandbox.aws_local import dynamodb_client
 from sandbox.intacct.admin_client import IntacctAdminClient
-from sandbox.sales_rep import THREE_LINES, SalesRep
+from sandbox.sales_rep import THREE_LINES, Line, SalesRep
 from sandbox.salesforce.package import PackageError, SalesforcePackage, load_package
 from sandbox.stack import LocalStack, start_local_stack
 from sfintacct.sync.sync_log import SyncLog
 
 WAIT_SECONDS = 60.0
 REPO_ROOT = Path(__file__).resolve().parents[1]
+OPERATIONS_COMMAND = REPO_ROOT / ".venv" / "bin" / "sfintacct"
+# A product whose code has a typo: Intacct's item is HW-GATEWAY.
+MISTYPED_CODE, RIGHT_CODE = "HW-GATEWY", "HW-GATEWAY"
 
 
 class DemoFailed(Exception):
@@ -85,8 +93,68 @@ def run_demo(stack: LocalStack) -> None:
         print(f"\n7. The parts of the Salesforce package ({where(package)}) this run went through")
         records = {"Account": account_id, "Opportunity": opportunity_id}
         show_package(package, rep, salesforce["integration_user_id"], records)
+        print("\n8. The operator asks for the deal's whole story")
+        print(f"   $ sfintacct --local <stack.json> status {opportunity_id}")
+        print(indented(sfintacct(stack, "status", opportunity_id)))
+        print("\n9. A deal that fails, is fixed, and is sent again")
+        show_fixed_and_retried(stack, rep, account_id)
     finally:
         rep.close()
+
+
+def sfintacct(stack: LocalStack, *arguments: str) -> str:
+    """Run the operations command as an operator would (`--local` names this stack's stack.json)."""
+    if stack.stack_file is None:
+        raise DemoFailed("the local stack wrote no stack.json for the operations command")
+    if not OPERATIONS_COMMAND.exists():
+        raise DemoFailed(f"{OPERATIONS_COMMAND.relative_to(REPO_ROOT)} is missing: run make setup")
+    finished = subprocess.run(  # noqa: S603 - our own launcher, fixed arguments
+        [str(OPERATIONS_COMMAND), "--local", str(stack.stack_file), *arguments],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    if finished.returncode != 0:
+        raise DemoFailed(
+            f"sfintacct {arguments[0]} failed ({finished.returncode}): {finished.stderr.strip()}"
+        )
+    return finished.stdout.rstrip()
+
+
+def indented(text: str) -> str:
+    return "\n".join(f"   {line}" for line in text.splitlines())
+
+
+def show_fixed_and_retried(stack: LocalStack, rep: SalesRep, account_id: str) -> None:
+    rep.product(MISTYPED_CODE, "Gateway device", Decimal(499))
+    [product] = rep.query(f"SELECT Id FROM Product2 WHERE ProductCode = '{MISTYPED_CODE}'")  # noqa: S608
+    deal_id = rep.deal(
+        account_id, "Northwind gateway add-on", (Line(MISTYPED_CODE, Decimal(2), Decimal(499)),)
+    )
+    rep.close_won(deal_id)
+    wait_until_settled(stack)
+    failed = rep.read("Opportunity", deal_id)
+    print(f"   Opportunity  {deal_id}  Northwind gateway add-on, 2 x {MISTYPED_CODE}, closed won")
+    print(f"   Intacct_Sync_Status__c={failed['Intacct_Sync_Status__c']}")
+    print(f"   Intacct_Sync_Error__c={failed['Intacct_Sync_Error__c']}")
+    if failed["Intacct_Sync_Status__c"] != "Failed" or MISTYPED_CODE not in (
+        failed["Intacct_Sync_Error__c"] or ""
+    ):
+        raise DemoFailed(f"the deal with product code {MISTYPED_CODE} did not fail naming it")
+
+    rep.update("Product2", product["Id"], {"ProductCode": RIGHT_CODE})
+    print(f"   The admin corrects the product code in Salesforce: {MISTYPED_CODE} -> {RIGHT_CODE}")
+    print(f"   $ sfintacct --local <stack.json> retry {deal_id}")
+    print(indented(sfintacct(stack, "retry", deal_id)))
+    wait_until_settled(stack)
+    fixed = rep.read("Opportunity", deal_id)
+    print(
+        f"   Intacct_Sync_Status__c={fixed['Intacct_Sync_Status__c']}  "
+        f"Intacct_Order_Id__c={fixed['Intacct_Order_Id__c']}"
+    )
+    if fixed["Intacct_Sync_Status__c"] != "Synced":
+        raise DemoFailed(f"the retried deal says {fixed['Intacct_Sync_Status__c']}")
 
 
 def wait_until_settled(stack: LocalStack) -> None:

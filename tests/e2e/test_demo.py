@@ -23,3 +23,10 @@ def test_the_demo_syncs_its_deal_and_prints_what_the_readme_promises(
     assert "Intacct_Sync_Status__c=Synced" in printed
     assert "salesforce/" in printed
     assert "create_sotransaction x1" in printed
+    # It ends as an operator: the deal's story from `sfintacct status`, a failed deal fixed and retried.
+    assert "Sync log (oldest first)" in printed
+    assert "Invalid Item HW-GATEWY" in printed
+    assert "producer_id=retry-" in printed
+    failed, retried = printed.split("9. A deal that fails")[1].split("sfintacct --local <stack.json> retry")
+    assert "Intacct_Sync_Status__c=Failed" in failed
+    assert "Intacct_Sync_Status__c=Synced  Intacct_Order_Id__c=Sales Order-" in retried
