@@ -87,6 +87,7 @@ class StackContext:
         region: str,
         name_prefix: str,
         queue_visibility_seconds: int | None = None,
+        mapping_file: Path | None = None,
     ) -> None:
         self.state_dir = state_dir
         self.template = template
@@ -94,6 +95,8 @@ class StackContext:
         self.name_prefix = name_prefix
         # None: the queues get the template's VisibilityTimeout; else every queue gets this one.
         self.queue_visibility_seconds = queue_visibility_seconds
+        # None: the workers read the layer's mapping.toml; else this file (SFINTACCT_MAPPING_FILE).
+        self.mapping_file = mapping_file
         self.tls = create_local_tls(state_dir / "tls")
         self.info: dict[str, Any] = {"region": region, "ca_file": str(self.tls.ca_file)}
         self.resources: dict[str, ResourceValues] = {}
@@ -509,6 +512,11 @@ class WorkersPart:
     to max(1, V // 2), its Intacct retry budget to max(1, V // 3), and the order claim lease is set to
     outlast an attempt in flight: function timeout + Intacct timeout + 1.
 
+    With a mapping file (start_local_stack(mapping_file=...)), every worker reads that file
+    (SFINTACCT_MAPPING_FILE) instead of the layer's mapping.toml. A worker reads it again whenever it
+    builds its sync service anew: when the service is older than SERVICE_MAX_AGE_SECONDS, and after a
+    configuration fault. So a test may edit the file while the stack runs.
+
     crash_at() kills a worker process for real at a step of the sync (see sandbox.crash_plan).
     """
 
@@ -621,6 +629,9 @@ class WorkersPart:
                 # Warm workers read the secrets again this often (5 minutes on AWS).
                 "SERVICE_MAX_AGE_SECONDS": str(context.queue_visibility_seconds),
             }
+        mapping = (
+            {} if context.mapping_file is None else {"SFINTACCT_MAPPING_FILE": str(context.mapping_file)}
+        )
         # The code directory comes first on sys.path (the working directory); then the layers, as
         # /opt/python on Lambda; then this repository, for the runtime (sandbox.lambda_runtime).
         python_path = [*(str(directory) for directory in function.layer_dirs), str(REPO_ROOT)]
@@ -632,6 +643,7 @@ class WorkersPart:
             "POWERTOOLS_METRICS_NAMESPACE": LOCAL_METRICS_NAMESPACE,
             **context.function_environment(function.logical_id),
             **short_timeouts,
+            **mapping,
             "PYTHONPATH": os.pathsep.join(python_path),
         }
 
@@ -835,6 +847,7 @@ def start_local_stack(
     write_stack_file: bool = True,
     queue_visibility_seconds: int | None = None,
     parameters: Mapping[str, str] | None = None,
+    mapping_file: Path | None = None,
 ) -> LocalStack:
     """Start the local stack and return it running; on any failure everything started is stopped.
 
@@ -843,6 +856,9 @@ def start_local_stack(
     `queue_visibility_seconds` gives every queue that VisibilityTimeout instead of the template's (so
     failed records come back within seconds) and cuts the workers' timeouts to it; None keeps the template's.
     `parameters` overrides template parameters, e.g. {"LogLevel": "WARNING"}.
+    `mapping_file` is the field mapping the workers read (SFINTACCT_MAPPING_FILE) instead of the layer's
+    mapping.toml; they read it again each time they rebuild their sync service, so edits reach warm
+    workers (see WorkersPart). It must exist when the stack starts.
     """
     if (
         queue_visibility_seconds is not None
@@ -852,6 +868,10 @@ def start_local_stack(
             f"queue_visibility_seconds must be 1..{MAX_VISIBILITY_TIMEOUT_SECONDS}, "
             f"not {queue_visibility_seconds}"
         )
+    if mapping_file is not None:
+        mapping_file = mapping_file.resolve()
+        if not mapping_file.is_file():
+            raise ValueError(f"mapping_file {mapping_file} is not a file")
     state_dir = (state_dir or default_state_dir()).resolve()
     state_dir.mkdir(parents=True, exist_ok=True)
     try:
@@ -866,6 +886,7 @@ def start_local_stack(
         region=region,
         name_prefix=NAME_PREFIX,
         queue_visibility_seconds=queue_visibility_seconds,
+        mapping_file=mapping_file,
     )
     context.parameters.update(parameters or {})
     chosen_parts = list(parts) if parts is not None else default_parts()
@@ -985,6 +1006,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="give every queue this visibility timeout instead of template.yaml's, so a failed record "
         "comes back after SECONDS; the workers' timeouts are cut to it (default: the template's)",
     )
+    parser.add_argument(
+        "--mapping-file",
+        type=Path,
+        default=None,
+        metavar="PATH",
+        help="the field mapping the workers read instead of layers/sync/mapping.toml "
+        "(SFINTACCT_MAPPING_FILE); edits reach running workers when they rebuild their service",
+    )
     arguments = parser.parse_args(argv)
     try:
         ports = {name: int(port) for name, port in (item.split("=", 1) for item in arguments.port)}
@@ -1006,6 +1035,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             ports=ports,
             ephemeral=arguments.ephemeral,
             queue_visibility_seconds=arguments.visibility_timeout,
+            mapping_file=arguments.mapping_file,
         )
         print(f"local stack ready in {time.monotonic() - started_at:.1f} s\n{stack.summary()}", flush=True)
         print("Ctrl-C stops it.", flush=True)

@@ -4,7 +4,8 @@ set-up is fixed (or the service is back), on the same warm workers, with nothing
 The module runs its own local stack with short timings: a queue visibility timeout of 5 s, a failed
 message waiting 5 s, then twice as long each time, for 5 receives (155 s before the dead-letter queue,
 where the fixed 5 s delay of before gave 25 s), and warm workers reading their secrets again every 5 s
-(5 minutes on AWS).
+(5 minutes on AWS). The workers read their field mapping from a copy of mapping.toml that a test may
+edit (they read it again whenever they rebuild their service); the test puts the right content back.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from sandbox.intacct.admin_client import IntacctAdminClient
 from sandbox.sales_rep import Line, SalesRep
 from sandbox.salesforce.admin_client import SalesforceAdminClient
 from sandbox.stack import LocalStack, start_local_stack
+from sfintacct.mapping import DEFAULT_MAPPING_FILE
 from sfintacct.sync.sync_log import SyncLog
 from tests.e2e.conftest import orders_of, queue_depth, settle
 
@@ -31,13 +33,26 @@ pytestmark = pytest.mark.e2e
 ONE_LINE = (Line("SUB-PLATFORM", Decimal(1), Decimal(1000)),)
 VISIBILITY_SECONDS = 5
 LONGEST_WAIT = 120.0
+# The Opportunity field that fills the order's message, misspelt: the org has no such field.
+RIGHT_MESSAGE_ENTRY = '\nmessage = "Name"\n'
+MISSPELT_FIELD = "Descripton"
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
+def mapping_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The mapping the module's workers read: a copy of the default one."""
+    path: Path = tmp_path_factory.mktemp("set-up-faults-mapping") / "mapping.toml"
+    path.write_text(DEFAULT_MAPPING_FILE.read_text(encoding="utf-8"), encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory, mapping_file: Path) -> Iterator[LocalStack]:
     """A local stack of this module's own, with the short timings above."""
     state_dir: Path = tmp_path_factory.mktemp("set-up-faults-stack")
-    with start_local_stack(state_dir, ephemeral=True, queue_visibility_seconds=VISIBILITY_SECONDS) as started:
+    with start_local_stack(
+        state_dir, ephemeral=True, queue_visibility_seconds=VISIBILITY_SECONDS, mapping_file=mapping_file
+    ) as started:
         yield started
 
 
@@ -57,11 +72,26 @@ def nothing_dead_lettered(stack: LocalStack) -> Iterator[None]:
         assert queue_depth(stack, queue) == 0, queue
 
 
-def closed_deal(rep: SalesRep, name: str) -> str:
+def closed_deal(rep: SalesRep, name: str, *, not_before: float = 0.0) -> str:
+    """A new Account's deal, won once time.monotonic() reaches `not_before`."""
     account_id = rep.create("Account", {"Name": name, "BillingCity": "Denver"})
     opportunity_id = rep.deal(account_id, f"{name} deal", ONE_LINE)
+    time.sleep(max(0.0, not_before - time.monotonic()))
     rep.close_won(opportunity_id)
     return opportunity_id
+
+
+def after_workers_rebuild() -> float:
+    """From when on every warm worker builds its sync service afresh (secrets and mapping as they are
+    now) before its next record: its service is then older than SERVICE_MAX_AGE_SECONDS (5 s here)."""
+    return time.monotonic() + VISIBILITY_SECONDS + 1
+
+
+def replace_text(path: Path, text: str) -> None:
+    """Give the file new content at once: a worker never reads half of it."""
+    draft = path.with_name(f".{path.name}.draft")
+    draft.write_text(text, encoding="utf-8")
+    draft.replace(path)
 
 
 def statuses(sync_log: SyncLog, opportunity_id: str) -> list[tuple[str, str]]:
@@ -78,8 +108,7 @@ def test_a_wrong_intacct_sender_password_holds_the_deals_and_fixing_the_secret_s
         SecretId=secret_id, SecretString=json.dumps({**right, "sender_password": "wrong"})
     )
     try:
-        time.sleep(VISIBILITY_SECONDS + 1)  # warm workers read their secrets again that often
-        opportunity_id = closed_deal(rep, "Held By Sender")
+        opportunity_id = closed_deal(rep, "Held By Sender", not_before=after_workers_rebuild())
         assert wait_until(lambda: ("waiting", "intacct_sender") in statuses(sync_log, opportunity_id))
         held = rep.read("Opportunity", opportunity_id)
         assert held["Intacct_Sync_Status__c"] == "Waiting"
@@ -90,6 +119,54 @@ def test_a_wrong_intacct_sender_password_holds_the_deals_and_fixing_the_secret_s
         secrets.put_secret_value(SecretId=secret_id, SecretString=json.dumps(right))
 
     # Nothing is sent again from Salesforce: the held message comes back and syncs.
+    assert wait_until(lambda: rep.read("Opportunity", opportunity_id)["Intacct_Sync_Status__c"] == "Synced")
+    assert len(orders_of(intacct, opportunity_id)) == 1
+    assert statuses(sync_log, opportunity_id)[-1] == ("synced", "created")
+
+
+def test_a_wrong_salesforce_consumer_key_holds_the_deals_and_fixing_the_secret_syncs_them(
+    stack: LocalStack, rep: SalesRep, intacct: IntacctAdminClient, sync_log: SyncLog
+) -> None:
+    secrets = secretsmanager_client(stack.info["secretsmanager_endpoint"])
+    secret_id = stack.info["secrets"]["salesforce"]
+    right = json.loads(secrets.get_secret_value(SecretId=secret_id)["SecretString"])
+    secrets.put_secret_value(
+        SecretId=secret_id, SecretString=json.dumps({**right, "client_id": "3MVG9wrongConsumerKey"})
+    )
+    try:
+        opportunity_id = closed_deal(rep, "Held By Consumer Key", not_before=after_workers_rebuild())
+        assert wait_until(lambda: ("waiting", "salesforce_credentials") in statuses(sync_log, opportunity_id))
+        # Salesforce refuses the token request as it refuses an unknown consumer key. (The record cannot
+        # say "Waiting": Salesforce itself is what refuses us.)
+        waiting = [entry for entry in sync_log.history(opportunity_id) if entry.status == "waiting"]
+        assert "invalid_client_id" in waiting[0].message
+        assert orders_of(intacct, opportunity_id) == []
+    finally:
+        secrets.put_secret_value(SecretId=secret_id, SecretString=json.dumps(right))
+
+    # Nothing is sent again from Salesforce: the held message comes back and syncs.
+    assert wait_until(lambda: rep.read("Opportunity", opportunity_id)["Intacct_Sync_Status__c"] == "Synced")
+    assert len(orders_of(intacct, opportunity_id)) == 1
+    assert statuses(sync_log, opportunity_id)[-1] == ("synced", "created")
+
+
+def test_a_mapping_naming_a_missing_salesforce_field_holds_the_deals_and_says_which_field(
+    stack: LocalStack, mapping_file: Path, rep: SalesRep, intacct: IntacctAdminClient, sync_log: SyncLog
+) -> None:
+    right = mapping_file.read_text(encoding="utf-8")
+    assert RIGHT_MESSAGE_ENTRY in right
+    replace_text(mapping_file, right.replace(RIGHT_MESSAGE_ENTRY, f'\nmessage = "{MISSPELT_FIELD}"\n'))
+    try:
+        opportunity_id = closed_deal(rep, "Held By Mapping", not_before=after_workers_rebuild())
+        assert wait_until(lambda: ("waiting", "mapping") in statuses(sync_log, opportunity_id))
+        held = rep.read("Opportunity", opportunity_id)
+        assert held["Intacct_Sync_Status__c"] == "Waiting"
+        assert held["Intacct_Sync_Error__c"].startswith("Waiting: ")
+        assert f"No such column '{MISSPELT_FIELD}' on entity 'Opportunity'" in held["Intacct_Sync_Error__c"]
+        assert orders_of(intacct, opportunity_id) == []
+    finally:
+        replace_text(mapping_file, right)
+
     assert wait_until(lambda: rep.read("Opportunity", opportunity_id)["Intacct_Sync_Status__c"] == "Synced")
     assert len(orders_of(intacct, opportunity_id)) == 1
     assert statuses(sync_log, opportunity_id)[-1] == ("synced", "created")
