@@ -69,6 +69,7 @@ def outbound_message() -> Response[str]:
             "org_id": accepted.org_id,
             "notifications": len(accepted.requests),
             "producer_ids": accepted.producer_ids,
+            "record_ids": [request.record_id for request in accepted.requests],
         },
     )
     metrics.add_metric(
@@ -99,6 +100,7 @@ def signed_events() -> Response[str]:
             "org_id": accepted.org_id,
             "events": len(accepted.requests),
             "producer_ids": accepted.producer_ids,
+            "record_ids": [request.record_id for request in accepted.requests],
         },
     )
     metrics.add_metric(name="SignedEventsAccepted", unit=MetricUnit.Count, value=len(accepted.requests))
@@ -122,6 +124,7 @@ def relayed_event(event: dict[str, Any]) -> dict[str, Any]:
             "org_id": accepted.org_id,
             "requests": len(accepted.requests),
             "producer_ids": accepted.producer_ids,
+            "record_ids": [request.record_id for request in accepted.requests],
         },
     )
     metrics.add_metric(name="RelayedRequestsAccepted", unit=MetricUnit.Count, value=len(accepted.requests))

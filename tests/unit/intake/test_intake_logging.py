@@ -107,6 +107,7 @@ def test_an_accepted_outbound_message_logs_sender_request_id_action_id_and_how_i
     assert line["action_id"] == "04k5g000000Ab1CAAS"
     assert line["auth"] == "outbound_message_token"
     assert line["http_path"] == "/salesforce/outbound"
+    assert line["record_ids"] == ["0065g00000Bq3RTAAZ"]  # what "what happened to a record" looks for
     _assert_no_secret_in(logs)
 
 
