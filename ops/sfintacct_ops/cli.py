@@ -27,13 +27,14 @@ from sfintacct_ops.deployment import (
     from_cloudformation,
     from_local,
 )
+from sfintacct_ops.preflight import CheckResult, preflight
 from sfintacct_ops.queues import DeadLetter, redrive, retry
 from sfintacct_ops.reconcile import Finding, ReconcileError, Reconciliation, parse_since, reconcile
 from sfintacct_ops.records import case_safe_id
 from sfintacct_ops.status import plain, record_status, render
 
 PROGRAM = "sfintacct"
-COMMANDS = ("status", "retry", "redrive", "backfill", "reconcile")
+COMMANDS = ("status", "retry", "redrive", "backfill", "reconcile", "preflight")
 DESCRIPTION = """\
 Operate an sfintacct deployment: a record's whole story, retries, dead-letter redrives, backfills.
 
@@ -48,6 +49,13 @@ amount_differs, customer_behind (the Account changed since its data was sent, or
 customer_edited (the customer's name was changed in Intacct). --fix sends a retry for the missing orders,
 differing amounts and customers behind; duplicates and edits made in Intacct are finance's call and are
 only reported. Exit status 1 while a finding is left as it is."""
+PREFLIGHT_DESCRIPTION = """\
+Before go-live, check the set-up against the real Intacct company and Salesforce org (reads only): the
+mapping file loads; the Intacct sender (control) and user (login) sign in; the Salesforce integration user
+signs in; CUSTOMER has the mapping's SALESFORCE_ID custom field (and its other custom fields); every active
+Product2's code is an active Intacct item; the mapping's payment terms and the transaction definition
+exist; the integration user can query the objects the workers read and update the Intacct_* fields. Each
+check prints PASS or FAIL, and with FAIL what to do. Exit status 1 if any check fails."""
 BACKFILL_DESCRIPTION = """\
 Find records in Salesforce and put one SyncRequest each on the work queue.
 
@@ -174,6 +182,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--fix", action="store_true", help="send a retry for each finding a retry repairs"
     )
     reconcile_parser.add_argument("--csv", action="store_true", help="print the findings as CSV")
+
+    commands.add_parser(
+        "preflight",
+        parents=common,
+        help="check the set-up against Intacct and Salesforce before go-live",
+        description=PREFLIGHT_DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     return parser
 
 
@@ -212,6 +228,8 @@ def _run(
         return _redrive(deployment, arguments, as_json, out)
     if command == "reconcile":
         return _reconcile(deployment, arguments, as_json, out)
+    if command == "preflight":
+        return _preflight(deployment, as_json, out)
     return _backfill(deployment, arguments, as_json, out, err)
 
 
@@ -418,6 +436,30 @@ def _render_reconciliation(result: Reconciliation, out: TextIO) -> None:
             if value:
                 out.write(f"    {label + ':':<11} {value}\n")
     out.write(f"{len(result.findings)} finding(s), {result.fixed} retried\n")
+
+
+def _preflight(deployment: Deployment, as_json: bool, out: TextIO) -> int:
+    checks = preflight(deployment)
+    passed = all(check.passed for check in checks)
+    if as_json:
+        checked = [check.as_dict() for check in checks]
+        _print_json({"deployment": deployment.description, "passed": passed, "checks": checked}, out)
+    else:
+        out.write(f"preflight of {deployment.description}\n")
+        render_preflight(checks, out)
+    return 0 if passed else 1
+
+
+def render_preflight(checks: Sequence[CheckResult], out: TextIO) -> None:
+    """One line per check (PASS or FAIL, its name, what was found), a `fix:` line under each failure."""
+    width = max((len(check.name) for check in checks), default=0)
+    for check in checks:
+        out.write(f"{'PASS' if check.passed else 'FAIL'}  {check.name:<{width}}  {check.detail}\n")
+        if not check.passed and check.fix:
+            out.write(f"      {'':<{width}}  fix: {check.fix}\n")
+    failed = [check.name for check in checks if not check.passed]
+    summary = f"{len(checks) - len(failed)} of {len(checks)} checks passed"
+    out.write(f"{summary}; failed: {', '.join(failed)}\n" if failed else f"{summary}\n")
 
 
 def _shown(path: Path) -> str:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from sandbox.intacct import transaction_definitions
 from sandbox.intacct.faults import FaultState
 
 Record = dict[str, Any]
@@ -261,6 +262,9 @@ OBJECTS: dict[str, ObjectDefinition] = {
         "DEPARTMENTID",
     ),
     "ARTERM": ObjectDefinition("ARTERM", ("RECORDNO", "NAME", "DESCRIPTION", "STATUS", "DUEDAYS"), "NAME"),
+    transaction_definitions.OBJECT_NAME: ObjectDefinition(
+        transaction_definitions.OBJECT_NAME, transaction_definitions.FIELDS, "DOCID"
+    ),
 }
 
 SEED_ITEMS: tuple[tuple[str, str, str, str], ...] = (
@@ -454,6 +458,8 @@ def seed_company_data() -> CompanyData:
             "ARTERM",
             {"NAME": term, "DESCRIPTION": term, "STATUS": "active", "DUEDAYS": str(days)},
         )
+    for definition in transaction_definitions.definition_records(TRANSACTION_DEFINITIONS):
+        add_record(data, transaction_definitions.OBJECT_NAME, definition)
     return data
 
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from types import TracebackType
 from typing import Literal, Self
+from xml.etree.ElementTree import Element
 
 import httpx
 
@@ -274,6 +275,19 @@ class IntacctClient:
         lines = [SalesDocumentLine.from_record(record) for record in records]
         return sorted(lines, key=lambda line: line.line_no)
 
+    # ------------------------------------------------------------------ object definitions
+
+    def lookup_fields(self, object_name: str, *, docparid: str | None = None) -> list[ObjectField]:
+        """The fields of an object as `lookup` defines them, standard and custom (e.g. SALESFORCE_ID)."""
+        result = self.run(builders.lookup(object_name, docparid=docparid))
+        if result.data is None:
+            raise IntacctProtocolError(f"lookup of {object_name} succeeded but returned no <data>")
+        return [
+            ObjectField.from_element(element)
+            for element in result.data.iter("Field")
+            if (element.findtext("ID") or "").strip()
+        ]
+
     # ------------------------------------------------------------------ queries with paging
 
     def query(
@@ -359,6 +373,32 @@ def _document_key(result: FunctionResult) -> str:
 def _unique(names: Iterable[str]) -> list[str]:
     """Names in first-seen order without repeats."""
     return list(dict.fromkeys(names))
+
+
+@dataclass(frozen=True)
+class ObjectField:
+    """One `<Field>` of a `lookup` answer: its integration name (ID) and what Intacct says of it."""
+
+    name: str
+    label: str = ""
+    data_type: str = ""
+    required: bool = False
+    read_only: bool = False
+    custom: bool = False
+
+    @classmethod
+    def from_element(cls, element: Element) -> ObjectField:
+        def text(tag: str) -> str:
+            return (element.findtext(tag) or "").strip()
+
+        return cls(
+            name=text("ID"),
+            label=text("LABEL"),
+            data_type=text("DATATYPE"),
+            required=text("REQUIRED").lower() == "true",
+            read_only=text("READONLY").lower() == "true",
+            custom=text("ISCUSTOM").lower() == "true",
+        )
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,5 @@
 """Builders for the gateway functions the client uses: getAPISession, create, update, query,
-readByQuery and readMore. Object-specific content (CUSTOMER, create_sotransaction) is in writers.py.
+readByQuery, readMore and lookup. Object-specific content (CUSTOMER, create_sotransaction) is in writers.py.
 
 Read functions get a deterministic control id derived from their content when the caller gives none,
 so the same read sends the same request every time.
@@ -136,6 +136,20 @@ def read_more(result_id: str, *, control_id: str | None = None) -> IntacctFuncti
         raise IntacctRequestError("readMore needs the resultId of a readByQuery")
     operation = Element("readMore")
     add_text(operation, "resultId", result_id)
+    return read_function(operation, control_id)
+
+
+def lookup(
+    object_name: str, *, docparid: str | None = None, control_id: str | None = None
+) -> IntacctFunction:
+    """`<lookup><object>CUSTOMER</object></lookup>`: the object's definition, its custom fields included.
+
+    `docparid` names the transaction definition for document objects (SODOCUMENT, SODOCUMENTENTRY).
+    """
+    operation = Element("lookup")
+    add_text(operation, "object", check_object_name(object_name))
+    if docparid:
+        add_text(operation, "docparid", docparid)
     return read_function(operation, control_id)
 
 

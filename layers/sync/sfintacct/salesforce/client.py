@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Sequence
-from dataclasses import replace
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any, TypeVar
@@ -38,6 +38,7 @@ from sfintacct.salesforce.errors import (
     is_transient_failure,
 )
 from sfintacct.salesforce.models import (
+    OBJECT_NAME_PATTERN,
     FieldValue,
     OpportunityQueryFields,
     OpportunitySnapshot,
@@ -167,6 +168,22 @@ class SalesforceClient:
 
         return self._call("SOQL queryAll", read)
 
+    def describe(self, object_type: str) -> ObjectDescribe:
+        """What the signed-in user may do with an object and its fields (sobjects/<Object>/describe).
+
+        Fields the user cannot see are absent from the answer, as Salesforce leaves them out.
+        """
+        if not OBJECT_NAME_PATTERN.fullmatch(object_type):
+            raise ValueError(f"not a Salesforce object name: {object_type!r}")
+
+        def read(api: Salesforce) -> ObjectDescribe:
+            answer = api.restful(f"sobjects/{object_type}/describe")
+            if not isinstance(answer, dict):
+                raise TransientSalesforceError(f"Salesforce returned no describe of {object_type}")
+            return ObjectDescribe.from_json(answer)
+
+        return self._call(f"Describing {object_type}", read)
+
     def write_back(self, updates: Sequence[RecordUpdate]) -> None:
         """Set fields on several records in ONE composite call; all or nothing is saved.
 
@@ -249,6 +266,55 @@ class SalesforceClient:
             )
             self._api_token = token
         return self._api
+
+
+@dataclass(frozen=True)
+class FieldDescribe:
+    """One field of a describe: its API name, whether the user may update it, and where it points."""
+
+    name: str
+    updateable: bool = False
+    relationship_name: str | None = None
+    reference_to: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ObjectDescribe:
+    """An object's describe: whether the user may query and update it, and the fields it can see."""
+
+    name: str
+    queryable: bool
+    updateable: bool
+    fields: tuple[FieldDescribe, ...]
+
+    @classmethod
+    def from_json(cls, answer: Mapping[str, Any]) -> ObjectDescribe:
+        fields = tuple(
+            FieldDescribe(
+                name=str(item.get("name", "")),
+                updateable=item.get("updateable") is True,
+                relationship_name=item.get("relationshipName") or None,
+                reference_to=tuple(str(target) for target in item.get("referenceTo") or ()),
+            )
+            for item in answer.get("fields") or ()
+            if isinstance(item, dict) and item.get("name")
+        )
+        return cls(
+            name=str(answer.get("name", "")),
+            queryable=answer.get("queryable") is True,
+            updateable=answer.get("updateable") is True,
+            fields=fields,
+        )
+
+    def field(self, name: str) -> FieldDescribe | None:
+        """The field of this API name (Salesforce names are case-insensitive), or None."""
+        wanted = name.lower()
+        return next((item for item in self.fields if item.name.lower() == wanted), None)
+
+    def relationship(self, name: str) -> FieldDescribe | None:
+        """The lookup field whose relationship is `name` (`Product2` of OpportunityLineItem), or None."""
+        wanted = name.lower()
+        return next((item for item in self.fields if (item.relationship_name or "").lower() == wanted), None)
 
 
 def _page_records(page: Any) -> list[dict[str, Any]]:
