@@ -386,19 +386,26 @@ class _Preflight:
         )
 
     def transaction_definition(self) -> str:
-        wanted = self.deployment.transaction_type
+        """The stack's IntacctTransactionType, and the type of mapping's order.transaction_type_when."""
+        wanted = self.mapping.transaction_types(self.deployment.transaction_type)
         records = list(
             self.deployment.intacct_client().query("SODOCUMENTPARAMS", TRANSACTION_DEFINITION_FIELDS)
         )
         by_name = {str(record.get("DOCID", "")).strip(): record for record in records}
-        if wanted in by_name:
-            kind = str(by_name[wanted].get("DOCCLASS", "")).strip()
-            return f"{wanted!r} exists (SODOCUMENTPARAMS{', template type ' + kind if kind else ''})"
+        missing = [name for name in wanted if name not in by_name]
+        if not missing:
+            kinds = [str(by_name[name].get("DOCCLASS", "")).strip() for name in wanted]
+            return ", ".join(
+                f"{name!r} exists (SODOCUMENTPARAMS{', template type ' + kind if kind else ''})"
+                for name, kind in zip(wanted, kinds, strict=True)
+            )
         raise CheckFailed(
-            f"no Order Entry transaction definition {wanted!r} (SODOCUMENTPARAMS); the company has "
+            f"no Order Entry transaction definition {_listed([repr(name) for name in missing])} "
+            "(SODOCUMENTPARAMS); the company has "
             f"{_listed(sorted(by_name)) or 'none'}",
-            f"create the Order Entry transaction definition {wanted!r} in Intacct, or set the stack's "
-            "IntacctTransactionType parameter to one that exists",
+            f"create the Order Entry transaction definition(s) {_listed(missing)} in Intacct, or set the "
+            "stack's IntacctTransactionType parameter (or the mapping's order.transaction_type_when) to one "
+            "that exists",
         )
 
     def read_access(self) -> str:

@@ -66,14 +66,25 @@ class FakeIntacct:
         return [c for c in self.customers if c.fields.get(field_name) == value]
 
     def find_sales_documents(
-        self, *, reference_no: str | None = None, fields: Sequence[str] = (), **_: Any
+        self,
+        *,
+        reference_no: str | None = None,
+        transaction_type: str | None = None,
+        fields: Sequence[str] = (),
+        **_: Any,
     ) -> list[SalesDocument]:
+        """Documents under the reference, of `transaction_type` only (a query's docparid), as Intacct."""
         self.requests.append("find_sales_documents")
         self.order_search_fields.append(tuple(fields))
         if self.during_next_order_search is not None:
             meanwhile, self.during_next_order_search = self.during_next_order_search, None
             meanwhile()
-        return [order for order in self.orders if order.reference_no == reference_no]
+        return [
+            order
+            for order in self.orders
+            if order.reference_no == reference_no
+            and (transaction_type is None or order.transaction_type == transaction_type)
+        ]
 
     # -------------------------------------------------------------- writes
 
@@ -194,12 +205,13 @@ class FakeIntacct:
         if isinstance(customer, CustomerUpdate):
             self.customer_updates.append(customer)
         number = len(self.contents) + 1
-        doc_id = f"Sales Order-SO{number:04d}"
+        doc_id = f"{order.transaction_type}-SO{number:04d}"
         self.orders.append(
             SalesDocument.from_record(
                 {
                     "RECORDNO": str(number),
                     "DOCID": doc_id,
+                    "DOCPARID": order.transaction_type,
                     "PONUMBER": order.reference_no,
                     "CUSTVENDID": order.customer_id,
                     "STATE": "Pending",

@@ -176,6 +176,11 @@ def test_intacct_login_names_the_sender_or_the_user_that_was_refused(stack: Loca
 
 def test_a_payment_term_and_a_transaction_definition_intacct_lacks_are_named(stack: LocalStack) -> None:
     text = DEFAULT_MAPPING_FILE.read_text(encoding="utf-8").replace('{ value = "N30" }', '{ value = "N45" }')
+    approval = (
+        '[order.transaction_type_when]\nfield = "Approved__c"\nvalues = ["true"]\n'
+        'transaction_type = "Sales Credit"\n'
+    )
+    text = text.replace("\n[order.fields]\n", f"\n{approval}\n[order.fields]\n", 1)
     mapping = parse_mapping(tomllib.loads(text))
     deployment = ops_deployment.from_local(stack.stack_file)
     deployment = dataclasses.replace(
@@ -196,6 +201,6 @@ def test_a_payment_term_and_a_transaction_definition_intacct_lacks_are_named(sta
     assert "customer.fields.term_name, order.fields.term_name" in terms.detail
     assert terms.fix.startswith("create the AR payment term(s) N45 in Intacct")
     definition = results["intacct_transaction_definition"]
-    assert "no Order Entry transaction definition 'Sales Contract'" in definition.detail
+    assert "no Order Entry transaction definition 'Sales Contract', 'Sales Credit'" in definition.detail
     assert "Sales Invoice, Sales Order, Sales Quote" in definition.detail
     assert "IntacctTransactionType" in definition.fix

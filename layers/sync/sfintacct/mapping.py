@@ -163,6 +163,31 @@ class CreateCondition(_Strict):
         return self
 
 
+class TransactionTypeCondition(_Strict):
+    """A won deal whose Opportunity `field` holds one of `values` becomes a `transaction_type` document
+    (e.g. a Sales Invoice once finance approved it) instead of the stack's transaction type. A checkbox
+    field's value is "true" or "false"."""
+
+    field: str
+    values: list[StrictStr]
+    transaction_type: StrictStr
+
+    @model_validator(mode="after")
+    def _valid(self) -> Self:
+        if not FIELD_PATH_PATTERN.fullmatch(self.field) or "." in self.field:
+            raise ValueError(f"{json.dumps(self.field, ensure_ascii=False)} is not an Opportunity field name")
+        if not self.values:
+            raise ValueError("give at least one value")
+        if not self.transaction_type.strip():
+            raise ValueError('give the Intacct transaction definition, e.g. "Sales Invoice"')
+        return self
+
+    def matches(self, opportunity: Mapping[str, Any]) -> bool:
+        value = field_value(opportunity, self.field)
+        text = ("true" if value else "false") if isinstance(value, bool) else value
+        return isinstance(text, str) and text.strip() in self.values
+
+
 class CustomerSection(_Strict):
     customer_id: Literal["salesforce_id", "intacct"] = "salesforce_id"
     salesforce_id_field: str = "SALESFORCE_ID"
@@ -173,6 +198,7 @@ class CustomerSection(_Strict):
 
 
 class OrderSection(_Strict):
+    transaction_type_when: TransactionTypeCondition | None = None
     fields: dict[str, Source]
     custom_fields: dict[str, Source] = {}
 
@@ -302,7 +328,11 @@ class SyncMapping(_Strict):
         """The default query fields plus every Salesforce field this mapping reads."""
         always = ("Id", "LastModifiedDate")
         return OpportunityQueryFields().with_extra(
-            opportunity_fields=(*always, *_paths(self.order.fields, self.order.custom_fields)),
+            opportunity_fields=(
+                *always,
+                *_paths(self.order.fields, self.order.custom_fields),
+                *([self.order.transaction_type_when.field] if self.order.transaction_type_when else []),
+            ),
             account_fields=(
                 *always,
                 *_paths(self.customer.fields, self.customer.custom_fields),
@@ -311,6 +341,17 @@ class SyncMapping(_Strict):
             ),
             line_fields=("Id", "SortOrder", *_paths(self.line.fields, self.line.custom_fields)),
         )
+
+    def transaction_type_for(self, opportunity: Mapping[str, Any], default: str) -> str:
+        """The transaction definition a won deal's document is made as: order.transaction_type_when's
+        when the deal matches it, else `default` (the stack's IntacctTransactionType)."""
+        condition = self.order.transaction_type_when
+        return condition.transaction_type if condition and condition.matches(opportunity) else default
+
+    def transaction_types(self, default: str) -> tuple[str, ...]:
+        """Every transaction definition a deal's document may have been made as (where to look for it)."""
+        condition = self.order.transaction_type_when
+        return tuple(dict.fromkeys((default, *([condition.transaction_type] if condition else []))))
 
     def wants_customer_before_a_deal(self, account: Mapping[str, Any]) -> bool:
         """Whether the Account matches customer.create_when (without it, only a won deal makes a customer)."""

@@ -19,6 +19,7 @@ HEADER = "header_digest"
 LINES = "lines_digest"
 CUSTOMER = "customer_id"
 STATE = "state"  # "open", or "closed" / "deleted" once the deal left Closed Won and the order was retired
+TRANSACTION_TYPE = "transaction_type"  # the document's definition (absent: the stack's transaction type)
 
 PART_NAMES = {ACCOUNT: "Account", HEADER: "order details (date, terms, message)", LINES: "products"}
 
@@ -33,7 +34,7 @@ class OrderFingerprint:
     def digest(self) -> str:
         return _digest(f"{self.account_id}|{self.header}|{self.lines}")
 
-    def attributes(self, customer_id: str, state: str = "open") -> dict[str, str]:
+    def attributes(self, customer_id: str, transaction_type: str, state: str = "open") -> dict[str, str]:
         return {
             DIGEST: self.digest,
             ACCOUNT: self.account_id,
@@ -41,6 +42,7 @@ class OrderFingerprint:
             LINES: self.lines,
             CUSTOMER: customer_id,
             STATE: state,
+            TRANSACTION_TYPE: transaction_type,
         }
 
     def differences(self, stored: Mapping[str, str]) -> list[str]:

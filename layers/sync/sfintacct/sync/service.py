@@ -415,7 +415,11 @@ class SyncService:
                     existing.doc_id,
                     owner,
                     modified_at(snapshot.opportunity),
-                    attributes={order_fingerprint.CUSTOMER: existing.customer_id},
+                    attributes={
+                        order_fingerprint.CUSTOMER: existing.customer_id,
+                        order_fingerprint.TRANSACTION_TYPE: existing.transaction_type
+                        or self.transaction_type,
+                    },
                 )
                 self.checkpoint("after_crosswalk_write", opportunity_id)
                 return self._follow_deal(snapshot, completed, owner, reason=Reason.RECOVERED)
@@ -430,8 +434,9 @@ class SyncService:
                 order_plan = replace(locked_plan, customer_id=new_id, write=None)
             customer_id = order_plan.customer_id
             assert customer_id is not None
+            transaction_type = self.mapping.transaction_type_for(snapshot.opportunity, self.transaction_type)
             order = self.mapping.sales_transaction(
-                snapshot, customer_id=customer_id, transaction_type=self.transaction_type, notes=notes
+                snapshot, customer_id=customer_id, transaction_type=transaction_type, notes=notes
             )
             doc_id = self._write_order(snapshot, order_plan, order, claim)
         sent = fingerprint(order, account_id)
@@ -441,7 +446,7 @@ class SyncService:
             doc_id,
             owner,
             modified_at(snapshot.opportunity),
-            attributes=sent.attributes(customer_id),
+            attributes=sent.attributes(customer_id, transaction_type),
         )
         self.checkpoint("after_crosswalk_write", opportunity_id)
         return self._synced(
@@ -531,7 +536,7 @@ class SyncService:
             self._write_back(opportunity_id, updates)
         status, message = (
             OutcomeStatus.SYNCED,
-            f"{self.transaction_type} {doc_id} for customer {customer_id} ({reason})",
+            f"{doc_id} for customer {customer_id} ({reason})",
         )
         if reason is Reason.ORDER_EXISTS:
             status, message = (
@@ -573,8 +578,10 @@ class SyncService:
                 raise PermanentSyncError(
                     f"Opportunity {opportunity_id} has no Account, so there is no customer"
                 )
+            # The document keeps the type it was made as: a deal approved after its order exists gets no
+            # invoice besides it (finance converts the order).
             wanted = self.mapping.sales_transaction(
-                snapshot, customer_id=str(account["Id"]), transaction_type=self.transaction_type, notes=notes
+                snapshot, customer_id=str(account["Id"]), transaction_type=self._type_of(known), notes=notes
             )
             if order_fingerprint.is_up_to_date(stored, fingerprint(wanted, str(account["Id"]))):
                 customer_id = stored.get(order_fingerprint.CUSTOMER) or ""
@@ -632,7 +639,7 @@ class SyncService:
         order = wanted.model_copy(update={"customer_id": customer_id})
         sent = fingerprint(order, account_id)
         existing_lines = (
-            len(self.intacct.get_sales_document_lines(target.doc_id, transaction_type=self.transaction_type))
+            len(self.intacct.get_sales_document_lines(target.doc_id, transaction_type=order.transaction_type))
             if target is not None
             else 0
         )
@@ -657,7 +664,7 @@ class SyncService:
             CrosswalkKind.ORDER,
             doc_id,
             modified_at(snapshot.opportunity),
-            attributes=sent.attributes(customer_id),
+            attributes=sent.attributes(customer_id, order.transaction_type),
             replaces=known.intacct_id,
         )
         self.checkpoint("after_crosswalk_write", opportunity_id)
@@ -740,7 +747,7 @@ class SyncService:
         )
         stage = snapshot.opportunity.get("StageName")
         message = (
-            f"The deal left Closed Won (stage {stage}); {self.transaction_type} {target.doc_id} was {state} "
+            f"The deal left Closed Won (stage {stage}); {self._type_of(known)} {target.doc_id} was {state} "
             "in Intacct. Winning the deal again makes a new order."
         )
         self._write_back(
@@ -811,12 +818,22 @@ class SyncService:
         self.checkpoint("after_write_back", record_id)
 
     def _find_orders(self, opportunity_id: str) -> list[SalesDocument]:
-        """Every order under the Opportunity's reference: its order, and any it replaced (closed)."""
-        return self.intacct.find_sales_documents(
-            reference_no=opportunity_id,
-            transaction_type=self.transaction_type,
-            fields=SALES_DOCUMENT_LOOKUP_FIELDS,
-        )
+        """Every order under the Opportunity's reference: its order, and any it replaced (closed), of each
+        transaction type the mapping may make (one query per type)."""
+        return [
+            document
+            for transaction_type in self.mapping.transaction_types(self.transaction_type)
+            for document in self.intacct.find_sales_documents(
+                reference_no=opportunity_id,
+                transaction_type=transaction_type,
+                fields=SALES_DOCUMENT_LOOKUP_FIELDS,
+            )
+        ]
+
+    def _type_of(self, known: CrosswalkEntry) -> str:
+        """The transaction type the deal's document was made as (the stack's, for entries older than the
+        attribute)."""
+        return known.attributes.get(order_fingerprint.TRANSACTION_TYPE) or self.transaction_type
 
     def _find_order(self, opportunity_id: str) -> SalesDocument | None:
         """The Opportunity's order: the open one under its reference (or, if none is open, the first)."""
