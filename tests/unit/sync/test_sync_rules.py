@@ -467,7 +467,12 @@ def test_after_any_failed_order_write_an_order_intacct_holds_under_the_reference
     account_id, opportunity_id = deal_of_a_synced_account(world)
     world.intacct.orders.append(  # made by an earlier attempt that Salesforce and the crosswalk never saw
         SalesDocument.from_record(
-            {"DOCID": "Sales Order-SO0042", "PONUMBER": opportunity_id, "CUSTVENDID": account_id}
+            {
+                "DOCID": "Sales Order-SO0042",
+                "DOCPARID": "Sales Order",
+                "PONUMBER": opportunity_id,
+                "CUSTVENDID": account_id,
+            }
         )
     )
     world.intacct.fail_with = failure
