@@ -37,6 +37,10 @@ MIN_BATCH_SIZE = 200
 MAX_STORED_CURSORS = 200
 CURSOR_IDLE_SECONDS = 15 * 60
 MAX_COMPOSITE_SUBREQUESTS = 25
+MAX_COLLECTION_RECORDS = 200  # sObject Collections: "The list can contain up to 200 objects."
+ALL_OR_NONE_ROLLED_BACK = (
+    "Record rolled back because not all records were valid and the request was using AllOrNone header"
+)
 REFERENCE_ID = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 REFERENCE = re.compile(r"@\{([A-Za-z0-9_]+)((?:\.[A-Za-z0-9_]+|\[\d+\])*)\}")
 ROLLED_BACK_MESSAGE = (
@@ -237,6 +241,8 @@ class RestApi:
             return self.only(request, "GET", lambda: self.query(request, head, segments[1:]))
         if head == "composite" and len(segments) == 1:
             return self.only(request, "POST", lambda: self.composite(request))
+        if head == "composite" and segments[1:] == ["sobjects"]:
+            return self.only(request, "PATCH", lambda: self.collection_update(request))
         if head == "limits" and len(segments) == 1:
             return self.only(request, "GET", self.limits)
         raise not_found()
@@ -467,6 +473,86 @@ class RestApi:
                 ]
             },
         )
+
+    # --- sObject Collections ------------------------------------------------------------------------
+
+    def collection_update(self, request: ApiRequest) -> ApiResponse:
+        """PATCH composite/sobjects: up to 200 records, each `{"attributes": {"type": T}, "id": ..., fields}`,
+        updated in order; one SaveResult each (`id`, `success`, `errors`). With allOrNone, the first
+        failure rolls every record back and the others answer ALL_OR_NONE_OPERATION_ROLLED_BACK."""
+        payload = json_object(request.body)
+        records = payload.get("records")
+        all_or_none = payload.get("allOrNone", False)
+        if not isinstance(all_or_none, bool):
+            raise json_parser_error("allOrNone must be true or false")
+        if not isinstance(records, list) or not records:
+            raise api_error(400, "INVALID_FIELD", "records is required and must be a non-empty array")
+        if len(records) > MAX_COLLECTION_RECORDS:
+            raise api_error(
+                400,
+                "EXCEEDED_ID_LIMIT",
+                f"record limit reached. cannot submit more than {MAX_COLLECTION_RECORDS} records into "
+                "this call",
+            )
+        savepoint = self.store.begin()
+        results = [self.collection_record(record, request) for record in records]
+        if all_or_none and not all(result["success"] for result in results):
+            self.store.rollback(savepoint)
+            results = [
+                result
+                if not result["success"]
+                else {
+                    "id": result["id"],
+                    "success": False,
+                    "errors": [
+                        {
+                            "statusCode": "ALL_OR_NONE_OPERATION_ROLLED_BACK",
+                            "message": ALL_OR_NONE_ROLLED_BACK,
+                            "fields": [],
+                        }
+                    ],
+                }
+                for result in results
+            ]
+        return ApiResponse(200, results)
+
+    def collection_record(self, record: Any, request: ApiRequest) -> dict[str, Any]:
+        """One record of a collection update, as its SaveResult (a failure of it alone is rolled back)."""
+        if not isinstance(record, dict):
+            raise json_parser_error("each record must be an object")
+        fields = dict(record)
+        attributes = fields.pop("attributes", None)
+        record_id = fields.pop("id", None) or fields.pop("Id", None)
+        object_type = attributes.get("type") if isinstance(attributes, dict) else None
+        try:
+            if not isinstance(object_type, str):
+                raise api_error(400, "INVALID_TYPE", "Each record must have an attributes map with a type")
+            spec = self.store.schema.object(object_type)
+            if spec is None:
+                raise api_error(400, "INVALID_TYPE", f"sObject type '{object_type}' is not supported.")
+            if not isinstance(record_id, str):
+                raise api_error(400, "MISSING_ARGUMENT", "Id not specified in an update call", ["Id"])
+            try:
+                checked_id = to_18(record_id)
+            except MalformedIdError:
+                raise api_error(
+                    400, "MALFORMED_ID", f"{spec.name} ID: id value of incorrect type: {record_id}", ["Id"]
+                ) from None
+            self.write(lambda: self.store.update(writable(spec), checked_id, fields, request.user_id))
+        except ApiError as error:
+            return {
+                "id": record_id if isinstance(record_id, str) else None,
+                "success": False,
+                "errors": [
+                    {
+                        "statusCode": item.get("errorCode", ""),
+                        "message": item.get("message", ""),
+                        "fields": item.get("fields", []),
+                    }
+                    for item in error.items
+                ],
+            }
+        return {"id": checked_id, "success": True, "errors": []}
 
     def run_subrequest(
         self, subrequest: dict[str, Any], results: dict[str, ApiResponse], request: ApiRequest

@@ -300,6 +300,33 @@ def test_write_back_updates_account_and_opportunity_in_one_composite_call(org: O
     assert opportunity["Intacct_Synced_At__c"].startswith("2026-03-31T21:30:05")
 
 
+def test_many_records_are_updated_200_a_call_and_a_refused_one_fails_alone(org: Org) -> None:
+    api = org.api()
+    account_ids = [api.Account.create({"Name": f"Collection {index}"})["id"] for index in range(250)]
+    refused = account_ids[7]
+    before = org.counts()
+
+    results = org.client().update_records(
+        [
+            RecordUpdate(
+                object_type="Account",
+                record_id=account_id,
+                fields={"Intacct_Sync_Status__c": "Not a status" if account_id == refused else "Synced"},
+            )
+            for account_id in account_ids
+        ]
+    )
+
+    assert counted(org, before) == {"token": 1, "composite": 2}  # 200 + 50 records: one call each
+    assert [result.record_id for result in results] == account_ids
+    assert [result.record_id for result in results if not result.success] == [refused]
+    [failure] = [result for result in results if not result.success]
+    assert failure.error_codes == ("INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST",)
+    saved = api.query("SELECT Id FROM Account WHERE Intacct_Sync_Status__c = 'Synced'")["records"]
+    assert {record["Id"] for record in saved} >= set(account_ids) - {refused}
+    assert api.Account.get(refused)["Intacct_Sync_Status__c"] is None
+
+
 def test_a_refused_write_back_saves_nothing_and_says_why(org: Org) -> None:
     api = org.api()
     deal = seed_deal(api, lines=0)

@@ -61,6 +61,7 @@ T = TypeVar("T")
 
 # The composite API takes at most 25 subrequests per call.
 MAX_COMPOSITE_SUBREQUESTS = 25
+MAX_COLLECTION_RECORDS = 200  # sObject Collections: up to 200 records a call
 INVALID_SESSION_ID = "INVALID_SESSION_ID"
 _MISSING_RECORD_CODES = frozenset({"NOT_FOUND", "ENTITY_IS_DELETED"})
 
@@ -220,6 +221,38 @@ class SalesforceClient:
         response = self._call("Salesforce write-back", send)
         _raise_for_composite_failures(response, references)
 
+    def update_records(self, updates: Sequence[RecordUpdate]) -> list[SaveResult]:
+        """Set fields on many records with sObject Collections (PATCH composite/sobjects): 200 records a
+        call, each saved on its own (allOrNone false), one SaveResult per record in order. A failure of
+        the call itself (allowance spent, Salesforce unavailable) raises; records sent in earlier calls
+        stay saved."""
+        merged = _merge_updates(updates)
+        results: list[SaveResult] = []
+        for start in range(0, len(merged), MAX_COLLECTION_RECORDS):
+            chunk = merged[start : start + MAX_COLLECTION_RECORDS]
+            payload = json.dumps(
+                {
+                    "allOrNone": False,
+                    "records": [
+                        {
+                            "attributes": {"type": update.object_type},
+                            "id": update.record_id,
+                            **{name: _json_value(value) for name, value in update.fields.items()},
+                        }
+                        for update in chunk
+                    ],
+                }
+            )
+
+            def send(api: Salesforce, payload: str = payload) -> Any:
+                return api.restful("composite/sobjects", method="PATCH", data=payload)
+
+            answer = self._call(f"Salesforce update of {len(chunk)} records", send)
+            if not isinstance(answer, list) or len(answer) != len(chunk):
+                raise PermanentSalesforceError(f"sObject Collections answered {answer!r:.300}")
+            results += [_save_result(update, item) for update, item in zip(chunk, answer, strict=True)]
+        return results
+
     # -- plumbing ------------------------------------------------------------------------------
 
     def _call(self, action: str, operation: Callable[[Salesforce], T]) -> T:
@@ -337,6 +370,30 @@ def _child_records(api: Salesforce, child_result: Any) -> list[dict[str, Any]]:
     if child_result is None:
         return []
     return _all_records(api, child_result)
+
+
+@dataclass(frozen=True)
+class SaveResult:
+    """One record's outcome in an sObject Collections update: saved, or the errors Salesforce gave."""
+
+    object_type: str
+    record_id: str
+    success: bool
+    error_codes: tuple[str, ...] = ()
+    message: str = ""
+
+
+def _save_result(update: RecordUpdate, item: Any) -> SaveResult:
+    if not isinstance(item, dict):
+        return SaveResult(update.object_type, update.record_id, False, ("UNKNOWN",), f"{item!r:.300}")
+    errors = [error for error in item.get("errors") or [] if isinstance(error, dict)]
+    return SaveResult(
+        update.object_type,
+        update.record_id,
+        bool(item.get("success")),
+        tuple(str(error.get("statusCode", "")) for error in errors),
+        "; ".join(str(error.get("message", "")) for error in errors),
+    )
 
 
 def _merge_updates(updates: Sequence[RecordUpdate]) -> list[RecordUpdate]:
