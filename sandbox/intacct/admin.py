@@ -6,10 +6,12 @@ import copy
 import json
 import re
 from dataclasses import dataclass
+from datetime import date
 from typing import Any
 
 from sandbox.intacct.faults import FaultConfigError, FaultState, apply_fault_update
 from sandbox.intacct.lengths import LENGTH_OBJECTS
+from sandbox.intacct.receivables import with_derived_fields
 from sandbox.intacct.store import (
     CONVERSION_STATES,
     DUPLICATE_CONTROLID_ANSWERS,
@@ -17,7 +19,6 @@ from sandbox.intacct.store import (
     SandboxState,
     find_record,
     format_datetime,
-    utc_now,
 )
 
 ADMIN_PREFIX = "/admin"
@@ -97,7 +98,8 @@ def records(state: SandboxState, object_name: str) -> AdminReply:
     if name not in OBJECTS:
         return AdminReply(404, {"error": f"unknown object {object_name}"})
     with state.lock:
-        return AdminReply(200, copy.deepcopy(state.data.records[name]))
+        listed = with_derived_fields(name, state.data.records[name], state.now().date())
+        return AdminReply(200, copy.deepcopy(listed))
 
 
 def config(state: SandboxState, method: str, body: bytes) -> AdminReply:
@@ -112,12 +114,14 @@ def config(state: SandboxState, method: str, body: bytes) -> AdminReply:
         "repeats_in_flight_apply",
         "closed_orders_reopen",
         "empty_element_clears",
+        "conversion_copies_reference",
     )
     unknown = set(update) - {
         "custom_fields",
         "session_seconds",
         "duplicate_controlid_answer",
         "extra_field_lengths",
+        "today",
         *flags,
     }
     if unknown:
@@ -137,7 +141,10 @@ def config(state: SandboxState, method: str, body: bytes) -> AdminReply:
             f"duplicate_controlid_answer must be one of {', '.join(DUPLICATE_CONTROLID_ANSWERS)}"
         )
     extra_lengths = validate_field_lengths(update.get("extra_field_lengths", {}))
+    today = validate_today(update.get("today"))
     with state.lock:
+        if "today" in update:
+            state.config.today = today
         if "extra_field_lengths" in update:
             state.config.extra_field_lengths = extra_lengths
         if answer is not None:
@@ -171,6 +178,18 @@ def validate_custom_fields(value: Any) -> dict[str, list[str]]:
     return result
 
 
+def validate_today(value: Any) -> date | None:
+    """`"YYYY-MM-DD"`: the sandbox's current day from now on; null: the wall clock's day again."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
+        raise AdminError('today must be a date "YYYY-MM-DD" or null')
+    try:
+        return date.fromisoformat(value)
+    except ValueError as error:
+        raise AdminError(f"today {value!r} is not a calendar date") from error
+
+
 def validate_field_lengths(value: Any) -> dict[str, int]:
     """`{"CUSTOMER.DISPLAYCONTACT.COMPANYNAME": 100, "SODOCUMENT.referenceno": 30, ...}` (lengths.py)."""
     if not isinstance(value, dict):
@@ -199,5 +218,5 @@ def convert_sales_document(state: SandboxState, body: bytes) -> AdminReply:
         if document is None:
             return AdminReply(404, {"error": f"no sales document {doc_id}"})
         document["STATE"] = new_state
-        document["WHENMODIFIED"] = format_datetime(utc_now())
+        document["WHENMODIFIED"] = format_datetime(state.now())
         return AdminReply(200, {"DOCID": doc_id, "STATE": new_state})

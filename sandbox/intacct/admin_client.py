@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ssl
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +47,8 @@ class IntacctAdminClient:
         return result
 
     def records(self, object_name: str) -> list[dict[str, Any]]:
-        """Every stored record of CUSTOMER, SODOCUMENT, SODOCUMENTENTRY, ITEM, ..."""
+        """Every stored record of CUSTOMER, SODOCUMENT, SODOCUMENTENTRY, ITEM, ARINVOICE, ARPYMT, ...
+        (an ARINVOICE with its DUE_IN_DAYS on the sandbox's current day)."""
         result: list[dict[str, Any]] = self._call("GET", f"/records/{object_name}").json()
         return result
 
@@ -61,8 +63,11 @@ class IntacctAdminClient:
         closed_orders_reopen: bool | None = None,
         empty_element_clears: bool | None = None,
         extra_field_lengths: dict[str, int] | None = None,
+        conversion_copies_reference: bool | None = None,
     ) -> dict[str, Any]:
         payload: dict[str, Any] = {}
+        if conversion_copies_reference is not None:
+            payload["conversion_copies_reference"] = conversion_copies_reference
         if closed_orders_reopen is not None:
             payload["closed_orders_reopen"] = closed_orders_reopen
         if empty_element_clears is not None:
@@ -80,6 +85,13 @@ class IntacctAdminClient:
         if session_seconds is not None:
             payload["session_seconds"] = session_seconds
         result: dict[str, Any] = self._call("PUT", "/config", payload).json()
+        return result
+
+    def set_today(self, today: date | str | None) -> dict[str, Any]:
+        """Move the sandbox's current day (a date or "YYYY-MM-DD"; the time of day keeps running), or
+        follow the wall clock again with None. Returns the config."""
+        value = today.isoformat() if isinstance(today, date) else today
+        result: dict[str, Any] = self._call("PUT", "/config", {"today": value}).json()
         return result
 
     def convert_sales_document(self, docid: str, state: str = "Converted") -> dict[str, Any]:

@@ -11,17 +11,19 @@ from datetime import timedelta
 from xml.etree.ElementTree import Element, SubElement
 
 from sandbox.intacct.calls import CallContext, FunctionOutput, Handler
-from sandbox.intacct.customers import create, update
+from sandbox.intacct.customers import update
 from sandbox.intacct.errors import (
     FunctionFailure,
     business_error,
 )
 from sandbox.intacct.orders import create_sotransaction, delete_sotransaction, update_sotransaction
 from sandbox.intacct.reads import lookup, query, read, read_by_name, read_by_query, read_more
+from sandbox.intacct.receivables import create, create_arpayment
 from sandbox.intacct.store import (
     ApiSession,
     SandboxState,
     find_record,
+    utc_now,
 )
 from sandbox.intacct.xmlout import add_text, child_text
 
@@ -44,7 +46,8 @@ def get_api_session(context: CallContext, element: Element) -> FunctionOutput:
             company_id=context.company_id,
             user_id=context.user_id,
             location_id=location_id,
-            expires_at=context.now + timedelta(seconds=context.state.config.session_seconds),
+            # the wall clock, as the gateway checks it (context.now may be on a day a test moved to)
+            expires_at=utc_now() + timedelta(seconds=context.state.config.session_seconds),
         )
     data = Element("data")
     api = SubElement(data, "api")
@@ -69,9 +72,17 @@ HANDLERS: dict[str, Handler] = {
     "create_sotransaction": create_sotransaction,
     "update_sotransaction": update_sotransaction,
     "delete_sotransaction": delete_sotransaction,
+    "create_arpayment": create_arpayment,
 }
 WRITE_FUNCTIONS = frozenset(
-    {"create", "update", "create_sotransaction", "update_sotransaction", "delete_sotransaction"}
+    {
+        "create",
+        "update",
+        "create_sotransaction",
+        "update_sotransaction",
+        "delete_sotransaction",
+        "create_arpayment",
+    }
 )
 
 

@@ -157,6 +157,8 @@ class Gateway:
         function_count: int,
     ) -> None:
         node = SubElement(response, "operation")
+        # Sessions live on the wall clock; the functions get the sandbox's clock (which a test may move
+        # to another day, `PUT /admin/config {"today": ...}`), so moving the day expires no session.
         now = utc_now()
         authentication = operation.find("authentication")
         assert authentication is not None  # checked by read_operations
@@ -184,7 +186,7 @@ class Gateway:
             location_id=caller.location_id,
             session_id=caller.session_id,
             session_endpoint=self.session_endpoint,
-            now=now,
+            now=self.state.now(now),
         )
         for function in functions:
             self.state.counts.functions[count_key(self.state, function[0])] += 1

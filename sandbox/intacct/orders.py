@@ -9,11 +9,13 @@ from decimal import Decimal, InvalidOperation
 from xml.etree.ElementTree import Element
 
 from sandbox.intacct.calls import CallContext, FunctionOutput, format_date, money, plain_number
+from sandbox.intacct.conversions import SOURCE_LINE_KEY, check_conversion, refresh_source_state
 from sandbox.intacct.errors import (
     FunctionFailure,
     business_error,
 )
 from sandbox.intacct.lengths import first_too_long, length_limits
+from sandbox.intacct.receivables import paid_invoice_refusal, post_invoice, remove_invoice
 from sandbox.intacct.store import (
     BASE_CURRENCY,
     CONVERSION_STATES,
@@ -130,6 +132,10 @@ def create_sotransaction(context: CallContext, element: Element) -> FunctionOutp
     if not line_elements:
         raise document_failure("A transaction must have at least one line (sotransitem).")
     lines = [parse_line(context, line, number) for number, line in enumerate(line_elements)]
+    conversion = check_conversion(data, element, definition, customer_id, line_elements)
+    reference = child_text(element, "referenceno")
+    if conversion is not None and not reference and state.config.conversion_copies_reference:
+        reference = conversion.source["PONUMBER"]
 
     document_number = child_text(element, "documentno")
     if document_number:
@@ -157,19 +163,24 @@ def create_sotransaction(context: CallContext, element: Element) -> FunctionOutp
             "WHENPOSTED": format_date(posted) if posted else "",
             "WHENDUE": format_date(due),
             "TERMNAME": term,
-            "PONUMBER": child_text(element, "referenceno"),
+            "PONUMBER": reference,
             "EXTERNALID": child_text(element, "externalid"),
             "MESSAGE": child_text(element, "message"),
             "CURRENCY": currency,
             "BASECURR": base_currency,
             "SUBTOTAL": money(total),
             "TOTAL": money(total),
-            "CREATEDFROM": child_text(element, "createdfrom"),
+            "CREATEDFROM": conversion.source["DOCID"] if conversion is not None else "",
+            "PRRECORDKEY": "",
+            "TRX_TOTALENTERED": "",
+            "TRX_TOTALPAID": "",
+            "TRX_TOTALDUE": "",
             "WHENMODIFIED": stamp,
             **custom_values,
         },
     )
-    for line in lines:
+    source_line_keys = conversion.line_keys if conversion is not None else ("",) * len(lines)
+    for line, source_line_key in zip(lines, source_line_keys, strict=True):
         add_record(
             data,
             "SODOCUMENTENTRY",
@@ -179,8 +190,12 @@ def create_sotransaction(context: CallContext, element: Element) -> FunctionOutp
                 "DOCPARID": definition,
                 **line,
                 "WHENCREATED": stamp,
+                **({SOURCE_LINE_KEY: source_line_key} if source_line_key else {}),
             },
         )
+    if conversion is not None:
+        refresh_source_state(data, conversion.source, stamp)
+    post_invoice(context, header)
     return FunctionOutput(key=doc_id)
 
 
@@ -367,6 +382,9 @@ def update_sotransaction(context: CallContext, element: Element) -> FunctionOutp
     new_state = child_text(element, "state")
     if document["STATE"] == "Closed" and not state.config.closed_orders_reopen:
         raise update_failure(f"Transaction {doc_id} cannot be updated: its state is Closed.")
+    paid = paid_invoice_refusal(state.data, document, "updated")
+    if paid is not None:
+        raise update_failure(paid)
     if new_state and new_state not in TRANSACTION_STATES:
         raise update_failure(f"Invalid state '{new_state}'.", f"Use one of: {', '.join(TRANSACTION_STATES)}.")
     check_lengths(context, "SODOCUMENT", element, HEADER_TEXT_ELEMENTS, update_failure)
@@ -400,6 +418,7 @@ def update_sotransaction(context: CallContext, element: Element) -> FunctionOutp
     document["SUBTOTAL"] = money(total)
     document["TOTAL"] = money(total)
     document["WHENMODIFIED"] = format_datetime(context.now)
+    post_invoice(context, document)
     return FunctionOutput(key=doc_id)
 
 
@@ -512,9 +531,19 @@ def delete_sotransaction(context: CallContext, element: Element) -> FunctionOutp
             "Use the DOCID of an existing transaction (for example Sales Order-SO0001).",
         )
     refuse_converted(document, "deleted", delete_failure)
-    records = context.state.data.records
+    data = context.state.data
+    paid = paid_invoice_refusal(data, document, "deleted")
+    if paid is not None:
+        raise delete_failure(paid)
+    remove_invoice(data, document)
+    records = data.records
     records["SODOCUMENT"].remove(document)
     records["SODOCUMENTENTRY"] = [
         line for line in records["SODOCUMENTENTRY"] if line["DOCHDRID"] != document["DOCID"]
     ]
+    source = (
+        find_record(data, "SODOCUMENT", "DOCID", document["CREATEDFROM"]) if document["CREATEDFROM"] else None
+    )
+    if source is not None:
+        refresh_source_state(data, source, format_datetime(context.now))
     return FunctionOutput()

@@ -31,6 +31,7 @@ from sandbox.intacct.query import (
     parse_query_string,
     sort_records,
 )
+from sandbox.intacct.receivables import with_derived_fields
 from sandbox.intacct.store import (
     NESTED_GROUPS,
     OBJECTS,
@@ -47,6 +48,13 @@ QUERY_MAX_PAGE = 2000
 READ_MAX_KEYS = 100
 
 
+def readable_records(context: CallContext, name: str, element: Element) -> list[Record]:
+    """The object's records a read sees (one transaction definition's with `docparid`), with the fields
+    worked out on the day of the read (an ARINVOICE's DUE_IN_DAYS)."""
+    records = records_for(context.state, name, child_text(element, "docparid"))
+    return with_derived_fields(name, records, context.now.date())
+
+
 def read_by_query(context: CallContext, element: Element) -> FunctionOutput:
     state = context.state
     name = object_name(element)
@@ -61,7 +69,7 @@ def read_by_query(context: CallContext, element: Element) -> FunctionOutput:
     size = page_size(element, READ_BY_QUERY_DEFAULT_PAGE, READ_BY_QUERY_MAX_PAGE)
     rows = [
         copy.deepcopy(record)
-        for record in records_for(state, name, child_text(element, "docparid"))
+        for record in readable_records(context, name, element)
         if matches(expression, record)
     ]
     result_set = ResultSet(
@@ -162,7 +170,7 @@ def query(context: CallContext, element: Element) -> FunctionOutput:
     offset = int(offset_text)
     rows = [
         record
-        for record in records_for(state, name, child_text(element, "docparid"))
+        for record in readable_records(context, name, element)
         if matches(expression, record, case_insensitive=case_insensitive)
     ]
     rows = sort_records(rows, order, case_insensitive=case_insensitive)
@@ -200,7 +208,7 @@ def read(context: CallContext, element: Element) -> FunctionOutput:
     check_return_format(element)
     fields = parse_field_list(state, name, child_text(element, "fields", "*"))
     keys = split_keys(child_text(element, "keys"))
-    records = records_for(state, name, child_text(element, "docparid"))
+    records = readable_records(context, name, element)
     if keys:
         by_recordno = {record["RECORDNO"]: record for record in records}
         found = [by_recordno[key] for key in keys if key in by_recordno]
@@ -218,7 +226,7 @@ def read_by_name(context: CallContext, element: Element) -> FunctionOutput:
         raise FunctionFailure(business_error(f"readByName is not available for object {name}; use read."))
     fields = parse_field_list(state, name, child_text(element, "fields", "*"))
     keys = split_keys(child_text(element, "keys"))
-    records = records_for(state, name, child_text(element, "docparid"))
+    records = readable_records(context, name, element)
     found = [record for key in keys for record in records if record.get(name_field) == key]
     return FunctionOutput(data=records_data(state, name, found, fields))
 
@@ -262,21 +270,39 @@ def lookup(context: CallContext, element: Element) -> FunctionOutput:
         add_text(node, "REQUIRED", "true" if field_name in definition.required_fields else "false")
         writable = field_name in definition.writable_fields or field_name in custom
         add_text(node, "READONLY", "false" if writable else "true")
-        add_text(node, "DATATYPE", field_type(field_name))
+        add_text(node, "DATATYPE", field_type(name, field_name))
         add_text(node, "ISCUSTOM", "true" if field_name in custom else "false")
     return FunctionOutput(data=data)
 
 
-def field_type(field_name: str) -> str:
+# The AR records' WHENCREATED is the document date; AUWHENCREATED is the audit timestamp
+# (fivetran/dbt_sage_intacct_source, get_ar_invoice_columns.sql: whencreated date, auwhencreated timestamp).
+DATED_OBJECTS = ("ARINVOICE", "ARPYMT")
+
+
+def field_type(object_name_: str, field_name: str) -> str:
     if field_name in NESTED_GROUPS:
         return "OBJECT"
-    if field_name in ("RECORDNO", "LINE_NO", "DOCHDRNO", "DUEDAYS", "PARENTKEY", "GLGRPKEY"):
+    if field_name in (
+        "RECORDNO",
+        "LINE_NO",
+        "DOCHDRNO",
+        "DUEDAYS",
+        "PARENTKEY",
+        "GLGRPKEY",
+        "PRRECORDKEY",
+        "DUE_IN_DAYS",
+    ):
         return "INTEGER"
-    if field_name in ("WHENCREATED", "WHENMODIFIED"):
-        return "TIMESTAMP"
-    if field_name.startswith("WHEN") or field_name.startswith("REVREC"):
+    if field_name == "WHENCREATED" and object_name_ in DATED_OBJECTS:
         return "DATE"
-    if field_name in ("TOTAL", "SUBTOTAL", "PRICE", "BASEPRICE", "TOTALDUE", "CREDITLIMIT"):
+    if field_name in ("WHENCREATED", "WHENMODIFIED", "AUWHENCREATED"):
+        return "TIMESTAMP"
+    if field_name.startswith("WHEN") or field_name.startswith("REVREC") or field_name.endswith("DATE"):
+        return "DATE"
+    if field_name in ("TOTAL", "SUBTOTAL", "PRICE", "BASEPRICE", "CREDITLIMIT") or field_name.startswith(
+        ("TOTAL", "TRX_TOTAL")
+    ):
         return "CURRENCY"
     if field_name in ("QUANTITY", "DISCOUNT"):
         return "DECIMAL"

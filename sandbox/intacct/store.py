@@ -10,7 +10,7 @@ import copy
 import threading
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from sandbox.intacct import transaction_definitions
@@ -35,6 +35,12 @@ TRANSACTION_STATES = ("Draft", "Pending", "Closed")
 # and the sandbox does not let it be deleted either.
 CONVERSION_STATES = ("In Progress", "Converted", "Partially Converted")
 DEFAULT_TRANSACTION_STATE = "Pending"
+# Which transaction definition converts to which (create_sotransaction with <createdfrom>): the
+# workflow Sales Quote -> Sales Order -> Sales Invoice. Each company sets its own "convert to" lists
+# (UNCERTAIN); the sandbox allows these two steps only.
+CONVERTS_TO: dict[str, tuple[str, ...]] = {"Sales Quote": ("Sales Order",), "Sales Order": ("Sales Invoice",)}
+# The transaction definition class whose documents post an AR invoice (SODOCUMENTPARAMS.DOCCLASS).
+INVOICE_DOCCLASS = "Invoice"
 BASE_CURRENCY = "USD"
 CURRENCIES = ("USD", "EUR", "GBP")
 TERM_DAYS = {"N15": 15, "N30": 30, "N60": 60, "Due on receipt": 0}
@@ -215,6 +221,10 @@ OBJECTS: dict[str, ObjectDefinition] = {
             "SUBTOTAL",
             "TOTAL",
             "CREATEDFROM",
+            "PRRECORDKEY",
+            "TRX_TOTALENTERED",
+            "TRX_TOTALPAID",
+            "TRX_TOTALDUE",
             "WHENMODIFIED",
         ),
         "DOCID",
@@ -265,6 +275,80 @@ OBJECTS: dict[str, ObjectDefinition] = {
     transaction_definitions.OBJECT_NAME: ObjectDefinition(
         transaction_definitions.OBJECT_NAME, transaction_definitions.FIELDS, "DOCID"
     ),
+    # Posted by a Sales Invoice (receivables.py); not created or changed by generic functions.
+    "ARINVOICE": ObjectDefinition(
+        "ARINVOICE",
+        (
+            "RECORDNO",
+            "RECORDID",
+            "STATE",
+            "CUSTOMERID",
+            "CUSTOMERNAME",
+            "DOCNUMBER",
+            "DESCRIPTION",
+            "TERMNAME",
+            "WHENCREATED",
+            "WHENPOSTED",
+            "WHENDUE",
+            "WHENPAID",
+            "CURRENCY",
+            "BASECURR",
+            "TOTALENTERED",
+            "TOTALPAID",
+            "TOTALDUE",
+            "TRX_TOTALENTERED",
+            "TRX_TOTALPAID",
+            "TRX_TOTALDUE",
+            "MODULEKEY",
+            "AUWHENCREATED",
+            "WHENMODIFIED",
+            "DUE_IN_DAYS",
+        ),
+        "RECORDID",
+    ),
+    # Made by `<create><ARPYMT>` or create_arpayment (receivables.py).
+    "ARPYMT": ObjectDefinition(
+        "ARPYMT",
+        (
+            "RECORDNO",
+            "STATE",
+            "PAYMENTMETHOD",
+            "CUSTOMERID",
+            "CUSTOMERNAME",
+            "DOCNUMBER",
+            "DESCRIPTION",
+            "FINANCIALENTITY",
+            "UNDEPOSITEDACCOUNTNO",
+            "PRBATCH",
+            "RECEIPTDATE",
+            "PAYMENTDATE",
+            "WHENPAID",
+            "CURRENCY",
+            "BASECURR",
+            "TOTALENTERED",
+            "TRX_TOTALENTERED",
+            "WHENCREATED",
+            "AUWHENCREATED",
+            "WHENMODIFIED",
+        ),
+        None,
+        frozenset(
+            {
+                "PAYMENTMETHOD",
+                "CUSTOMERID",
+                "DOCNUMBER",
+                "DESCRIPTION",
+                "FINANCIALENTITY",
+                "UNDEPOSITEDACCOUNTNO",
+                "PRBATCH",
+                "RECEIPTDATE",
+                "PAYMENTDATE",
+                "CURRENCY",
+                "BASECURR",
+            }
+        ),
+        frozenset({"PAYMENTMETHOD", "CUSTOMERID", "RECEIPTDATE"}),
+    ),
 }
 
 SEED_ITEMS: tuple[tuple[str, str, str, str], ...] = (
@@ -282,8 +366,14 @@ SEED_CREATED = "01/01/2026 00:00:00"
 
 
 def utc_now() -> datetime:
-    """The current time (UTC)."""
+    """The wall clock (UTC). Sessions live on it; records use `SandboxState.now()`."""
     return datetime.now(UTC)
+
+
+def sandbox_now(today: date | None, wall: datetime) -> datetime:
+    """The sandbox's current date and time: the wall clock, moved to the day `today` when a test set one
+    (the time of day keeps running)."""
+    return wall if today is None else datetime.combine(today, wall.timetz())
 
 
 def format_datetime(moment: datetime) -> str:
@@ -344,6 +434,11 @@ class SandboxConfig:
     empty_element_clears: bool = True
     # Unconfirmed maximum lengths switched on by a test: "<OBJECT>.<path>" -> length (lengths.py).
     extra_field_lengths: dict[str, int] = field(default_factory=dict)
+    # Whether a converted document without <referenceno> takes its source's PONUMBER. Not documented
+    # for the API (UNCERTAIN); default: it does.
+    conversion_copies_reference: bool = True
+    # The sandbox's current day (None: the wall clock's). Record timestamps and DUE_IN_DAYS follow it.
+    today: date | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -355,6 +450,8 @@ class SandboxConfig:
             "closed_orders_reopen": self.closed_orders_reopen,
             "empty_element_clears": self.empty_element_clears,
             "extra_field_lengths": dict(self.extra_field_lengths),
+            "conversion_copies_reference": self.conversion_copies_reference,
+            "today": self.today.isoformat() if self.today else None,
         }
 
 
@@ -501,6 +598,11 @@ class SandboxState:
             self.result_sets.clear()
             self.counts = Counts()
             self.faults = FaultState()
+
+    def now(self, wall: datetime | None = None) -> datetime:
+        """The sandbox's current date and time (UTC), on the configured day if a test moved it: the one
+        clock for record timestamps (WHENCREATED, WHENMODIFIED, ...) and DUE_IN_DAYS."""
+        return sandbox_now(self.config.today, wall or utc_now())
 
     def custom_fields(self, object_name: str) -> list[str]:
         return self.config.custom_fields.get(object_name, [])
