@@ -99,6 +99,10 @@ class InMemoryCrosswalk:
                 )
             return self._completed(key, current, intacct_id, source_modified_at, attributes, now)
 
+    def find_by_intacct_id(self, kind: CrosswalkKind, intacct_id: str) -> CrosswalkEntry | None:
+        found = [e for (_, k), e in self.entries.items() if k == kind and e.intacct_id == intacct_id]
+        return found[0] if found else None
+
     def put_mapping(
         self,
         sf_id: str,

@@ -14,12 +14,18 @@ from typing import Any
 import pytest
 
 from sandbox.template_resources import parse_template
+from sfintacct.finance.runtime import FINANCE_ALARMED_METRICS, REFUSED_METRIC, RUN_STOPPED_METRIC
 from sfintacct.sync_worker import ALARMED_METRICS
 
 TEMPLATE_PATH = Path(__file__).resolve().parents[2] / "template.yaml"
 NAMESPACE = "SfIntacct"
 SERVICE = "sfintacct"
 WATCHED_METRICS = (*ALARMED_METRICS, "ConfigurationFault", "MessagesRefused")
+# The finance run's: refusals over its 15-minute schedule, and stops only once they last an hour.
+FINANCE_ALARMS = {
+    REFUSED_METRIC: (900, "GreaterThanThreshold", 0),
+    RUN_STOPPED_METRIC: (3600, "GreaterThanOrEqualToThreshold", 3),
+}
 # CloudFormation's limit for AlarmDescription.
 MAX_DESCRIPTION = 1024
 
@@ -91,7 +97,20 @@ def test_every_failure_metric_has_an_alarm_that_notifies_the_topic(
 def test_no_alarm_watches_a_metric_nobody_counts(alarms: dict[str, dict[str, Any]]) -> None:
     ours = {alarm["MetricName"] for alarm in alarms.values() if alarm.get("Namespace") == NAMESPACE}
 
-    assert ours == set(WATCHED_METRICS)
+    assert ours == {*WATCHED_METRICS, *FINANCE_ALARMED_METRICS}
+
+
+@pytest.mark.parametrize("metric", FINANCE_ALARMED_METRICS)
+def test_the_finance_runs_failures_have_alarms_that_notify_the_topic(
+    alarms: dict[str, dict[str, Any]], metric: str
+) -> None:
+    [alarm] = alarms_on(alarms, metric).values()
+    period, comparison, threshold = FINANCE_ALARMS[metric]
+
+    assert alarm["Dimensions"] == [{"Name": "service", "Value": SERVICE}]
+    assert alarm["AlarmActions"] == alarm["OKActions"] == [{"Ref": "AlarmTopic"}]
+    assert (alarm["Statistic"], alarm["Period"], alarm["EvaluationPeriods"]) == ("Sum", period, 1)
+    assert (alarm["ComparisonOperator"], alarm["Threshold"]) == (comparison, threshold)
 
 
 def test_the_configuration_fault_and_waiting_alarms_also_say_when_they_end(

@@ -93,11 +93,21 @@ EXPECTED_PERMISSIONS: dict[str, dict[str, set[str]]] = {
     },
     "CustomerUpsertFunction": _worker("CustomerUpsertQueue", "CustomerUpsertLogGroup"),
     "OpportunityToOrderFunction": _worker("OpportunityToOrderQueue", "OpportunityToOrderLogGroup"),
+    "FinanceStatusFunction": {
+        "FinanceStatusTable": {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:BatchGetItem"},
+        "CrosswalkTable/index/by-intacct-id": {"dynamodb:Query"},
+        "SyncLogTable": SYNC_LOG,
+        "IntacctSecretArn": READ_SECRET,
+        "SalesforceSecretArn": READ_SECRET,
+        "FinanceStatusLogGroup": LOGS,
+        "*": XRAY,
+    },
 }
 OWN_SECRETS = {
     "IntakeFunction": ["IntakeSecretArn"],
     "CustomerUpsertFunction": ["IntacctSecretArn", "SalesforceSecretArn"],
     "OpportunityToOrderFunction": ["IntacctSecretArn", "SalesforceSecretArn"],
+    "FinanceStatusFunction": ["IntacctSecretArn", "SalesforceSecretArn"],
 }
 
 # Where a statement of ours may name "*", and why. (policy owner, statement Sid) -> what and why.
@@ -292,6 +302,10 @@ def resource_name(resource: Any) -> str:
         return str(logical_id)
     if isinstance(resource, dict) and set(resource) == {"Ref"}:
         return str(resource["Ref"])
+    if isinstance(resource, dict) and set(resource) == {"Fn::Sub"}:  # a table's index: "${T.Arn}/index/N"
+        match = re.fullmatch(r"\$\{(\w+)\.Arn\}(/index/[\w-]+)", str(resource["Fn::Sub"]))
+        assert match is not None, resource
+        return match.group(1) + match.group(2)
     raise AssertionError(f"a resource written as {resource!r} cannot be checked; name it by Ref or GetAtt")
 
 
@@ -417,8 +431,10 @@ def test_the_code_calls_only_the_aws_operations_the_permissions_were_written_for
     aws_calls = {module: ops for module, ops in calls.items() if not module.startswith("intacct/")}
 
     assert aws_calls == {
-        # get/claim/complete/put_mapping/release; query is find_by_intacct_id, which no worker calls
+        # get/claim/complete/put_mapping/release; query is find_by_intacct_id: the finance run's, no worker's
         "crosswalk.py": {"get_item", "update_item", "query"},
+        # the finance run's state: run_state, save_run_state, written, remember
+        "finance/state.py": {"get_item", "put_item", "batch_get_item"},
         # record; query is history() and by_status(), for people reading the log, not for the workers
         "sync/sync_log.py": {"put_item", "query"},
         "intake/work_queues.py": {"send_message_batch"},

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+CONFIGURATION_FAULT_METRIC = "ConfigurationFault"  # counted by every function that meets one; alarmed
+
 
 class ConfigurationFault(Exception):
     """Mixed into an adapter's error type: `kind` names the fault in a word (a metric dimension);

@@ -35,7 +35,7 @@ from aws_lambda_powertools.utilities.idempotency import (
 )
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from sfintacct.faults import ConfigurationFault
+from sfintacct.faults import CONFIGURATION_FAULT_METRIC, ConfigurationFault
 from sfintacct.settings_sources import forget_secrets
 from sfintacct.sync.outcome import NEEDS_ATTENTION, OutcomeStatus, SyncOutcome
 from sfintacct.sync.runtime import QueueSettings
@@ -51,7 +51,6 @@ def metric_name(object_type: str, status: str) -> str:
     return f"{object_type}{status.title().replace('_', '')}"
 
 
-CONFIGURATION_FAULT_METRIC = "ConfigurationFault"
 # The metrics (dimension: service only) that the template's alarms watch, one per worker and status.
 ALARMED_METRICS = tuple(
     metric_name(object_type, status.value)

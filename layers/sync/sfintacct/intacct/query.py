@@ -84,6 +84,10 @@ def not_equal_to(field: str, value: str) -> Condition:
     return _condition("notequalto", field, [value])
 
 
+def greater_than(field: str, value: str) -> Condition:
+    return _condition("greaterthan", field, [value])
+
+
 def greater_than_or_equal_to(field: str, value: str) -> Condition:
     return _condition("greaterthanorequalto", field, [value])
 

@@ -51,6 +51,7 @@ class Reason(StrEnum):
     PROSPECT = "prospect"  # an Account without a won deal (and not matching create_when): no customer yet
     ACCOUNT_DELETED = "account_deleted"  # the Account was deleted; its customer is left as it is
     ACCOUNT_MERGED = "account_merged"  # merged into another Account, which now owns the customer
+    FINANCE_UPDATED = "finance_updated"  # invoice, payment or AR fields written by the finance run
     NOT_WON = "not_won"
     OLDER_CHANGE = "older_change"
     UNCHANGED_SINCE_REFUSAL = "unchanged_since_refusal"

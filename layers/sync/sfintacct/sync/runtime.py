@@ -49,15 +49,19 @@ def sync_service_from_environment(environ: Mapping[str, str] | None = None) -> S
     return SyncService(
         intacct=IntacctClient(load_intacct_settings(environment)),
         salesforce=salesforce,
-        crosswalk=CrosswalkStore(dynamodb, _required(environment, "CROSSWALK_TABLE")),
+        crosswalk=CrosswalkStore(dynamodb, required_variable(environment, "CROSSWALK_TABLE")),
         sync_log=SyncLog(
             dynamodb,
-            _required(environment, "SYNC_LOG_TABLE"),
-            retention_days=_number(environment, "SYNC_LOG_RETENTION_DAYS", DEFAULT_RETENTION_DAYS),
+            required_variable(environment, "SYNC_LOG_TABLE"),
+            retention_days=positive_number_variable(
+                environment, "SYNC_LOG_RETENTION_DAYS", DEFAULT_RETENTION_DAYS
+            ),
         ),
         mapping=mapping,
         transaction_type=environment.get("INTACCT_TRANSACTION_TYPE") or DEFAULT_TRANSACTION_TYPE,
-        claim_lease_seconds=_number(environment, "ORDER_CLAIM_LEASE_SECONDS", DEFAULT_CLAIM_LEASE_SECONDS),
+        claim_lease_seconds=positive_number_variable(
+            environment, "ORDER_CLAIM_LEASE_SECONDS", DEFAULT_CLAIM_LEASE_SECONDS
+        ),
         lost_deal_order=_lost_deal_order(environment),
     )
 
@@ -98,30 +102,32 @@ class QueueSettings:
 def queue_settings(environ: Mapping[str, str] | None = None) -> QueueSettings:
     environment = os.environ if environ is None else environ
     return QueueSettings(
-        max_receive_count=_number(environment, "MAX_RECEIVE_COUNT", DEFAULT_MAX_RECEIVE_COUNT),
-        idempotency_table=_required(environment, "IDEMPOTENCY_TABLE"),
-        idempotency_expires_after_seconds=_number(
+        max_receive_count=positive_number_variable(
+            environment, "MAX_RECEIVE_COUNT", DEFAULT_MAX_RECEIVE_COUNT
+        ),
+        idempotency_table=required_variable(environment, "IDEMPOTENCY_TABLE"),
+        idempotency_expires_after_seconds=positive_number_variable(
             environment, "IDEMPOTENCY_EXPIRES_AFTER_SECONDS", DEFAULT_IDEMPOTENCY_SECONDS
         ),
         work_queue_url=environment.get("WORK_QUEUE_URL", "").strip() or None,
-        first_retry_delay_seconds=_number(environment, "RETRY_FIRST_DELAY_SECONDS", 0),
+        first_retry_delay_seconds=positive_number_variable(environment, "RETRY_FIRST_DELAY_SECONDS", 0),
         retry_backoff_factor=float(
             environment.get("RETRY_BACKOFF_FACTOR", "").strip() or DEFAULT_RETRY_BACKOFF_FACTOR
         ),
-        service_max_age_seconds=_number(
+        service_max_age_seconds=positive_number_variable(
             environment, "SERVICE_MAX_AGE_SECONDS", DEFAULT_SERVICE_MAX_AGE_SECONDS
         ),
     )
 
 
-def _required(environment: Mapping[str, str], name: str) -> str:
+def required_variable(environment: Mapping[str, str], name: str) -> str:
     value = environment.get(name, "").strip()
     if not value:
         raise WorkerSettingsError(f"{name} is not set; the template sets it for every worker")
     return value
 
 
-def _number(environment: Mapping[str, str], name: str, default: int) -> int:
+def positive_number_variable(environment: Mapping[str, str], name: str, default: int) -> int:
     text = environment.get(name, "").strip()
     if not text:
         return default
