@@ -206,45 +206,76 @@ def test_a_later_change_to_a_synced_opportunity_never_makes_a_second_order(
     assert (last.status, last.reason) == ("already_synced", "order_exists")
 
 
-@pytest.mark.parametrize("step", CHECKPOINTS)
 def test_a_crash_between_any_two_steps_still_makes_exactly_one_order(
-    step: str, stack: LocalStack, rep: SalesRep, intacct: IntacctAdminClient, workers: WorkersPart
+    stack: LocalStack, rep: SalesRep, intacct: IntacctAdminClient, workers: WorkersPart
 ) -> None:
-    account_id = rep.create("Account", {"Name": f"Crash at {step}", "Type": "Customer - Direct"})
-    opportunity_id = rep.deal(account_id, f"Crash test {step}", THREE_LINES[:2])
+    """One deal per step, all closed together: each deal's worker is killed (SIGKILL) at its step, its
+    message comes back after the visibility timeout, and a fresh process makes the one order."""
+    deals: dict[str, tuple[str, str]] = {}
+    for step in CHECKPOINTS:
+        account_id = rep.create("Account", {"Name": f"Crash at {step}", "Type": "Customer - Direct"})
+        deals[step] = (account_id, rep.deal(account_id, f"Crash test {step}", THREE_LINES[:2]))
     settle(stack)
-    kill = workers.crash_at(step, function="OpportunityToOrderFunction", record_id=opportunity_id)
+    kills = {
+        step: workers.crash_at(step, function="OpportunityToOrderFunction", record_id=opportunity_id)
+        for step, (_, opportunity_id) in deals.items()
+    }
 
-    rep.close_won(opportunity_id)
-    assert kill.wait(SETTLE_SECONDS), f"no order worker reached {step}"
-    settle(stack)  # the message comes back after the visibility timeout; a fresh process takes it
+    for _, opportunity_id in deals.values():  # one by one: each its own message, batch and kill
+        rep.close_won(opportunity_id)
+        time.sleep(0.5)
+    for step, kill in kills.items():
+        assert kill.wait(SETTLE_SECONDS), f"no order worker reached {step}"
+    settle(stack)  # each message comes back after the visibility timeout; a fresh process takes it
 
-    assert_killed(kill)
-    doc_id = assert_one_customer_and_one_order(intacct, account_id, opportunity_id)
-    opportunity = rep.read("Opportunity", opportunity_id)
-    assert (opportunity["Intacct_Order_Id__c"], opportunity["Intacct_Sync_Status__c"]) == (doc_id, "Synced")
-    customer_id = customers_of(intacct, account_id)[0]["CUSTOMERID"]
-    assert rep.read("Account", account_id)["Intacct_Customer_Id__c"] == customer_id
+    for step, (account_id, opportunity_id) in deals.items():
+        assert_killed(kills[step])
+        doc_id = assert_one_customer_and_one_order(intacct, account_id, opportunity_id)
+        opportunity = rep.read("Opportunity", opportunity_id)
+        assert (opportunity["Intacct_Order_Id__c"], opportunity["Intacct_Sync_Status__c"]) == (
+            doc_id,
+            "Synced",
+        ), step
+        customer_id = customers_of(intacct, account_id)[0]["CUSTOMERID"]
+        assert rep.read("Account", account_id)["Intacct_Customer_Id__c"] == customer_id, step
 
 
-@pytest.mark.parametrize("step", CHECKPOINTS)
 def test_a_crash_between_any_two_steps_still_makes_exactly_one_customer(
-    step: str, stack: LocalStack, rep: SalesRep, intacct: IntacctAdminClient, workers: WorkersPart
+    stack: LocalStack, rep: SalesRep, intacct: IntacctAdminClient, workers: WorkersPart
 ) -> None:
-    kill = workers.crash_at(step, function="CustomerUpsertFunction")  # the next Account to get there
+    """One Account per step, made by the integration user (its saves send nothing), then changed by the
+    rep: each Account's worker is killed at its step, and a fresh process makes the one customer."""
+    integration_user = SalesRep(stack.info["salesforce"], username=stack.info["salesforce"]["username"])
+    try:
+        accounts = {
+            step: integration_user.create(
+                "Account", {"Name": f"Crash account at {step}", "Type": "Customer - Direct"}
+            )
+            for step in CHECKPOINTS
+        }
+    finally:
+        integration_user.close()
+    kills = {
+        step: workers.crash_at(step, function="CustomerUpsertFunction", record_id=account_id)
+        for step, account_id in accounts.items()
+    }
 
-    account_id = new_account(rep, f"Crash account at {step}")  # its Outbound Message makes the customer
-    assert kill.wait(SETTLE_SECONDS), f"no customer worker reached {step}"
+    for account_id in accounts.values():  # its Outbound Message makes the customer; one by one
+        rep.update("Account", account_id, {"BillingCity": "Seattle", "Phone": "+1 206 555 0100"})
+        time.sleep(0.5)
+    for step, kill in kills.items():
+        assert kill.wait(SETTLE_SECONDS), f"no customer worker reached {step}"
     settle(stack)
 
-    assert_killed(kill, account_id)
-    customers = customers_of(intacct, account_id)
-    assert len(customers) == 1, customers
-    account = rep.read("Account", account_id)
-    assert (account["Intacct_Customer_Id__c"], account["Intacct_Sync_Status__c"]) == (
-        customers[0]["CUSTOMERID"],
-        "Synced",
-    )
+    for step, account_id in accounts.items():
+        assert_killed(kills[step], account_id)
+        customers = customers_of(intacct, account_id)
+        assert len(customers) == 1, (step, customers)
+        account = rep.read("Account", account_id)
+        assert (account["Intacct_Customer_Id__c"], account["Intacct_Sync_Status__c"]) == (
+            customers[0]["CUSTOMERID"],
+            "Synced",
+        ), step
 
 
 def assert_killed(kill: PlannedCrash, record_id: str | None = None) -> None:
