@@ -226,7 +226,7 @@ def create_queues(client: SQSClient, template: Template, name_prefix: str) -> di
     return created
 
 
-def put_secret(client: SecretsManagerClient, name: str, value: Mapping[str, str]) -> str:
+def put_secret(client: SecretsManagerClient, name: str, value: Mapping[str, str | list[str]]) -> str:
     """Create (or update) a JSON secret; returns its ARN."""
     secret_string = json.dumps(dict(value))
     try:

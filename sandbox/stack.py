@@ -45,8 +45,9 @@ from sandbox.aws_local import (
 )
 from sandbox.crash_plan import PLAN_FILE_NAME, Crash, CrashPlan, PlannedCrash
 from sandbox.dynamodb_local import DynamoDBLocal, start_dynamodb_local
-from sandbox.lambda_runtime import FunctionRuntime
+from sandbox.lambda_runtime import FunctionRuntime, InvocationResult
 from sandbox.poller import EventSourceMapping, QueuePoller, SlotStartError
+from sandbox.schedules import ScheduledFunction
 from sandbox.template_resources import (
     TEMPLATE_PATH,
     FunctionSettings,
@@ -88,6 +89,7 @@ class StackContext:
         name_prefix: str,
         queue_visibility_seconds: int | None = None,
         mapping_file: Path | None = None,
+        schedule_seconds: float | None = None,
     ) -> None:
         self.state_dir = state_dir
         self.template = template
@@ -97,6 +99,8 @@ class StackContext:
         self.queue_visibility_seconds = queue_visibility_seconds
         # None: the workers read the layer's mapping.toml; else this file (SFINTACCT_MAPPING_FILE).
         self.mapping_file = mapping_file
+        # None: scheduled functions run only when asked (WorkersPart.run_scheduled); else this often.
+        self.schedule_seconds = schedule_seconds
         self.tls = create_local_tls(state_dir / "tls")
         self.info: dict[str, Any] = {"region": region, "ca_file": str(self.tls.ca_file)}
         self.resources: dict[str, ResourceValues] = {}
@@ -122,7 +126,7 @@ class StackContext:
         """The template with every parameter value known so far (overrides included)."""
         return self.template.with_parameters(self.parameters)
 
-    def put_secret(self, key: str, value: Mapping[str, str]) -> str:
+    def put_secret(self, key: str, value: Mapping[str, str | list[str]]) -> str:
         """Store a JSON secret in the local Secrets Manager; its ARN goes to info["secrets"][key]."""
         endpoint = self.info.get("secretsmanager_endpoint")
         if not endpoint:
@@ -518,6 +522,10 @@ class WorkersPart:
     configuration fault. So a test may edit the file while the stack runs.
 
     crash_at() kills a worker process for real at a step of the sync (see sandbox.crash_plan).
+
+    A function with a Schedule event (the finance run) gets one execution environment of its own
+    (sandbox.schedules): run_scheduled(logical id) invokes it once and answers its result; with
+    start_local_stack(schedule_seconds=S) it also runs every S seconds, one run at a time.
     """
 
     name = "workers"
@@ -526,6 +534,7 @@ class WorkersPart:
         self._poller: QueuePoller | None = None
         self._workers: dict[str, dict[str, Any]] = {}
         self._crash_plan: CrashPlan | None = None
+        self._scheduled: dict[str, ScheduledFunction] = {}
 
     @property
     def poller(self) -> QueuePoller:
@@ -607,8 +616,44 @@ class WorkersPart:
                 f"{function.code_dir}: {error}"
             ) from error
         self._poller = poller
+        self._start_scheduled(context, template)
         context.info["workers"] = self._workers
         context.info["crash_plan_file"] = str(self._crash_plan.path)
+
+    def _start_scheduled(self, context: StackContext, template: Template) -> None:
+        try:
+            expressions = template.scheduled_functions(context.resources)
+            for function_id, expression in expressions.items():
+                function = template.function_settings(function_id)
+                runtime = FunctionRuntime(
+                    function_name=function_id,
+                    code_dir=function.code_dir,
+                    handler=function.handler,
+                    environment=self._environment(context, function, function.timeout_seconds),
+                    log_dir=context.log_dir,
+                )
+                scheduled = ScheduledFunction(
+                    runtime,
+                    timeout_seconds=function.timeout_seconds,
+                    region=context.region,
+                    period_seconds=context.schedule_seconds,
+                )
+                scheduled.start()
+                self._scheduled[function_id] = scheduled
+                self._workers[function_id] = {
+                    "schedule": expression,
+                    "local_period_seconds": context.schedule_seconds,
+                    "timeout_seconds": function.timeout_seconds,
+                    "log_files": [str(runtime.log_path(0))],
+                }
+        except TemplateError as error:
+            raise StackStartError(f"workers: {error}") from error
+
+    def run_scheduled(self, function_id: str) -> InvocationResult:
+        """Invoke a scheduled function once, as its schedule would (after a run in progress ends)."""
+        if function_id not in self._scheduled:
+            raise ValueError(f"no scheduled function {function_id!r}; there are {', '.join(self._scheduled)}")
+        return self._scheduled[function_id].run_now()
 
     @staticmethod
     def _environment(
@@ -682,6 +727,8 @@ class WorkersPart:
     # ------------------------------------------------------------------ part
 
     def stop(self) -> None:
+        for scheduled in self._scheduled.values():
+            scheduled.stop()
         if self._poller is not None:
             self._poller.stop()
 
@@ -848,6 +895,7 @@ def start_local_stack(
     queue_visibility_seconds: int | None = None,
     parameters: Mapping[str, str] | None = None,
     mapping_file: Path | None = None,
+    schedule_seconds: float | None = None,
 ) -> LocalStack:
     """Start the local stack and return it running; on any failure everything started is stopped.
 
@@ -859,6 +907,8 @@ def start_local_stack(
     `mapping_file` is the field mapping the workers read (SFINTACCT_MAPPING_FILE) instead of the layer's
     mapping.toml; they read it again each time they rebuild their sync service, so edits reach warm
     workers (see WorkersPart). It must exist when the stack starts.
+    `schedule_seconds` runs the scheduled functions (the finance run) every that many seconds; None runs
+    them only when asked (`stack.workers.run_scheduled(logical id)`).
     """
     if (
         queue_visibility_seconds is not None
@@ -887,6 +937,7 @@ def start_local_stack(
         name_prefix=NAME_PREFIX,
         queue_visibility_seconds=queue_visibility_seconds,
         mapping_file=mapping_file,
+        schedule_seconds=schedule_seconds,
     )
     context.parameters.update(parameters or {})
     chosen_parts = list(parts) if parts is not None else default_parts()
@@ -1014,6 +1065,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="the field mapping the workers read instead of layers/sync/mapping.toml "
         "(SFINTACCT_MAPPING_FILE); edits reach running workers when they rebuild their service",
     )
+    parser.add_argument(
+        "--schedule-seconds",
+        type=float,
+        default=None,
+        metavar="S",
+        help="run the scheduled functions (the finance run) every S seconds; default: only when asked",
+    )
     arguments = parser.parse_args(argv)
     try:
         ports = {name: int(port) for name, port in (item.split("=", 1) for item in arguments.port)}
@@ -1036,6 +1094,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             ephemeral=arguments.ephemeral,
             queue_visibility_seconds=arguments.visibility_timeout,
             mapping_file=arguments.mapping_file,
+            schedule_seconds=arguments.schedule_seconds,
         )
         print(f"local stack ready in {time.monotonic() - started_at:.1f} s\n{stack.summary()}", flush=True)
         print("Ctrl-C stops it.", flush=True)

@@ -381,6 +381,24 @@ class Template:
             directories.append((self.base_dir / content_uri).resolve())
         return tuple(directories)
 
+    def scheduled_functions(self, created: Mapping[str, ResourceValues]) -> dict[str, str]:
+        """Function logical id -> the schedule expression of its (enabled) Schedule event."""
+        scheduled: dict[str, str] = {}
+        for function_id, resource in self.resources_of_type(FUNCTION_TYPE).items():
+            for event_name, event in resource.get("Properties", {}).get("Events", {}).items():
+                if event.get("Type") != "Schedule":
+                    continue
+                properties = self.resolve(event.get("Properties", {}), created)
+                if str(properties.get("Enabled", "true")).lower() == "false":
+                    continue
+                expression = properties.get("Schedule")
+                if not isinstance(expression, str) or function_id in scheduled:
+                    raise TemplateError(
+                        f"{function_id}.Events.{event_name}: one Schedule expression a function runs locally"
+                    )
+                scheduled[function_id] = expression
+        return scheduled
+
     def sqs_event_sources(self, created: Mapping[str, ResourceValues]) -> list[SqsEventSource]:
         """Every enabled SQS event of every function, in template order; Queue must be a created queue."""
         sources: list[SqsEventSource] = []
