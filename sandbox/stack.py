@@ -535,6 +535,7 @@ class WorkersPart:
         self._workers: dict[str, dict[str, Any]] = {}
         self._crash_plan: CrashPlan | None = None
         self._scheduled: dict[str, ScheduledFunction] = {}
+        self._scheduled_info: dict[str, dict[str, Any]] = {}
 
     @property
     def poller(self) -> QueuePoller:
@@ -640,7 +641,7 @@ class WorkersPart:
                 )
                 scheduled.start()
                 self._scheduled[function_id] = scheduled
-                self._workers[function_id] = {
+                self._scheduled_info[function_id] = {
                     "schedule": expression,
                     "local_period_seconds": context.schedule_seconds,
                     "timeout_seconds": function.timeout_seconds,
@@ -648,6 +649,7 @@ class WorkersPart:
                 }
         except TemplateError as error:
             raise StackStartError(f"workers: {error}") from error
+        context.info["scheduled"] = self._scheduled_info
 
     def run_scheduled(self, function_id: str) -> InvocationResult:
         """Invoke a scheduled function once, as its schedule would (after a run in progress ends)."""
@@ -743,6 +745,11 @@ class WorkersPart:
             f"(pids {', '.join(str(pid) for pid in pids.get(function_id, []))})   "
             f"logs: logs/{function_id}-<slot>.log"
             for function_id, worker in self._workers.items()
+        ] + [
+            f"Scheduled        {function_id} ({info['schedule']}; here "
+            + (f"every {info['local_period_seconds']:g} s" if info["local_period_seconds"] else "when asked")
+            + f")   logs: logs/{function_id}-0.log"
+            for function_id, info in self._scheduled_info.items()
         ]
 
     def pids(self) -> list[int]:

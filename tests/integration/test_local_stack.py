@@ -355,6 +355,14 @@ def test_the_stack_runs_the_template_workers_on_their_queues(local_stack: LocalS
             "log_files": log_files("OpportunityToOrderFunction"),
         },
     }
+    assert info["scheduled"] == {
+        "FinanceStatusFunction": {
+            "schedule": TEMPLATE.parameter("FinanceStatusSchedule"),
+            "local_period_seconds": None,  # the session's stack runs it only when a test asks
+            "timeout_seconds": 600,
+            "log_files": [str(local_stack.state_dir / "logs" / "FinanceStatusFunction-0.log")],
+        }
+    }
     assert local_stack.poller.is_running
     # Every slot is a process of its own, not this one.
     slot_pids = local_stack.workers.slot_pids()
