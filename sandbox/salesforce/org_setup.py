@@ -3,7 +3,9 @@ the custom fields and custom objects of its schema, and its Outbound Messages.
 
 Custom fields become `FieldSpec`s of the standard objects (or of the package's custom objects) with the
 package's type, length, precision and scale, picklist values and restriction. Metadata API types the
-sandbox has no counterpart for are refused with a ValueError naming the field, never guessed.
+sandbox has no counterpart for are refused with a ValueError naming the field, never guessed. A Text
+formula field is a read-only string of length 1300 (what describe reports for one) whose formula must
+name fields the objects have.
 
 Outbound Messages become `OutboundMessageDefinition`s: the object and fields of the workflow file, the
 endpoint from the deploy-time variable that replaces its placeholder (the caller gives the value, e.g.
@@ -22,13 +24,21 @@ the local API's URL), and the rule of the record-triggered flow that sends it in
 A message no flow sends is never sent, so it gets no definition. Anything else raises ValueError.
 
 Before-save flows on create that assign blank to fields of `$Record` become `blank_on_create`: object ->
-the fields every new record of it starts without (the store clears them on insert).
+the fields every new record of it starts without (the store clears them on insert). Before-save flows
+with a Custom Error become `custom_error_rules`: the store refuses the saves their entry formula holds
+for, with `{!$Permission.X}` true for the seeded users holding a permission set that grants X.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+from sandbox.salesforce.flow_formula import (
+    FormulaError,
+    merge_text_fields,
+    parse_field_formula,
+    parse_formula,
+)
 from sandbox.salesforce.ids import KEY_PREFIXES, encode_base62
 from sandbox.salesforce.outbound import OutboundMessageDefinition
 from sandbox.salesforce.package import (
@@ -37,6 +47,7 @@ from sandbox.salesforce.package import (
     CustomObject,
     FlowTrigger,
     OutboundMessage,
+    PermissionGrant,
     SalesforcePackage,
 )
 from sandbox.salesforce.schema import (
@@ -45,9 +56,10 @@ from sandbox.salesforce.schema import (
     FieldType,
     ObjectSpec,
     Schema,
+    path_field,
     system_fields,
 )
-from sandbox.salesforce.store import SeedUser
+from sandbox.salesforce.store import CustomErrorRule, SeedUser
 
 # Metadata API field types the sandbox stores, and what they are in describe.
 FIELD_TYPES: Mapping[str, FieldType] = {
@@ -69,6 +81,8 @@ FIELD_TYPES: Mapping[str, FieldType] = {
 # Lengths Salesforce gives the types whose length is not set in the metadata.
 FIXED_LENGTHS: Mapping[str, int] = {"TextArea": 255, "Picklist": 255, "Email": 80, "Phone": 40, "Url": 255}
 NAME_FIELD_LENGTH = 80  # a custom object's text Name
+# The length describe reports for a Text formula field: the most characters its value can show.
+FORMULA_TEXT_LENGTH = 1300
 CUSTOM_OBJECT_PREFIX = "a0"  # custom objects get key prefixes a00, a01, ... in name order
 WON = Condition("IsWon", True)
 
@@ -87,12 +101,43 @@ def schema_from_package(package: SalesforcePackage) -> Schema:
                 "sandbox nor a custom object of the package"
             )
         objects[object_type] = _with_fields(base, tuple(custom_field_spec(spec) for spec in fields))
-    return Schema(objects)
+    schema = Schema(objects)
+    for fields in package.custom_fields.values():
+        for spec in fields:
+            if spec.formula is not None:
+                _check_formula(schema, spec.object_type, f"{spec.object_type}.{spec.name}", spec.formula)
+    return schema
+
+
+def _check_formula(schema: Schema, object_type: str, where: str, formula: str, *, field: bool = True) -> None:
+    """The fields a formula names exist (through lookups), with the types its functions need."""
+
+    def field_type(path: str) -> str | None:
+        found = path_field(schema, object_type, path)
+        return found.type.value if found is not None else None
+
+    try:
+        (parse_field_formula(formula) if field else parse_formula(formula)).check_fields(field_type)
+    except FormulaError as error:
+        raise ValueError(f"{where}: {error}") from error
 
 
 def custom_field_spec(spec: CustomField) -> FieldSpec:
     """The sandbox field for a custom field of the package."""
     where = f"{spec.object_type}.{spec.name}"
+    if spec.formula is not None:
+        if spec.type != "Text":
+            raise ValueError(f"{where}: the sandbox supports Text formula fields only, not {spec.type}")
+        return FieldSpec(
+            spec.name,
+            FieldType.STRING,
+            createable=False,
+            updateable=False,
+            max_length=FORMULA_TEXT_LENGTH,
+            label=spec.label,
+            formula=spec.formula,
+            formula_blanks_as_zero=spec.formula_blanks_as_zero,
+        )
     field_type = FIELD_TYPES.get(spec.type)
     if field_type is None:
         raise ValueError(f"{where}: the sandbox does not support fields of type {spec.type}")
@@ -264,12 +309,18 @@ def _permission_holders(
 ) -> tuple[tuple[str, tuple[str, ...]], ...]:
     """Each custom permission the entry formula names -> the seeded users holding a permission set that
     grants it."""
+    return _holders(trigger.permissions, users)
+
+
+def _holders(
+    grants: Sequence[PermissionGrant], users: Sequence[SeedUser]
+) -> tuple[tuple[str, tuple[str, ...]], ...]:
     return tuple(
         (
             grant.custom_permission,
             tuple(user.user_id for user in users if set(user.permission_sets) & set(grant.permission_sets)),
         )
-        for grant in trigger.permissions
+        for grant in grants
     )
 
 
@@ -294,3 +345,32 @@ def blank_on_create(package: SalesforcePackage, schema: Schema) -> dict[str, tup
             if field_spec.name not in names:
                 names.append(field_spec.name)
     return {object_type: tuple(names) for object_type, names in fields.items()}
+
+
+def custom_error_rules(
+    package: SalesforcePackage, schema: Schema, users: Sequence[SeedUser]
+) -> tuple[CustomErrorRule, ...]:
+    """The package's before-save flows with a Custom Error as the store's rules, their formulas and
+    messages checked against the schema (every field they name exists; a condition is a checkbox)."""
+    rules = []
+    for flow in package.custom_errors:
+        if schema.object(flow.object_type) is None:
+            raise ValueError(f"{flow.flow}: the sandbox has no object {flow.object_type}")
+        _check_formula(schema, flow.object_type, flow.flow, flow.formula, field=False)
+        for path in merge_text_fields(flow.message):
+            if path_field(schema, flow.object_type, path) is None:
+                raise ValueError(
+                    f"{flow.flow}: the error message names {{!$Record.{path}}}, which does not exist"
+                )
+        rules.append(
+            CustomErrorRule(
+                flow=flow.flow,
+                object_type=flow.object_type,
+                on_create=flow.on_create,
+                on_update=flow.on_update,
+                formula=flow.formula,
+                message=flow.message,
+                permission_holders=_holders(flow.permissions, users),
+            )
+        )
+    return tuple(rules)

@@ -4,7 +4,8 @@ the same definitions that are deployed to a real org.
 What it reads:
 
 - custom fields per object (`objects/<Object>/fields/*.field-meta.xml`): API name, Metadata API type,
-  length, precision and scale, picklist values (formula and roll-up summary fields are refused);
+  length, precision and scale, picklist values; Text formula fields with their formula in the subset
+  `flow_formula.py` reads (other formula fields and roll-up summary fields are refused);
 - custom objects (`objects/<Name>__c/<Name>__c.object-meta.xml`): label and name field;
 - Outbound Messages (`workflows/<Object>.workflow-meta.xml`) with the record-triggered flows that send
   them (`flows/*.flow-meta.xml`, an `outboundMessage` action), in a simple form: object, on create
@@ -13,7 +14,11 @@ What it reads:
   entry-condition formula in the subset `flow_formula.py` reads (its custom permissions resolved to
   the permission sets that grant them);
 - before-save record-triggered flows on create (`RecordBeforeSave`, `Create`) whose only elements are
-  assignments of blank to fields of `$Record`: the fields a new record starts without;
+  assignments of blank to fields of `$Record` (false to a checkbox): the fields a new record starts
+  without;
+- before-save record-triggered flows whose start, with an entry formula, leads to one Custom Error
+  (`customErrors`) shown in a window: the saves they refuse, and the message (merge fields of `$Record`
+  allowed);
 - permission sets: the fields they let read or edit and the custom permissions they grant;
 - `replacements` of sfdx-project.json: which environment variable fills each %%PLACEHOLDER%% at deploy
   time (the Outbound Message endpoint, the integration user's username).
@@ -36,7 +41,12 @@ from xml.etree.ElementTree import Element
 
 from defusedxml import ElementTree as SafeElementTree
 
-from sandbox.salesforce.flow_formula import FormulaError, parse_formula
+from sandbox.salesforce.flow_formula import (
+    FormulaError,
+    merge_text_fields,
+    parse_field_formula,
+    parse_formula,
+)
 
 PACKAGE_DIR = Path(__file__).resolve().parents[2] / "salesforce"
 METADATA_NS = "http://soap.sforce.com/2006/04/metadata"
@@ -63,6 +73,8 @@ class CustomField:
     picklist_values: tuple[str, ...] = ()
     restricted_picklist: bool = False
     required: bool = False
+    formula: str | None = None  # a formula field's formula (its `type` is what it returns: Text)
+    formula_blanks_as_zero: bool = False  # formulaTreatBlanksAs BlankAsZero
 
 
 @dataclass(frozen=True)
@@ -124,6 +136,20 @@ class BlankOnCreate:
 
 
 @dataclass(frozen=True)
+class CustomErrorFlow:
+    """A before-save flow that refuses the save with `message` (a Custom Error shown in a window) when
+    its entry formula holds."""
+
+    flow: str
+    object_type: str
+    on_create: bool
+    on_update: bool
+    formula: str
+    message: str  # may merge fields of $Record, e.g. {!$Record.Account.Intacct_Days_Past_Due__c}
+    permissions: tuple[PermissionGrant, ...] = ()  # the custom permissions `formula` names
+
+
+@dataclass(frozen=True)
 class OutboundMessage:
     """One Outbound Message. Values filled in at deploy time are kept as their placeholders; the
     `*_variable` attributes name the environment variable that replaces each one."""
@@ -157,6 +183,7 @@ class SalesforcePackage:
     permission_sets: Mapping[str, PermissionSet]
     replacements: Mapping[str, str]  # "%%PLACEHOLDER%%" -> environment variable
     blank_on_create: tuple[BlankOnCreate, ...] = ()
+    custom_errors: tuple[CustomErrorFlow, ...] = ()
     _fields_by_key: dict[tuple[str, str], CustomField] = field(
         default_factory=dict, compare=False, repr=False
     )
@@ -193,6 +220,7 @@ def load_package(root: Path = PACKAGE_DIR) -> SalesforcePackage:
         permission_sets=permission_sets,
         replacements=replacements,
         blank_on_create=_blank_on_create(files),
+        custom_errors=_custom_error_flows(files, permission_sets),
     )
 
 
@@ -306,12 +334,21 @@ def _custom_field(path: Path, object_type: str) -> CustomField:
     name = _required_text(element, "md:fullName", path)
     if name != _stem(path, ".field-meta.xml"):
         raise PackageError(f"{path}: fullName {name} does not match the file name")
-    if element.find("md:formula", _NS) is not None or _text(element, "md:type") == "Summary":
-        raise PackageError(f"{path}: formula and roll-up summary fields are not read")
+    field_type = _required_text(element, "md:type", path)
+    if field_type == "Summary":
+        raise PackageError(f"{path}: roll-up summary fields are not read")
+    formula = _text(element, "md:formula")
+    if formula is not None:
+        if field_type != "Text":
+            raise PackageError(f"{path}: a formula field returning {field_type} is not read (Text only)")
+        try:
+            parse_field_formula(formula)
+        except FormulaError as error:
+            raise PackageError(f"{path}: the formula is not read: {error}") from error
     return CustomField(
         object_type=object_type,
         name=name,
-        type=_required_text(element, "md:type", path),
+        type=field_type,
         label=_required_text(element, "md:label", path),
         length=_int(element, "md:length", path),
         precision=_int(element, "md:precision", path),
@@ -323,6 +360,9 @@ def _custom_field(path: Path, object_type: str) -> CustomField:
         ),
         restricted_picklist=_bool(element, "md:valueSet/md:restricted"),
         required=_bool(element, "md:required"),
+        formula=formula,
+        formula_blanks_as_zero=formula is not None
+        and _text(element, "md:formulaTreatBlanksAs", "BlankAsZero") == "BlankAsZero",
     )
 
 
@@ -537,14 +577,16 @@ _BEFORE_SAVE_ELEMENTS = frozenset(
 
 
 def _blank_on_create(files: list[Path]) -> tuple[BlankOnCreate, ...]:
-    """The before-save flows: each must be on create only, with nothing but assignments of blank to
-    fields of $Record, run in a line from the start."""
+    """The before-save flows without a Custom Error: each must be on create only, with nothing but
+    assignments of blank to fields of $Record, run in a line from the start."""
     flows = []
     for path in _with_suffix(files, ".flow-meta.xml"):
         element = _parse(path, "Flow")
         start = element.find("md:start", _NS)
         if start is None or _text(start, "md:triggerType") != "RecordBeforeSave":
             continue
+        if element.find("md:customErrors", _NS) is not None:
+            continue  # read by _custom_error_flows
         flows.append(_blank_on_create_flow(path, element, start))
     return tuple(sorted(flows, key=lambda flow: (flow.object_type, flow.flow)))
 
@@ -590,8 +632,8 @@ def _blank_on_create_flow(path: Path, flow: Element, start: Element) -> BlankOnC
 
 
 def _blank_assignments(assignment: Element, path: Path) -> Iterator[str]:
-    """The fields an assignment sets to blank: `$Record.Field`, operator Assign, no value or an empty
-    text value."""
+    """The fields an assignment sets to blank: `$Record.Field`, operator Assign, no value, an empty text
+    value, or false (a checkbox's blank)."""
     items = assignment.findall("md:assignmentItems", _NS)
     if not items:
         raise PackageError(f"{path}: an assignment without assignmentItems")
@@ -611,11 +653,92 @@ def _blank_assignments(assignment: Element, path: Path) -> Iterator[str]:
                 and parts[0].tag == f"{{{METADATA_NS}}}stringValue"
                 and not (parts[0].text or "").strip()
             )
-            if not blank_text:
+            false = (
+                len(parts) == 1
+                and parts[0].tag == f"{{{METADATA_NS}}}booleanValue"
+                and (parts[0].text or "").strip() == "false"
+            )
+            if not (blank_text or false):
                 raise PackageError(
-                    f"{path}: the assignment to {reference} assigns a value; only blank (no value) is read"
+                    f"{path}: the assignment to {reference} assigns a value; only blank (no value) or "
+                    "false is read"
                 )
         yield match.group(1)
+
+
+# --- before-save flows: Custom Errors -----------------------------------------------------------------
+
+_CUSTOM_ERROR_ELEMENTS = (_BEFORE_SAVE_ELEMENTS - {"assignments"}) | {"customErrors"}
+
+
+def _custom_error_flows(
+    files: list[Path], permission_sets: Mapping[str, PermissionSet]
+) -> tuple[CustomErrorFlow, ...]:
+    """The before-save flows with a Custom Error: an entry formula, then the one Custom Error."""
+    flows = []
+    for path in _with_suffix(files, ".flow-meta.xml"):
+        element = _parse(path, "Flow")
+        if element.find("md:customErrors", _NS) is None:
+            continue
+        start = element.find("md:start", _NS)
+        if start is None or _text(start, "md:triggerType") != "RecordBeforeSave":
+            raise PackageError(f"{path}: a Custom Error is read only in a before-save record-triggered flow")
+        flows.append(_custom_error_flow(path, element, start, permission_sets))
+    return tuple(sorted(flows, key=lambda flow: (flow.object_type, flow.flow)))
+
+
+def _custom_error_flow(
+    path: Path, flow: Element, start: Element, permission_sets: Mapping[str, PermissionSet]
+) -> CustomErrorFlow:
+    for child in flow:
+        tag = child.tag.removeprefix(f"{{{METADATA_NS}}}")
+        if tag not in _CUSTOM_ERROR_ELEMENTS:
+            raise PackageError(f"{path}: a flow with a Custom Error and {tag} is not read")
+    if _text(flow, "md:status") != "Active":
+        raise PackageError(f"{path}: a flow with a Custom Error that is not Active is not read")
+    trigger_type = _required_text(start, "md:recordTriggerType", path)
+    if trigger_type not in _TRIGGER_TYPES:
+        raise PackageError(
+            f"{path}: recordTriggerType {trigger_type} is not read (create and/or update only)"
+        )
+    for tag in ("filters", "filterLogic", "scheduledPaths"):
+        if start.find(f"md:{tag}", _NS) is not None:
+            raise PackageError(f"{path}: a flow with a Custom Error and {tag} is not read (an entry formula)")
+    if _bool(start, "md:doesRequireRecordChangedToMeetCriteria"):
+        raise PackageError(
+            f"{path}: an entry formula with doesRequireRecordChangedToMeetCriteria true is not read"
+        )
+    formula = _required_text(start, "md:filterFormula", path)
+    (error,) = _only(flow.findall("md:customErrors", _NS), "customErrors", path)
+    name = _required_text(error, "md:name", path)
+    if _text(start, "md:connector/md:targetReference") != name:
+        raise PackageError(f"{path}: the start must lead to the Custom Error {name}")
+    if error.find("md:connector", _NS) is not None:
+        raise PackageError(f"{path}: nothing is read after the Custom Error {name}")
+    (message,) = _only(error.findall("md:customErrorMessages", _NS), "customErrorMessages", path)
+    if _bool(message, "md:isFieldError"):
+        raise PackageError(f"{path}: a Custom Error on a field is not read (a window on the record only)")
+    text = _required_text(message, "md:errorMessage", path)
+    try:
+        merge_text_fields(text)
+    except FormulaError as problem:
+        raise PackageError(f"{path}: the error message is not read: {problem}") from problem
+    on_create, on_update = _TRIGGER_TYPES[trigger_type]
+    return CustomErrorFlow(
+        flow=_stem(path, ".flow-meta.xml"),
+        object_type=_required_text(start, "md:object", path),
+        on_create=on_create,
+        on_update=on_update,
+        formula=formula,
+        message=text,
+        permissions=_formula_permissions(formula, path, permission_sets),
+    )
+
+
+def _only(elements: list[Element], tag: str, path: Path) -> list[Element]:
+    if len(elements) != 1:
+        raise PackageError(f"{path}: {len(elements)} {tag}; one is read")
+    return elements
 
 
 # --- Outbound Messages --------------------------------------------------------------------------------

@@ -377,6 +377,8 @@ class RestApi:
                 "nillable": not field_spec.required and field_spec.type.value != "boolean",
                 "filterable": field_spec.filterable,
                 "custom": field_spec.custom,
+                "calculated": field_spec.formula is not None,
+                "calculatedFormula": field_spec.formula,
                 "restrictedPicklist": field_spec.restricted,
                 "referenceTo": [field_spec.reference_to] if field_spec.reference_to else [],
                 "relationshipName": field_spec.relationship_name,

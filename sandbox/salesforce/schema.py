@@ -79,6 +79,9 @@ class FieldSpec:
     # Number, currency and percent fields: digits in all and after the decimal point (None: not checked).
     precision: int | None = None
     scale: int | None = None
+    # A formula field (read-only): its formula (flow_formula.parse_field_formula) and blank handling.
+    formula: str | None = None
+    formula_blanks_as_zero: bool = False
 
     @property
     def filterable(self) -> bool:
@@ -427,6 +430,19 @@ class Schema:
 STANDARD_SCHEMA = Schema(STANDARD_OBJECTS)
 
 
+def path_field(schema: Schema, object_type: str, path: str) -> FieldSpec | None:
+    """The field a path names from `object_type`: `Name`, or through lookups `Account.Name` (the
+    relationship names of reference fields); None when there is no such field or relationship."""
+    spec = schema.object(object_type)
+    *relationships, name = path.split(".")
+    for relationship in relationships:
+        lookup = spec.relationship(relationship) if spec is not None else None
+        if lookup is None or lookup.reference_to is None:
+            return None
+        spec = schema.object(lookup.reference_to)
+    return spec.field(name) if spec is not None else None
+
+
 # --- dates and times -------------------------------------------------------------------------------
 
 DATETIME_INPUT = re.compile(
@@ -558,7 +574,10 @@ def coerce_input(spec: FieldSpec, raw: Any) -> Any:
 
 
 def _coerce_number(spec: FieldSpec, raw: Any) -> float | int:
-    kind = "int" if spec.type is FieldType.INT else "double"
+    """A JSON number, or text holding one ("600.00"), for a number field; anything else is the JSON parser
+    error Salesforce answers, naming the field type ("Cannot deserialize instance of currency from
+    VALUE_STRING value abc ...")."""
+    kind = spec.type.value
     if isinstance(raw, bool):
         raise _cannot_deserialize(kind, raw)
     number: float

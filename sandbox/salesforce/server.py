@@ -10,7 +10,9 @@ token), /admin/... (admin API). Every REST response carries Sforce-Limit-Info.
 The org is set up from the Salesforce package (salesforce/, or `package_dir`): its custom fields and
 custom objects are in the schema, and its Outbound Messages are available as definitions
 (`package_outbound_messages`, or at start with `outbound_variables`). The integration user holds the
-package's integration permission set, as the deploy's after-steps assign it.
+package's integration permission set, as the deploy's after-steps assign it; the sales rep holds
+`sales_permission_sets` (none by default). The package's before-save flows blank fields of new records
+and refuse saves with their Custom Errors.
 """
 
 from __future__ import annotations
@@ -40,7 +42,12 @@ from sandbox.salesforce.oauth import (
     TokenEndpoint,
     TokenReply,
 )
-from sandbox.salesforce.org_setup import blank_on_create, outbound_definitions, schema_from_package
+from sandbox.salesforce.org_setup import (
+    blank_on_create,
+    custom_error_rules,
+    outbound_definitions,
+    schema_from_package,
+)
 from sandbox.salesforce.outbound import OutboundMessageDefinition, OutboundQueue
 from sandbox.salesforce.package import PACKAGE_DIR, SalesforcePackage, load_package
 from sandbox.salesforce.rest import (
@@ -94,11 +101,13 @@ class SandboxState:
         package: SalesforcePackage | None = None,
         integration_permission_sets: Sequence[str] = INTEGRATION_PERMISSION_SETS,
         outbound_variables: Mapping[str, str] | None = None,
+        sales_permission_sets: Sequence[str] = (),
     ) -> None:
         self.credentials = credentials
         self.api_version = api_version
         self.package = package if package is not None else load_package(PACKAGE_DIR)
-        unknown = sorted(set(integration_permission_sets) - set(self.package.permission_sets))
+        assigned = set(integration_permission_sets) | set(sales_permission_sets)
+        unknown = sorted(assigned - set(self.package.permission_sets))
         if unknown:
             raise ValueError(f"the package has no permission set {', '.join(unknown)}")
         self.ids = IdGenerator()
@@ -111,7 +120,13 @@ class SandboxState:
                 "User",
                 tuple(integration_permission_sets),
             ),
-            SeedUser(self.ids.for_object("User"), f"sales.rep@{domain}", "Sam", "Seller"),
+            SeedUser(
+                self.ids.for_object("User"),
+                f"sales.rep@{domain}",
+                "Sam",
+                "Seller",
+                tuple(sales_permission_sets),
+            ),
         )
         self.schema = schema_from_package(self.package)
         if outbound_variables is not None:
@@ -119,7 +134,11 @@ class SandboxState:
                 raise ValueError("give outbound_messages or outbound_variables, not both")
             outbound_messages = self.package_outbound_messages(outbound_variables)
         self.store = Store(
-            self.ids, list(self.users), self.schema, blank_on_create(self.package, self.schema)
+            self.ids,
+            list(self.users),
+            self.schema,
+            blank_on_create(self.package, self.schema),
+            custom_error_rules(self.package, self.schema, self.users),
         )
         self.sessions = SessionStore(credentials.org_id)
         self.allowance = ApiAllowance(daily_api_allowance)
@@ -503,6 +522,7 @@ def start_salesforce_sandbox(
     package_dir: Path | None = None,
     integration_permission_sets: Sequence[str] = INTEGRATION_PERMISSION_SETS,
     outbound_variables: Mapping[str, str] | None = None,
+    sales_permission_sets: Sequence[str] = (),
 ) -> SalesforceSandbox:
     """Serve the sandbox over HTTPS on host:port (0 = a free port) in background threads.
 
@@ -511,6 +531,8 @@ def start_salesforce_sandbox(
     `community_urls`: the org's Experience Cloud site URLs, accepted as JWT bearer audiences;
     `package_dir`: the SFDX project the org is set up from (default: the repository's salesforce/);
     `integration_permission_sets`: the package's permission sets the integration user holds;
+    `sales_permission_sets`: the package's permission sets the sales rep holds (e.g.
+    ("Sfintacct_Collections_Block",): the collections block applies to the rep's saves);
     `outbound_variables`: start with the package's Outbound Messages, their deploy-time variables set
     to these values (e.g. {"SFINTACCT_OUTBOUND_URL": url}); not together with `outbound_messages`.
     """
@@ -540,6 +562,7 @@ def start_salesforce_sandbox(
             package=package,
             integration_permission_sets=integration_permission_sets,
             outbound_variables=outbound_variables,
+            sales_permission_sets=sales_permission_sets,
         )
     except Exception:
         server.server_close()

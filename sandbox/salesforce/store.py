@@ -3,8 +3,13 @@
 Derived fields: Contact.Name; Opportunity IsClosed/IsWon/ForecastCategoryName/Probability from the stage
 table, ExpectedRevenue, Amount and HasOpportunityLineItem from its line items; OpportunityLineItem
 Product2Id/ProductCode/Name/ListPrice from its price book entry and TotalPrice/Subtotal from quantity,
-price and discount; PricebookEntry Name/ProductCode from its product. Every committed change is recorded
-as a ChangeEvent (what Outbound Messages fire on).
+price and discount; PricebookEntry Name/ProductCode from its product. Formula fields (the package's) are
+computed on every save of their record and of the parent records they read, so every read sees the
+current value. Every committed change is recorded as a ChangeEvent (what Outbound Messages fire on); a
+formula's new value after a parent's change is none (Salesforce runs no automation for it).
+
+The package's before-save flows act on saves: the ones that blank fields on create (`blank_on_create`)
+and the ones that refuse a save with a Custom Error (`custom_errors`).
 
 The caller holds `store.lock` around an operation and wraps writes in begin()/rollback() so a failed
 request leaves no trace.
@@ -13,11 +18,13 @@ request leaves no trace.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, Literal
 
 from sandbox.salesforce.errors import ApiError, api_error, entity_is_deleted, not_found
+from sandbox.salesforce.flow_formula import Formula, parse_field_formula, parse_formula, render_merge_text
 from sandbox.salesforce.ids import IdGenerator
 from sandbox.salesforce.schema import (
     FieldSpec,
@@ -102,6 +109,25 @@ class SeedUser:
 
 
 @dataclass(frozen=True)
+class CustomErrorRule:
+    """A before-save flow's Custom Error: a save of `object_type` (on create and/or update) for which the
+    entry formula holds is refused with FIELD_CUSTOM_VALIDATION_EXCEPTION and `message`, its $Record
+    merge fields filled in. `permission_holders`: each custom permission the formula names -> the users
+    holding it."""
+
+    flow: str
+    object_type: str
+    on_create: bool
+    on_update: bool
+    formula: str
+    message: str
+    permission_holders: tuple[tuple[str, tuple[str, ...]], ...] = ()
+
+    def permissions_of(self, user_id: str) -> frozenset[str]:
+        return frozenset(permission for permission, users in self.permission_holders if user_id in users)
+
+
+@dataclass(frozen=True)
 class Savepoint:
     records: dict[str, dict[str, Record]]
     event_count: int
@@ -129,6 +155,7 @@ class Store:
         users: list[SeedUser],
         schema: Schema,
         blank_on_create: dict[str, tuple[str, ...]] | None = None,
+        custom_errors: Sequence[CustomErrorRule] = (),
     ) -> None:
         self.lock = threading.RLock()
         self.ids = ids
@@ -136,6 +163,9 @@ class Store:
         self.schema = schema
         # Object -> fields the org's before-save flows blank on every new record (org_setup.py).
         self.blank_on_create = dict(blank_on_create or {})
+        # The org's before-save flows that refuse saves with a Custom Error (org_setup.py).
+        self.custom_errors = tuple(custom_errors)
+        self._formulas, self._formula_children = _formula_fields(schema)
         self.standard_pricebook_id = ids.for_object("Pricebook2")
         self.records: dict[str, dict[str, Record]] = {}
         self.events: list[ChangeEvent] = []
@@ -227,9 +257,12 @@ class Store:
         self._check_required(spec, record, creating=True)
         self._check_references(spec, values)
         for name in self.blank_on_create.get(spec.name, ()):  # before-save flows on create
-            record[name] = None
+            blanked = spec.field(name)
+            record[name] = False if blanked is not None and blanked.type is FieldType.BOOLEAN else None
             values.pop(name, None)
+        self._check_custom_errors(spec, record, None, user_id)
         self._before_save(spec, record, values, None)
+        self._compute_formulas(spec.name, record)
         self._check_validation_rules(spec, record)
         self.records[spec.name][record_id] = record
         self.events.append(ChangeEvent("created", spec.name, record_id, None, dict(record)))
@@ -244,11 +277,14 @@ class Store:
         record.update(values)
         self._check_required(spec, record, creating=False)
         self._check_references(spec, values)
+        self._check_custom_errors(spec, record, before, user_id)
         self._before_save(spec, record, values, before)
+        self._compute_formulas(spec.name, record)
         self._check_validation_rules(spec, record)
         self._touch(record, user_id)
         self.events.append(ChangeEvent("updated", spec.name, record_id, before, dict(record)))
         self._after_save(spec, record, before, user_id)
+        self._refresh_children(spec.name, record)
 
     def delete(self, spec: ObjectSpec, record_id: str, user_id: str) -> None:
         """Move a record (and the records Salesforce deletes with it) to the recycle bin."""
@@ -279,6 +315,7 @@ class Store:
                     if child[field_name] == loser["Id"]:
                         before = dict(child)
                         child[field_name] = master_id
+                        self._compute_formulas(child_type, child)
                         self._touch(child, user_id)
                         self.events.append(
                             ChangeEvent("updated", child_type, child["Id"], before, dict(child), "reparent")
@@ -384,6 +421,61 @@ class Store:
             if matches:
                 fields = [rule.error_field] if rule.error_field else []
                 raise field_error(400, "FIELD_CUSTOM_VALIDATION_EXCEPTION", rule.message, fields)
+
+    def _check_custom_errors(
+        self, spec: ObjectSpec, record: Record, before: Record | None, user_id: str
+    ) -> None:
+        """The before-save flows with a Custom Error: the first whose entry formula holds refuses the save."""
+        for rule in self.custom_errors:
+            if rule.object_type != spec.name or not (rule.on_create if before is None else rule.on_update):
+                continue
+            related = self._related(spec.name, record)
+            if parse_formula(rule.formula).evaluate(
+                record,
+                before,
+                is_new=before is None,
+                permissions=rule.permissions_of(user_id),
+                related=related,
+            ):
+                message = render_merge_text(rule.message, record, related=related)
+                raise field_error(400, "FIELD_CUSTOM_VALIDATION_EXCEPTION", message, [])
+
+    # --- formula fields and parent records -----------------------------------------------------------
+
+    def _related(self, object_type: str, record: Record) -> Callable[[str], Record | None]:
+        """The record a lookup path of `record` points to ("Account" -> its Account), or None."""
+
+        def related(path: str) -> Record | None:
+            spec: ObjectSpec | None = self.schema.object(object_type)
+            current: Record | None = record
+            for relationship in path.split("."):
+                lookup = spec.relationship(relationship) if spec is not None else None
+                if lookup is None or lookup.reference_to is None or current is None:
+                    return None
+                target = current.get(lookup.name)
+                parent = self.get(lookup.reference_to, target) if target else None
+                if parent is None or parent["IsDeleted"]:
+                    return None
+                spec, current = self.schema.object(lookup.reference_to), parent
+            return current
+
+        return related
+
+    def _compute_formulas(self, object_type: str, record: Record) -> None:
+        for field_spec, formula in self._formulas.get(object_type, ()):
+            record[field_spec.name] = formula.value(
+                record,
+                related=self._related(object_type, record),
+                blanks_as_zero=field_spec.formula_blanks_as_zero,
+            )
+
+    def _refresh_children(self, object_type: str, record: Record) -> None:
+        """The formula fields of the records that read `record` through a lookup (its Opportunities'
+        formulas reading Account fields, say)."""
+        for child_type, reference in self._formula_children.get(object_type, ()):
+            for child in self.live(child_type):
+                if child[reference] == record["Id"]:
+                    self._compute_formulas(child_type, child)
 
     # --- per-object rules ---------------------------------------------------------------------------
 
@@ -573,6 +665,7 @@ class Store:
         if has_lines or before["HasOpportunityLineItem"]:
             opportunity["Amount"] = self._line_total(opportunity_id)
         self._derive_expected_revenue(opportunity)
+        self._compute_formulas("Opportunity", opportunity)
         watched = ("Amount", "HasOpportunityLineItem", "Pricebook2Id")
         if any(before[name] != opportunity[name] for name in watched):
             self._touch(opportunity, user_id)
@@ -629,6 +722,37 @@ class Store:
                     self._delete_record(child_type, child, user_id)
         if object_type == "OpportunityLineItem":
             self._roll_up_opportunity(record["OpportunityId"], user_id)
+
+
+def _formula_fields(
+    schema: Schema,
+) -> tuple[dict[str, tuple[tuple[FieldSpec, Formula], ...]], dict[str, tuple[tuple[str, str], ...]]]:
+    """Object -> its formula fields with their parsed formulas; and parent object -> (child object, the
+    child's reference field) for each lookup a formula reads through. A formula reading through more than
+    one lookup is refused (its value would not follow the grandparent's changes)."""
+    formulas: dict[str, tuple[tuple[FieldSpec, Formula], ...]] = {}
+    children: dict[str, list[tuple[str, str]]] = {}
+    for object_spec in schema.objects.values():
+        found = [
+            (field_spec, parse_field_formula(field_spec.formula))
+            for field_spec in object_spec.fields
+            if field_spec.formula is not None
+        ]
+        if not found:
+            continue
+        formulas[object_spec.name] = tuple(found)
+        for field_spec, formula in found:
+            for path in sorted(formula.relationships):
+                lookup = object_spec.relationship(path)
+                if lookup is None or lookup.reference_to is None:
+                    raise ValueError(
+                        f"{object_spec.name}.{field_spec.name}: the formula reads through {path}, "
+                        "which is not a lookup of the object (one lookup deep is supported)"
+                    )
+                pair = (object_spec.name, lookup.name)
+                if pair not in children.setdefault(lookup.reference_to, []):
+                    children[lookup.reference_to].append(pair)
+    return formulas, {parent: tuple(pairs) for parent, pairs in children.items()}
 
 
 # What Salesforce deletes along with a record.

@@ -7,19 +7,31 @@ No field name is written here a second time; every name comes from the code that
   default mapping file reads), on the Opportunity, its Account, its line items and the line items'
   parents (`Product2.ProductCode` is the field ProductCode of Product2). Fields added per deployment
   through SALESFORCE_*_FIELDS or a mapping file of your own are not in it.
-- Written: the updates `sfintacct.sync.write_back` builds, made twice with different records. A text
-  value that is the same both times does not come from the record: the code writes it as it is (such as
-  "Synced"), so a picklist field must offer it.
+- Written: the updates `sfintacct.sync.write_back` builds and the values the finance run writes
+  (`sfintacct.finance.fields`, from sample AR invoices in every payment state), made twice with
+  different records. A text value that is the same both times does not come from the record: the code
+  writes it as it is (such as "Synced", or the invoice state "Paid"), so a picklist field must offer it.
+
+Values are told apart by their Python type: text, decimal text, a whole number, a boolean, a date-time,
+or None (the field is cleared). Decimal text is text that is a decimal number: the finance run writes its
+amounts as "600.00" (the same text for the same amount, so it can compare what it wrote), and
+Salesforce's REST API takes a JSON string holding a number for a currency or number field, as it takes
+JSON numbers (the package's tests check that each such value fits the field's digits).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
 from functools import cache
 from types import MappingProxyType
 
+from sfintacct.finance.fields import account_values, opportunity_values
+from sfintacct.finance.invoices import Invoice
+from sfintacct.finance.run import FinanceSettings
 from sfintacct.mapping import DEFAULT_MAPPING_FILE, load_mapping
 from sfintacct.salesforce.models import RecordUpdate
 from sfintacct.sync.write_back import (
@@ -43,6 +55,10 @@ RELATIONSHIP_OBJECTS: Mapping[str, str] = MappingProxyType(
         "Product2": "Product2",
     }
 )
+# Text that is a decimal number, as the finance run writes amounts ("600.00", "-12.50", "0").
+DECIMAL_TEXT = re.compile(r"^-?\d+(?:\.\d+)?$")
+# Invoices in the finance samples: more than the Opportunity's invoice numbers hold, so the cut shows.
+MANY_INVOICES = 40
 
 
 @dataclass(frozen=True)
@@ -51,7 +67,9 @@ class WrittenField:
 
     object_type: str
     name: str
-    value_kinds: frozenset[str]  # "text", "datetime", "null" (the field is cleared)
+    # "text", "decimal" (decimal text, e.g. "600.00"), "number" (a whole number), "boolean", "datetime",
+    # "null" (the field is cleared)
+    value_kinds: frozenset[str]
     constant_values: frozenset[str]  # text written whatever the record is, e.g. "Synced"
 
 
@@ -66,12 +84,22 @@ def written_fields() -> tuple[WrittenField, ...]:
 
 
 def write_back_updates(error_message: str) -> tuple[RecordUpdate, ...]:
-    """One update of each kind the workers send, the messages `error_message` (as they cut it)."""
+    """One update of each kind the workers send, the messages `error_message` (as they cut it), and the
+    finance run's updates of an Opportunity and an Account in each state they can show."""
     return _updates("1", datetime(2026, 1, 1, tzinfo=UTC), error_message)
 
 
 def _updates(number: str, now: datetime, message: str) -> tuple[RecordUpdate, ...]:
     account_id, opportunity_id = f"00100000000000{number}AAA", f"00600000000000{number}AAA"
+    return (
+        *_sync_updates(number, now, message, account_id=account_id, opportunity_id=opportunity_id),
+        *_finance_updates(int(number), now.date(), account_id, opportunity_id),
+    )
+
+
+def _sync_updates(
+    number: str, now: datetime, message: str, *, account_id: str, opportunity_id: str
+) -> tuple[RecordUpdate, ...]:
     order_id = f"Sales Order-SO000{number}"
     return (
         account_synced(account_id, f"C-000{number}", now),
@@ -87,6 +115,63 @@ def _updates(number: str, now: datetime, message: str) -> tuple[RecordUpdate, ..
         failed("Opportunity", opportunity_id, message, order_id),
         waiting("Account", account_id, message),
         waiting("Opportunity", opportunity_id, message),
+    )
+
+
+def _finance_updates(
+    sample: int, today: date, account_id: str, opportunity_id: str
+) -> tuple[RecordUpdate, ...]:
+    """What the finance run writes (`sfintacct.finance.fields`) for invoices open, partly paid, paid and
+    overdue; amounts, numbers and days differ from sample to sample, the states do not."""
+    threshold = FinanceSettings().collections_threshold_days
+
+    def invoice(index: int, total: str, paid: str, days_overdue: int) -> Invoice:
+        amount, settled = Decimal(total) * sample, Decimal(paid) * sample
+        return Invoice(
+            record_no=f"{sample}{index:03d}",
+            number=f"INV-{sample}{index:04d}",
+            customer_id=f"C-000{sample}",
+            total=amount,
+            paid=settled,
+            due=amount - settled,
+            due_date=today - timedelta(days=days_overdue * sample),
+            modified_at=None,
+        )
+
+    open_invoice = invoice(1, "600.00", "0", 0)
+    partly_paid = invoice(2, "1250.50", "250.25", 10)
+    paid = invoice(3, "99.99", "99.99", 0)
+    late = invoice(4, "12000.00", "0", threshold + 10)
+    many = [invoice(10 + index, "10.00", "0", 0) for index in range(MANY_INVOICES)]
+    opportunities = (
+        [open_invoice],
+        [partly_paid],
+        [paid],
+        [open_invoice, paid],
+        [paid, invoice(5, "5.00", "5.00", 0)],
+        many,
+    )
+    accounts: tuple[list[Invoice], ...] = (
+        [],
+        [open_invoice],
+        [open_invoice, partly_paid],
+        [partly_paid, late],
+    )
+    return (
+        *(
+            RecordUpdate(
+                object_type="Opportunity", record_id=opportunity_id, fields=opportunity_values(invoices)
+            )
+            for invoices in opportunities
+        ),
+        *(
+            RecordUpdate(
+                object_type="Account",
+                record_id=account_id,
+                fields=account_values(invoices, today, threshold),
+            )
+            for invoices in accounts
+        ),
     )
 
 
@@ -159,6 +244,10 @@ def _kind(value: object) -> str:
         return "null"
     if isinstance(value, datetime):
         return "datetime"
+    if isinstance(value, bool):  # before int: a bool is an int in Python
+        return "boolean"
+    if isinstance(value, int):
+        return "number"
     if isinstance(value, str):
-        return "text"
+        return "decimal" if DECIMAL_TEXT.match(value) else "text"
     raise TypeError(f"a write-back value of an unexpected type: {value!r}")

@@ -9,7 +9,13 @@ from typing import Any
 
 import pytest
 
-from sandbox.salesforce.flow_formula import FormulaError, parse_formula
+from sandbox.salesforce.flow_formula import (
+    FormulaError,
+    merge_text_fields,
+    parse_field_formula,
+    parse_formula,
+    render_merge_text,
+)
 from sandbox.salesforce.package import load_package
 
 WON = {"IsWon": True, "Amount": 100.0, "Intacct_Order_Id__c": None, "Description": None}
@@ -145,3 +151,115 @@ def test_the_opportunity_flow_formula_sends_on_the_changes_that_matter(
     after = {**(before or WON), **changes}
 
     assert holds(opportunity_formula(), after, before, permissions) is sends
+
+
+# --- parent fields, formula fields and merge text --------------------------------------------------------
+
+ACCOUNT_IN_COLLECTIONS = {"Intacct_In_Collections__c": True, "Intacct_Days_Past_Due__c": 130.0}
+WARNING = (
+    'IF(Account.Intacct_In_Collections__c, "In collections: " & TEXT(Account.Intacct_Days_Past_Due__c) '
+    '& " days past due in Sage Intacct", "")'
+)
+
+
+def parents(**records: dict[str, Any]) -> Any:
+    """The records lookup paths point to, e.g. parents(Account={...})."""
+    return records.get
+
+
+def test_an_entry_formula_reads_fields_of_the_records_the_record_looks_up() -> None:
+    formula = parse_formula("AND(ISNEW(), {!$Record.Account.Intacct_In_Collections__c})")
+
+    assert formula.fields == {"Account.Intacct_In_Collections__c"}
+    assert formula.relationships == {"Account"}
+    assert formula.evaluate(
+        WON, None, is_new=True, permissions=frozenset(), related=parents(Account=ACCOUNT_IN_COLLECTIONS)
+    )
+    assert not formula.evaluate(WON, None, is_new=True, permissions=frozenset(), related=parents())
+    assert not formula.evaluate(WON, None, is_new=True, permissions=frozenset())  # no lookups given
+
+
+def test_a_text_formula_field_joins_text_and_numbers() -> None:
+    formula = parse_field_formula(WARNING)
+
+    assert formula.fields == {"Account.Intacct_In_Collections__c", "Account.Intacct_Days_Past_Due__c"}
+    assert formula.value({}, related=parents(Account=ACCOUNT_IN_COLLECTIONS)) == (
+        "In collections: 130 days past due in Sage Intacct"
+    )
+    not_in_collections = {"Intacct_In_Collections__c": False, "Intacct_Days_Past_Due__c": 20.0}
+    assert formula.value({}, related=parents(Account=not_in_collections)) is None  # empty text is null
+    assert formula.value({}, related=parents()) is None  # no Account
+    blank_days = {"Intacct_In_Collections__c": True, "Intacct_Days_Past_Due__c": None}
+    assert formula.value({}, related=parents(Account=blank_days), blanks_as_zero=True) == (
+        "In collections: 0 days past due in Sage Intacct"
+    )
+    assert formula.value({}, related=parents(Account=blank_days)) == (
+        "In collections:  days past due in Sage Intacct"
+    )
+    assert parse_field_formula('TEXT(Amount) & " due"').value({"Amount": 12.50}) == "12.5 due"
+
+
+def test_a_field_formula_checks_its_fields_against_the_object() -> None:
+    types = {
+        "Account.Intacct_In_Collections__c": "boolean",
+        "Account.Intacct_Days_Past_Due__c": "double",
+        "Name": "string",
+    }
+    parse_field_formula(WARNING).check_fields(types.get)
+    parse_field_formula("Name").check_fields(types.get)  # a text field's value, no condition
+
+    with pytest.raises(FormulaError, match="TEXT\\(\\) is read for number fields only, not Name"):
+        parse_field_formula('TEXT(Name) & "!"').check_fields(types.get)
+    with pytest.raises(FormulaError, match="Name} is used as a condition"):
+        parse_field_formula('IF(Name, "a", "b")').check_fields(types.get)
+    with pytest.raises(FormulaError, match="a field the object does not have"):
+        parse_field_formula('IF(Account.Nope__c, "a", "")').check_fields(types.get)
+
+
+@pytest.mark.parametrize(
+    ("text", "complaint"),
+    [
+        ("{!$Record.Name} & {!$Record.Name}", "the & operator at 16 is read in formula fields only"),
+        ("ISCHANGED({!$Record.Account.Name})", "ISCHANGED() takes one field"),
+        ("IF(ISNEW(), TRUE, FALSE)", "the function IF() is not read"),
+    ],
+)
+def test_an_entry_formula_refuses_what_only_formula_fields_read(text: str, complaint: str) -> None:
+    with pytest.raises(FormulaError) as caught:
+        parse_formula(text)
+
+    assert complaint in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("text", "complaint"),
+    [
+        ("ISNEW()", "the function ISNEW() in a formula field is not read"),
+        ("{!$Record.Name}", "the merge field {!$Record.Name} is not read in a formula field"),
+        ("'single'", "the text literal 'single' is not read (double quotes only)"),
+        ('IF(TRUE, "a")', "IF() takes a condition and two values"),
+        ('TEXT("a")', "TEXT() takes one field"),
+        ('"a" & TRUE', "& joins text"),
+        ("Amount > 2", "unsupported formula syntax"),
+        ("1", "the number literal 1 is not read"),
+    ],
+)
+def test_a_formula_field_refuses_what_it_does_not_read_by_name(text: str, complaint: str) -> None:
+    with pytest.raises(FormulaError) as caught:
+        parse_field_formula(text)
+
+    assert complaint in str(caught.value)
+
+
+def test_merge_text_fills_in_fields_of_the_record_and_its_parents() -> None:
+    text = (
+        "Account {!$Record.Account.Name}: {!$Record.Account.Intacct_Days_Past_Due__c} days ({!$Record.Nope})"
+    )
+
+    assert merge_text_fields(text) == ("Account.Name", "Account.Intacct_Days_Past_Due__c", "Nope")
+    rendered = render_merge_text(
+        text, {}, related=parents(Account={"Name": "Acme", "Intacct_Days_Past_Due__c": 130.0})
+    )
+    assert rendered == "Account Acme: 130 days ()"
+    with pytest.raises(FormulaError, match="only"):
+        merge_text_fields("{!$Permission.Quiet}")

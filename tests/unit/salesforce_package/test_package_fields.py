@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 import pytest
@@ -33,7 +34,17 @@ from sfintacct.salesforce_fields import (
 INTEGRATION_PERMISSION_SET = "Sfintacct_Integration"
 STATUS_PERMISSION_SET = "Sfintacct_Sync_Status"
 TEXT_TYPES = {"Text", "TextArea", "LongTextArea", "Picklist", "EncryptedText"}
-TYPES_FOR_KIND = {"text": TEXT_TYPES, "datetime": {"DateTime"}}
+NUMBER_TYPES = {"Number", "Currency"}
+# The package types that take each kind of value (sfintacct.salesforce_fields.WrittenField): decimal text
+# ("600.00", the finance run's amounts) goes into a number or currency field (the REST API takes a number
+# in a JSON string; each value is checked against the field's digits below) or into a text field.
+TYPES_FOR_KIND = {
+    "text": TEXT_TYPES,
+    "decimal": TEXT_TYPES | NUMBER_TYPES,
+    "number": NUMBER_TYPES,
+    "boolean": {"Checkbox"},
+    "datetime": {"DateTime"},
+}
 # Fields no permission set can grant or withhold: ids, audit fields, required fields (Name, StageName,
 # CloseDate, Quantity) and fields derived by Salesforce. Object read access makes them readable.
 ALWAYS_READABLE: Mapping[str, frozenset[str]] = {
@@ -46,15 +57,24 @@ ALWAYS_READABLE: Mapping[str, frozenset[str]] = {
 }
 ADDRESS_PARTS = ("Street", "City", "State", "PostalCode", "Country")
 # What Salesforce's describe says of a custom field of each Metadata API type the package uses:
-# its type, and its length when the metadata sets none (0: no length).
+# its type, and its length when the metadata sets none (0: no length). The type names are the
+# fieldType values of describeSObjects' Field (SOAP API Developer Guide, "Field"; the REST describe
+# resource returns the same DescribeSObjectResult in JSON, REST API Developer Guide, "sObject
+# Describe"): a custom Number field is a "double" whatever its scale, a Checkbox a "boolean" that is
+# never nillable. A Text formula field is a "string" of length 1300, the most characters a formula's
+# value shows (Salesforce Help, "Formula Field Limits and Restrictions").
 DESCRIBED_TYPES = {
     "Text": "string",
     "LongTextArea": "textarea",
     "Picklist": "picklist",
     "DateTime": "datetime",
     "EncryptedText": "encryptedstring",
+    "Currency": "currency",
+    "Number": "double",
+    "Checkbox": "boolean",
 }
-DESCRIBED_LENGTHS = {"Picklist": 255, "DateTime": 0}
+DESCRIBED_LENGTHS = {"Picklist": 255, "DateTime": 0, "Currency": 0, "Number": 0, "Checkbox": 0}
+FORMULA_TEXT_LENGTH = 1300
 API_VERSION = "62.0"
 INTEGRATION_USER = SeedUser("005000000000001AAA", "sync@example.invalid", "Integration", "User")
 SALES_REP = SeedUser("005000000000002AAA", "sales.rep@example.invalid", "Sam", "Seller")
@@ -100,11 +120,44 @@ def test_what_the_workers_write_fits_the_fields(package: SalesforcePackage) -> N
     for update in write_back_updates(longest_error_message()):
         for name, value in update.fields.items():
             spec = _field(package, update.object_type, name)
-            if isinstance(value, str) and spec.type == "Picklist":
-                assert value in spec.picklist_values, f"{update.object_type}.{name} = {value!r}"
+            where = f"{update.object_type}.{name} = {value!r}"
+            if isinstance(value, bool):
+                assert spec.type == "Checkbox", where
+            elif spec.type in NUMBER_TYPES:
+                assert isinstance(value, (str, int)), where
+                _assert_fits_the_digits(spec, value, where)
+            elif isinstance(value, str) and spec.type == "Picklist":
+                assert value in spec.picklist_values, where
             elif isinstance(value, str):
                 assert spec.length is not None
                 assert len(value) <= spec.length, f"{update.object_type}.{name}: {len(value)} > {spec.length}"
+
+
+def _assert_fits_the_digits(spec: CustomField, value: str | int, where: str) -> None:
+    """A number (or text holding one) has no more digits before the point than precision - scale allows
+    (more is NUMBER_OUTSIDE_VALID_RANGE) and no more decimals than the scale (the API would keep them
+    unrounded, the page would not show them)."""
+    try:
+        number = Decimal(value)
+    except InvalidOperation:
+        pytest.fail(f"{where}: not a number, which a {spec.type} field refuses")
+    assert spec.precision is not None, where
+    assert spec.scale is not None, where
+    assert number.is_finite(), where
+    exponent = number.as_tuple().exponent
+    assert isinstance(exponent, int), where
+    assert -exponent <= spec.scale, where
+    assert abs(number) < Decimal(10) ** (spec.precision - spec.scale), where
+
+
+def test_a_text_that_is_no_number_does_not_fit_a_currency_field(package: SalesforcePackage) -> None:
+    spec = _field(package, "Opportunity", "Intacct_Amount_Due__c")
+
+    _assert_fits_the_digits(spec, "600.00", "a decimal")
+    with pytest.raises(pytest.fail.Exception, match="not a number"):
+        _assert_fits_the_digits(spec, "six hundred", "text")
+    with pytest.raises(AssertionError):
+        _assert_fits_the_digits(spec, "600.001", "three decimals")
 
 
 def test_each_custom_field_the_workers_read_exists(package: SalesforcePackage) -> None:
@@ -138,11 +191,42 @@ def test_the_integration_user_may_edit_exactly_the_write_back_fields(package: Sa
 
 
 def test_the_sales_team_may_read_but_not_edit_the_write_back_fields(package: SalesforcePackage) -> None:
+    """Exactly what the workers write, and the formula fields made from it (the collections warning);
+    fields people edit (Intacct Invoice Approved, finance's) are left to the org's own profiles."""
     grants = package.permission_sets[STATUS_PERMISSION_SET]
     written = {f"{field.object_type}.{field.name}" for field in written_fields()}
+    formulas = {f"{spec.object_type}.{spec.name}" for spec in _package_fields() if spec.formula is not None}
 
-    assert grants.readable_fields == written
+    assert formulas == {"Opportunity.Intacct_Collections_Warning__c"}
+    assert grants.readable_fields == written | formulas
     assert grants.editable_fields == frozenset()
+
+
+def test_the_integration_user_reads_the_approval_finance_sets_but_never_edits_it(
+    package: SalesforcePackage,
+) -> None:
+    """The mapping's order.transaction_type_when may read it (layers/sync/mapping.toml's example)."""
+    grants = package.permission_sets[INTEGRATION_PERMISSION_SET]
+    approval = "Opportunity.Intacct_Invoice_Approved__c"
+    spec = _field(package, "Opportunity", "Intacct_Invoice_Approved__c")
+
+    assert spec.type == "Checkbox"
+    assert approval in grants.readable_fields
+    assert approval not in grants.editable_fields
+    assert approval not in {f"{field.object_type}.{field.name}" for field in written_fields()}
+
+
+def test_only_the_collections_block_permission_set_turns_the_warning_into_a_block(
+    package: SalesforcePackage,
+) -> None:
+    (block,) = package.custom_errors
+    (grant,) = block.permissions
+
+    assert (block.object_type, block.on_create, block.on_update) == ("Opportunity", True, True)
+    assert grant.custom_permission == "Sfintacct_Block_Collections"
+    assert grant.permission_sets == ("Sfintacct_Collections_Block",)
+    assert package.permission_sets["Sfintacct_Collections_Block"].readable_fields == frozenset()
+    assert "{!$Record.Account.Intacct_Days_Past_Due__c}" in block.message
 
 
 def test_only_the_integration_permission_set_marks_changes_that_send_no_message(
@@ -195,11 +279,17 @@ def test_the_sandbox_describes_each_package_field_as_salesforce_would(
     assert spec.name in described, f"the sandbox does not describe {spec.object_type}.{spec.name}"
     field: dict[str, Any] = described[spec.name]
     assert field["type"] == DESCRIBED_TYPES[spec.type]
-    assert field["length"] == (spec.length if spec.length is not None else DESCRIBED_LENGTHS[spec.type])
+    if spec.formula is not None:
+        assert field["length"] == FORMULA_TEXT_LENGTH
+        assert (field["calculated"], field["calculatedFormula"]) == (True, spec.formula)
+        assert (field["createable"], field["updateable"]) == (False, False)
+    else:
+        assert field["length"] == (spec.length if spec.length is not None else DESCRIBED_LENGTHS[spec.type])
+        assert (field["calculated"], field["createable"], field["updateable"]) == (False, True, True)
     assert (field["precision"], field["scale"]) == (spec.precision or 0, spec.scale or 0)
     assert [value["value"] for value in field["picklistValues"]] == list(spec.picklist_values)
     assert field["restrictedPicklist"] is spec.restricted_picklist
-    assert field["nillable"] is not spec.required
+    assert field["nillable"] is (not spec.required and spec.type != "Checkbox")
     assert field["label"] == spec.label
     assert field["custom"] is True
 
@@ -234,8 +324,13 @@ def test_the_sandbox_takes_what_the_workers_write(package: SalesforcePackage) ->
             stored = store.get(update.object_type, records[update.object_type])
             assert stored is not None
             for name, value in update.fields.items():
-                if isinstance(value, str):
-                    assert stored[name] == value, f"{update.object_type}.{name}"
+                where = f"{update.object_type}.{name} = {value!r}"
+                spec = _field(package, update.object_type, name)
+                if spec.type in NUMBER_TYPES:  # stored as a number, read back as a JSON number
+                    assert isinstance(value, (str, int))
+                    assert stored[name] == float(value), where
+                elif isinstance(value, (str, bool, int)):
+                    assert stored[name] == value, where
 
 
 def test_the_sandbox_sends_the_package_outbound_messages_as_the_flows_say(package: SalesforcePackage) -> None:

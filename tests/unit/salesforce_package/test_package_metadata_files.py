@@ -124,3 +124,12 @@ def test_the_global_oauth_settings_of_the_external_client_app_are_not_committed(
     """Salesforce: these settings hold the consumer key and secret and must not be in source control."""
     assert list(FORCE_APP.rglob("*.ecaGlblOauth-meta.xml")) == []
     assert list(PACKAGE_DIR.rglob("*.ecaGlblOauth*")) == []
+
+
+def test_permission_set_descriptions_fit_the_255_characters_salesforce_allows() -> None:
+    """Object Reference, PermissionSet: Description, "Limit: 255 characters"."""
+    paths = sorted(FORCE_APP.rglob("*.permissionset-meta.xml"))
+    assert paths
+    for path in paths:
+        description = xml_root(path).findtext(f"{{{METADATA_NS}}}description") or ""
+        assert 0 < len(description) <= 255, f"{path.name}: {len(description)} characters"

@@ -11,6 +11,7 @@ from sfpkg_support import write_package_project
 from sandbox.salesforce.flow_formula import parse_formula
 from sandbox.salesforce.package import (
     BlankOnCreate,
+    CustomErrorFlow,
     CustomField,
     CustomObject,
     FlowTrigger,
@@ -19,8 +20,12 @@ from sandbox.salesforce.package import (
     SkippedChanges,
     load_package,
 )
+from sfintacct.finance.invoices import PaymentState
+from sfintacct.salesforce_fields import written_fields
 
 NS = 'xmlns="http://soap.sforce.com/2006/04/metadata"'
+# "The error message can have up to 255 characters" (Salesforce Help, "Custom Error Element").
+CUSTOM_ERROR_MESSAGE_LENGTH = 255
 OPPORTUNITY_MESSAGE = f"""<?xml version="1.0" encoding="UTF-8"?>
 <Workflow {NS}>
     <outboundMessages>
@@ -103,6 +108,37 @@ WON_START = """        <doesRequireRecordChangedToMeetCriteria>true</doesRequire
         <recordTriggerType>Update</recordTriggerType>"""
 
 
+def _custom_error(
+    start: str = "<filterFormula>ISNEW()</filterFormula><recordTriggerType>Create</recordTriggerType>",
+    *,
+    message: str = "No: {!$Record.Name}",
+    field_error: str = "false",
+    extra: str = "",
+    trigger: str = "RecordBeforeSave",
+) -> str:
+    return f"""<?xml version="1.0" encoding="UTF-8"?>
+<Flow {NS}>
+    <customErrors>
+        <name>Refuse</name>
+        <label>Refuse</label>
+        <customErrorMessages>
+            <errorMessage>{message}</errorMessage>
+            <isFieldError>{field_error}</isFieldError>
+        </customErrorMessages>{extra}
+    </customErrors>
+    <start>
+        <connector>
+            <targetReference>Refuse</targetReference>
+        </connector>
+        <object>Account</object>
+{start}
+        <triggerType>{trigger}</triggerType>
+    </start>
+    <status>Active</status>
+</Flow>
+"""
+
+
 def _field(name: str, body: str) -> str:
     return f"<CustomField {NS}><fullName>{name}</fullName><label>x</label>{body}</CustomField>"
 
@@ -135,12 +171,87 @@ def test_reads_the_custom_fields_of_the_package() -> None:
     assert error is not None
     assert (error.type, error.length) == ("LongTextArea", 32768)
     assert [spec.name for spec in package.custom_fields["Account"]] == [
+        "Intacct_AR_Balance__c",
         "Intacct_Customer_Id__c",
+        "Intacct_Days_Past_Due__c",
+        "Intacct_In_Collections__c",
         "Intacct_Last_Synced__c",
         "Intacct_Sync_Error__c",
         "Intacct_Sync_Status__c",
     ]
     assert package.field("Account", "Missing__c") is None
+
+
+def test_reads_the_finance_fields_and_the_collections_warning_formula() -> None:
+    package = load_package()
+
+    def described(object_type: str, name: str) -> tuple[object, ...]:
+        spec = package.field(object_type, name)
+        assert spec is not None, name
+        return (
+            spec.type,
+            spec.length,
+            spec.precision,
+            spec.scale,
+            spec.picklist_values,
+            spec.restricted_picklist,
+        )
+
+    assert described("Opportunity", "Intacct_Invoice_Number__c") == ("Text", 255, None, None, (), False)
+    assert described("Opportunity", "Intacct_Invoice_State__c") == (
+        "Picklist",
+        None,
+        None,
+        None,
+        ("Open", "Partially paid", "Paid"),
+        True,
+    )
+    assert described("Opportunity", "Intacct_Amount_Due__c") == ("Currency", None, 18, 2, (), False)
+    assert described("Opportunity", "Intacct_Invoice_Approved__c") == (
+        "Checkbox",
+        None,
+        None,
+        None,
+        (),
+        False,
+    )
+    assert described("Account", "Intacct_AR_Balance__c") == ("Currency", None, 18, 2, (), False)
+    assert described("Account", "Intacct_Days_Past_Due__c") == ("Number", None, 18, 0, (), False)
+    assert described("Account", "Intacct_In_Collections__c") == ("Checkbox", None, None, None, (), False)
+    warning = package.field("Opportunity", "Intacct_Collections_Warning__c")
+    assert warning is not None
+    assert (warning.type, warning.formula_blanks_as_zero) == ("Text", True)
+    assert warning.formula == (
+        'IF(Account.Intacct_In_Collections__c, "In collections: " & '
+        'TEXT(Account.Intacct_Days_Past_Due__c) & " days past due in Sage Intacct", "")'
+    )
+    # The finance run's picklist values are its PaymentState's.
+    assert set(described("Opportunity", "Intacct_Invoice_State__c")[4]) == {
+        state.value for state in PaymentState
+    }
+
+
+def test_reads_the_collections_block_flow() -> None:
+    (block,) = load_package().custom_errors
+
+    assert block == CustomErrorFlow(
+        flow="Sfintacct_Opportunity_Collections_Block",
+        object_type="Opportunity",
+        on_create=True,
+        on_update=True,
+        formula=block.formula,
+        message=(
+            "This deal's Account is in collections in Sage Intacct: "
+            "{!$Record.Account.Intacct_Days_Past_Due__c} days past due. Ask finance before you create "
+            "the deal or change its stage."
+        ),
+        permissions=(PermissionGrant("Sfintacct_Block_Collections", ("Sfintacct_Collections_Block",)),),
+    )
+    formula = parse_formula(block.formula)
+    assert formula.fields == {"StageName", "Account.Intacct_In_Collections__c"}
+    assert formula.changed_fields == {"StageName"}
+    assert formula.permissions == {"Sfintacct_Block_Collections"}
+    assert len(block.message) <= CUSTOM_ERROR_MESSAGE_LENGTH
 
 
 def test_reads_the_custom_objects_of_the_package() -> None:
@@ -209,6 +320,9 @@ def test_reads_the_before_save_flows_that_blank_the_intacct_fields_of_new_record
                 "Intacct_Sync_Status__c",
                 "Intacct_Sync_Error__c",
                 "Intacct_Last_Synced__c",
+                "Intacct_AR_Balance__c",
+                "Intacct_Days_Past_Due__c",
+                "Intacct_In_Collections__c",
             ),
         ),
         BlankOnCreate(
@@ -219,12 +333,18 @@ def test_reads_the_before_save_flows_that_blank_the_intacct_fields_of_new_record
                 "Intacct_Sync_Status__c",
                 "Intacct_Sync_Error__c",
                 "Intacct_Synced_At__c",
+                "Intacct_Invoice_Number__c",
+                "Intacct_Invoice_State__c",
+                "Intacct_Amount_Due__c",
             ),
         ),
     )
-    # Every custom field of the object: a clone keeps none of the original's sync state.
+    # Every field the workers and the finance run write: a clone keeps none of the original's sync or
+    # finance state. Intacct Invoice Approved (set by finance, also on new deals) and the collections
+    # warning (a formula) are not blanked.
     for flow in package.blank_on_create:
-        assert set(flow.fields) == {spec.name for spec in package.custom_fields[flow.object_type]}
+        written = {field.name for field in written_fields() if field.object_type == flow.object_type}
+        assert set(flow.fields) == written
 
 
 def test_a_blank_text_value_reads_as_blank(tmp_path: Path) -> None:
@@ -281,10 +401,67 @@ def test_a_small_package(tmp_path: Path) -> None:
     assert (trigger.on_create, trigger.on_update, trigger.only_when_changed_to_meet) == (False, True, True)
 
 
+def test_a_text_formula_field_and_a_custom_error_flow(tmp_path: Path) -> None:
+    root = _project(
+        tmp_path,
+        {
+            "objects/Account/fields/Shout__c.field-meta.xml": _field(
+                "Shout__c",
+                '<formula>IF(ISBLANK(Name), "", Name &amp; "!")</formula>'
+                "<formulaTreatBlanksAs>BlankAsBlank</formulaTreatBlanksAs><type>Text</type>",
+            ),
+            "flows/Refuse.flow-meta.xml": _custom_error(),
+        },
+    )
+
+    package = load_package(root)
+
+    shout = package.field("Account", "Shout__c")
+    assert shout is not None
+    assert (shout.formula, shout.formula_blanks_as_zero) == ('IF(ISBLANK(Name), "", Name & "!")', False)
+    assert package.custom_errors == (
+        CustomErrorFlow("Refuse", "Account", True, False, "ISNEW()", "No: {!$Record.Name}"),
+    )
+    assert package.blank_on_create == ()
+
+
 @pytest.mark.parametrize(
     ("files", "complaint"),
     [
         ({"flows/Deal_Won.flow-meta.xml": _flow(WON_START)}, "does not define: Opportunity.Deal_Won"),
+        (
+            {"flows/Refuse.flow-meta.xml": _custom_error(field_error="true")},
+            "a Custom Error on a field is not read",
+        ),
+        (
+            {"flows/Refuse.flow-meta.xml": _custom_error(trigger="RecordAfterSave")},
+            "a Custom Error is read only in a before-save record-triggered flow",
+        ),
+        (
+            {"flows/Refuse.flow-meta.xml": _custom_error(message="No: {!$User.Name}")},
+            "the error message is not read: the merge field",
+        ),
+        (
+            {"flows/Refuse.flow-meta.xml": _custom_error("<recordTriggerType>Create</recordTriggerType>")},
+            "missing filterFormula",
+        ),
+        (
+            {
+                "flows/Refuse.flow-meta.xml": _custom_error(
+                    extra="<connector><targetReference>Refuse</targetReference></connector>"
+                )
+            },
+            "nothing is read after the Custom Error Refuse",
+        ),
+        (
+            {
+                "flows/Refuse.flow-meta.xml": _custom_error(
+                    "<filterFormula>{!$Permission.Nobody}</filterFormula>"
+                    "<recordTriggerType>Update</recordTriggerType>"
+                )
+            },
+            "no permission set grants the custom permission Nobody",
+        ),
         (
             {"flows/Deal_Won.flow-meta.xml": _flow(WON_START.replace("EqualTo", "NotEqualTo"))},
             "only EqualTo is read",
@@ -345,7 +522,7 @@ def test_a_small_package(tmp_path: Path) -> None:
                     value="<value><stringValue>X</stringValue></value>",
                 )
             },
-            "assigns a value; only blank (no value) is read",
+            "assigns a value; only blank (no value) or false is read",
         ),
         (
             {
@@ -431,7 +608,23 @@ def test_a_small_package(tmp_path: Path) -> None:
                     "Twice__c", "<formula>AnnualRevenue * 2</formula><type>Currency</type>"
                 )
             },
-            "formula and roll-up summary fields are not read",
+            "a formula field returning Currency is not read (Text only)",
+        ),
+        (
+            {
+                "objects/Account/fields/Twice__c.field-meta.xml": _field(
+                    "Twice__c", '<formula>IF(AnnualRevenue &gt; 2, "big", "")</formula><type>Text</type>'
+                )
+            },
+            "the formula is not read: unsupported formula syntax",
+        ),
+        (
+            {
+                "objects/Account/fields/Total__c.field-meta.xml": _field(
+                    "Total__c", "<summaryOperation>count</summaryOperation><type>Summary</type>"
+                )
+            },
+            "roll-up summary fields are not read",
         ),
         (
             {

@@ -391,10 +391,32 @@ def test_the_package_before_save_flows_blank_the_intacct_fields_of_every_new_rec
             "Intacct_Sync_Status__c": "Synced",
             "Intacct_Sync_Error__c": "old",
             "Intacct_Last_Synced__c": "2026-01-01T00:00:00.000+0000",
+            "Intacct_AR_Balance__c": "13000.25",
+            "Intacct_Days_Past_Due__c": 130,
+            "Intacct_In_Collections__c": True,
         },
     )
-    assert {name: account[name] for name in blanks["Account"]} == dict.fromkeys(blanks["Account"])
+    # A checkbox's blank is false (it is never null).
+    assert {name: account[name] for name in blanks["Account"]} == {
+        **dict.fromkeys(blanks["Account"]),
+        "Intacct_In_Collections__c": False,
+    }
     assert account["Name"] == "Clone of Acme"
+    deal = _saved(
+        store,
+        "Opportunity",
+        {
+            "Name": "Clone of the big deal",
+            "StageName": "Prospecting",
+            "CloseDate": "2026-06-30",
+            "Intacct_Invoice_Number__c": "INV-0001",
+            "Intacct_Invoice_State__c": "Paid",
+            "Intacct_Amount_Due__c": "0.00",
+            "Intacct_Invoice_Approved__c": True,
+        },
+    )
+    assert {name: deal[name] for name in blanks["Opportunity"]} == dict.fromkeys(blanks["Opportunity"])
+    assert deal["Intacct_Invoice_Approved__c"] is True  # finance's approval is kept
 
 
 def test_a_before_save_flow_blanking_a_required_field_is_refused(tmp_path: Path) -> None:
