@@ -14,7 +14,7 @@ PY          := $(VENV)/bin/python
 SAM         := $(SAM_VENV)/bin/sam
 PACKAGE     := layers/sync/sfintacct
 # The core package lives in the layer; the sandbox tools import it from there.
-RUN         := PYTHONPATH=layers/sync:. $(PY)
+RUN         := PYTHONPATH=layers/sync:ops:. $(PY)
 export AWS_DEFAULT_REGION ?= us-east-1
 export SAM_CLI_TELEMETRY := 0
 

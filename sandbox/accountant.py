@@ -40,7 +40,7 @@ class Accountant:
         lines = sorted(
             self.intacct.query(
                 "SODOCUMENTENTRY",
-                ("RECORDNO", "LINE_NO", "ITEMID", "QUANTITY", "PRICE"),
+                ("RECORDNO", "LINE_NO", "ITEMID", "QUANTITY", "PRICE", "DISCOUNT"),
                 query_filter=equal_to("DOCHDRID", order_doc_id),
                 docparid=ORDER_DEFINITION,
             ),
@@ -58,6 +58,8 @@ class Accountant:
             item = SubElement(items, "sotransitem")
             SubElement(item, "itemid").text = text_of(line, "ITEMID")
             SubElement(item, "quantity").text = text_of(line, "QUANTITY")
+            if text_of(line, "DISCOUNT") not in ("", "0"):
+                SubElement(item, "discountpercent").text = text_of(line, "DISCOUNT")
             SubElement(item, "price").text = text_of(line, "PRICE")
             SubElement(item, "sourcelinekey").text = text_of(line, "RECORDNO")
         result = self.intacct.run(IntacctFunction(_control_id("invoice"), operation, writes=True))

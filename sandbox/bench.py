@@ -34,7 +34,11 @@ request (without getAPISession) per Opportunity; with a new customer at most 2 I
 exit code is 1 when a target is missed or the flow did not make exactly one Sales Order per
 Opportunity. Output: a table, then one JSON line with every figure (for diffing runs).
 
-    PYTHONPATH=layers/sync:. .venv/bin/python -m sandbox.bench --opportunities 5
+Finance (sandbox.finance_bench): one run of the scheduled finance function over --invoices N changed
+invoices (default 1000; 0 leaves it out): Salesforce calls at most N / 200 rounded up, Intacct requests
+the ARINVOICE pages and the SODOCUMENT link queries, and no Salesforce write on a second run.
+
+    PYTHONPATH=layers/sync:ops:. .venv/bin/python -m sandbox.bench --opportunities 5 --invoices 1000
 """
 
 from __future__ import annotations
@@ -57,6 +61,7 @@ from pathlib import Path
 from typing import Any
 
 import sandbox.local_api
+from sandbox.finance_bench import FinanceBenchFailed, FinanceBenchResult, bench_finance
 from sandbox.intacct.admin_client import IntacctAdminClient
 from sandbox.local_api import Handler
 from sandbox.sales_rep import THREE_LINES, SalesRep
@@ -65,6 +70,7 @@ from sandbox.stack import LocalStack, start_local_stack
 REPO_ROOT = Path(__file__).resolve().parents[1]
 LAYER_DIR = REPO_ROOT / "layers" / "sync"
 DEFAULT_OPPORTUNITIES = 20
+DEFAULT_INVOICES = 1000
 SETTLE_SECONDS = 120.0
 IMPORT_RUNS = 3
 ORDER_FUNCTION = "OpportunityToOrderFunction"
@@ -74,6 +80,7 @@ FUNCTIONS = {
     "intake": ("IntakeFunction", REPO_ROOT / "functions" / "intake"),
     "customer_upsert": (CUSTOMER_FUNCTION, REPO_ROOT / "functions" / "customer_upsert"),
     "opportunity_to_order": (ORDER_FUNCTION, REPO_ROOT / "functions" / "opportunity_to_order"),
+    "finance_status": ("FinanceStatusFunction", REPO_ROOT / "functions" / "finance_status"),
 }
 SALESFORCE_READ_KINDS = ("query", "sobject_read")
 SALESFORCE_WRITE_KINDS = ("sobject_write", "composite")
@@ -410,6 +417,19 @@ def target_results(scenarios: Mapping[str, ScenarioResult]) -> list[dict[str, An
     ]
 
 
+def print_finance(finance: FinanceBenchResult) -> None:
+    figures = finance.as_dict()
+    print(
+        f"\nFinance run over {figures['invoices']} changed invoices of {figures['accounts']} customers: "
+        f"{figures['written']} records written in {figures['salesforce_write_calls']} Salesforce calls "
+        f"(target at most {figures['salesforce_write_calls_target']}); {figures['intacct_requests']} "
+        f"Intacct requests besides its log-in = {figures['intacct_pages']} ARINVOICE pages + "
+        f"{figures['intacct_link_queries']} SODOCUMENT link queries; {figures['seconds']} s. Run again "
+        f"with nothing changed: {figures['second_run_salesforce_writes']} Salesforce writes. "
+        + ("PASS" if finance.passed else "FAIL")
+    )
+
+
 def print_report(
     scenarios: Mapping[str, ScenarioResult],
     targets: Sequence[Mapping[str, Any]],
@@ -496,7 +516,7 @@ def print_report(
         print(f"  {name:<22} {milliseconds:8.1f} ms")
 
 
-def run(count: int) -> int:
+def run(count: int, invoices: int = DEFAULT_INVOICES) -> int:
     # The intake (in this process) logs JSON lines and metrics like on Lambda; the benchmark prints its
     # own report. The workers' processes log to the stack's logs directory.
     os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
@@ -520,9 +540,13 @@ def run(count: int) -> int:
                 synced = bench.customer_synced(count)
                 print(f"Scenario new_customer: {count} deal(s)...", file=sys.stderr, flush=True)
                 new = bench.new_customer(count)
+                finance = None
+                if invoices:
+                    print(f"Finance run over {invoices} changed invoice(s)...", file=sys.stderr, flush=True)
+                    finance = bench_finance(stack, invoices)
                 print("Timing cold imports...", file=sys.stderr, flush=True)
                 imports = cold_import_ms(stack)
-            except BenchFailed as error:
+            except (BenchFailed, FinanceBenchFailed) as error:
                 print(f"bench failed: {error}", file=sys.stderr)
                 return 1
             finally:
@@ -530,14 +554,19 @@ def run(count: int) -> int:
     scenarios = {result.name: result for result in (synced, new)}
     targets = target_results(scenarios)
     print_report(scenarios, targets, imports)
-    passed = all(target["passed"] for target in targets) and not any(
-        result.problems for result in scenarios.values()
+    if finance is not None:
+        print_finance(finance)
+    passed = (
+        all(target["passed"] for target in targets)
+        and not any(result.problems for result in scenarios.values())
+        and (finance is None or finance.passed)
     )
     document = {
         "opportunities": count,
         "passed": passed,
         "targets": targets,
         "cold_import_ms": imports,
+        "finance": finance.as_dict() if finance is not None else None,
         "scenarios": {
             result.name: {
                 "opportunities": result.opportunities,
@@ -565,8 +594,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         metavar="N",
         help=f"closed-won Opportunities per scenario (default {DEFAULT_OPPORTUNITIES})",
     )
+    parser.add_argument(
+        "--invoices",
+        type=int,
+        default=DEFAULT_INVOICES,
+        metavar="N",
+        help=f"changed invoices for the finance run's line (default {DEFAULT_INVOICES}; 0 leaves it out)",
+    )
     arguments = parser.parse_args(argv)
-    return run(arguments.opportunities)
+    return run(arguments.opportunities, max(0, arguments.invoices))
 
 
 def _positive(text: str) -> int:

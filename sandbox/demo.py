@@ -21,16 +21,19 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from sandbox.accountant import Accountant
 from sandbox.aws_local import dynamodb_client
 from sandbox.intacct.admin_client import IntacctAdminClient
 from sandbox.sales_rep import THREE_LINES, Line, SalesRep
 from sandbox.salesforce.package import PackageError, SalesforcePackage, load_package
 from sandbox.stack import LocalStack, start_local_stack
 from sfintacct.sync.sync_log import SyncLog
+from sfintacct_ops.deployment import from_local
 
 WAIT_SECONDS = 60.0
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -98,8 +101,84 @@ def run_demo(stack: LocalStack) -> None:
         print(indented(sfintacct(stack, "status", opportunity_id)))
         print("\n9. A deal that fails, is fixed, and is sent again")
         show_fixed_and_retried(stack, rep, account_id)
+        print("\n10. Finance back to sales: what accounting does in Intacct reaches the rep")
+        show_finance(stack, rep, account_id, opportunity_id)
     finally:
         rep.close()
+
+
+def show_finance(stack: LocalStack, rep: SalesRep, account_id: str, opportunity_id: str) -> None:
+    """The accountant invoices the deal and the customer pays part of it; an older invoice is 130 days
+    late; each step, then one run of the scheduled finance function, and what the records show."""
+    deployment = from_local(stack.stack_file) if stack.stack_file else None
+    if deployment is None:
+        raise DemoFailed("the local stack wrote no stack.json")
+    accountant = Accountant(deployment.intacct_client())
+    today = datetime.now(UTC).date()
+    try:
+        [order] = [o for o in _orders(stack) if o.get("PONUMBER") == opportunity_id]
+        invoice = accountant.convert_to_invoice(str(order["DOCID"]), day=today)
+        finance_run(stack)
+        show_invoice(rep, "The order is invoiced", opportunity_id)
+        accountant.pay(invoice, Decimal(5000), day=today)
+        finance_run(stack)
+        show_invoice(rep, "The customer pays 5,000.00", opportunity_id)
+        late_deal = rep.deal(
+            account_id,
+            "Northwind onboarding (last spring)",
+            (Line("SVC-ONBOARD", Decimal(1), Decimal(2500)),),
+        )
+        rep.close_won(late_deal)
+        wait_until_settled(stack)
+        [late_order] = [o for o in _orders(stack) if o.get("PONUMBER") == late_deal]
+        late = accountant.convert_to_invoice(str(late_order["DOCID"]), day=today - timedelta(days=160))
+        finance_run(stack)
+        account = rep.read("Account", account_id)
+        balance, late_days = account["Intacct_AR_Balance__c"], int(account["Intacct_Days_Past_Due__c"])
+        print(
+            f"   An older invoice, due 130 days ago, unpaid: Account AR balance {balance}, {late_days} days "
+            f"past due, in collections: {account['Intacct_In_Collections__c']}"
+        )
+        if account["Intacct_In_Collections__c"] is not True:
+            raise DemoFailed("the Account 130 days past due is not flagged in collections")
+        upsell = rep.deal(account_id, "Northwind upsell", (Line("SVC-TRAINING", Decimal(1), Decimal(800)),))
+        warning = rep.read("Opportunity", upsell)["Intacct_Collections_Warning__c"]
+        print(f"   A new deal for the Account warns the rep: {warning}")
+        accountant.pay(late, Decimal(2500), day=today)
+        finance_run(stack)
+        account = rep.read("Account", account_id)
+        print(
+            f"   Paid in full: days past due {int(account['Intacct_Days_Past_Due__c'])}, in collections: "
+            f"{account['Intacct_In_Collections__c']}"
+        )
+        if account["Intacct_In_Collections__c"] is not False:
+            raise DemoFailed("the flag did not clear once the late invoice was paid")
+    finally:
+        deployment.close()
+
+
+def finance_run(stack: LocalStack) -> None:
+    result = stack.workers.run_scheduled("FinanceStatusFunction")
+    if (
+        result.status != "returned"
+        or not isinstance(result.response, dict)
+        or "stopped_by" in result.response
+    ):
+        raise DemoFailed(f"the finance run did not finish: {result.status} {result.error} {result.response}")
+
+
+def show_invoice(rep: SalesRep, what: str, opportunity_id: str) -> None:
+    deal = rep.read("Opportunity", opportunity_id)
+    print(
+        f"   {what}: Opportunity Intacct_Invoice_Number__c={deal['Intacct_Invoice_Number__c']}  "
+        f"Intacct_Invoice_State__c={deal['Intacct_Invoice_State__c']}  "
+        f"Intacct_Amount_Due__c={deal['Intacct_Amount_Due__c']}"
+    )
+
+
+def _orders(stack: LocalStack) -> list[dict[str, Any]]:
+    intacct = IntacctAdminClient(stack.info["intacct"]["admin_url"], stack.info["intacct"]["ca_file"])
+    return [o for o in intacct.records("SODOCUMENT") if o.get("DOCPARID") == "Sales Order"]
 
 
 def sfintacct(stack: LocalStack, *arguments: str) -> str:

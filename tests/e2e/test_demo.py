@@ -30,3 +30,10 @@ def test_the_demo_syncs_its_deal_and_prints_what_the_readme_promises(
     failed, retried = printed.split("9. A deal that fails")[1].split("sfintacct --local <stack.json> retry")
     assert "Intacct_Sync_Status__c=Failed" in failed
     assert "Intacct_Sync_Status__c=Synced  Intacct_Order_Id__c=Sales Order-" in retried
+    # Then finance's half: the invoice and a partial payment reach the deal; a late invoice flags the Account.
+    finance = printed.split("10. Finance back to sales")[1]
+    assert "Intacct_Invoice_State__c=Open" in finance
+    assert "Intacct_Invoice_State__c=Partially paid" in finance
+    assert "130 days past due, in collections: True" in finance
+    assert "In collections: 130 days past due" in finance  # the warning on a new deal
+    assert "Paid in full: days past due 0, in collections: False" in finance

@@ -29,9 +29,9 @@ PER_OPPORTUNITY_FIGURES = {
 
 
 def run_bench(opportunities: int) -> tuple[subprocess.CompletedProcess[str], dict[str, Any]]:
-    environment = {**os.environ, "PYTHONPATH": os.pathsep.join(["layers/sync", "."])}
+    environment = {**os.environ, "PYTHONPATH": os.pathsep.join(["layers/sync", "ops", "."])}
     completed = subprocess.run(
-        [sys.executable, "-m", "sandbox.bench", "--opportunities", str(opportunities)],
+        [sys.executable, "-m", "sandbox.bench", "--opportunities", str(opportunities), "--invoices", "100"],
         cwd=REPO_ROOT,
         env=environment,
         capture_output=True,
@@ -62,7 +62,17 @@ def test_the_benchmark_reports_every_figure_per_opportunity_and_meets_its_target
         assert any("IdempotencyTable.PutItem" in call for call in scenario["totals"]["dynamodb_by_call"])
     assert len(document["targets"]) == 4
     assert all(target["passed"] for target in document["targets"])
-    assert set(document["cold_import_ms"]) == {"intake", "customer_upsert", "opportunity_to_order"}
+    assert set(document["cold_import_ms"]) == {
+        "intake",
+        "customer_upsert",
+        "opportunity_to_order",
+        "finance_status",
+    }
+    finance = document["finance"]  # 100 invoices of 25 customers: 125 records, one Salesforce call
+    assert (finance["invoices"], finance["accounts"], finance["written"]) == (100, 25, 125)
+    assert finance["salesforce_write_calls"] == finance["salesforce_write_calls_target"] == 1
+    assert finance["intacct_requests"] == finance["intacct_pages"] + finance["intacct_link_queries"] == 2 + 1
+    assert finance["second_run_salesforce_writes"] == 0
     assert all(milliseconds > 0 for milliseconds in document["cold_import_ms"].values())
     assert "PASS" in completed.stdout
     assert "FAIL" not in completed.stdout

@@ -12,16 +12,13 @@ No field name is written here a second time; every name comes from the code that
   different records. A text value that is the same both times does not come from the record: the code
   writes it as it is (such as "Synced", or the invoice state "Paid"), so a picklist field must offer it.
 
-Values are told apart by their Python type: text, decimal text, a whole number, a boolean, a date-time,
-or None (the field is cleared). Decimal text is text that is a decimal number: the finance run writes its
-amounts as "600.00" (the same text for the same amount, so it can compare what it wrote), and
-Salesforce's REST API takes a JSON string holding a number for a currency or number field, as it takes
-JSON numbers (the package's tests check that each such value fits the field's digits).
+Values are told apart by their Python type: text, an amount (a Decimal, sent as a JSON number, as the
+REST API documents currency and number fields), a whole number, a boolean, a date-time, or None (the
+field is cleared). The package's tests check that each amount fits the field's digits.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -55,8 +52,6 @@ RELATIONSHIP_OBJECTS: Mapping[str, str] = MappingProxyType(
         "Product2": "Product2",
     }
 )
-# Text that is a decimal number, as the finance run writes amounts ("600.00", "-12.50", "0").
-DECIMAL_TEXT = re.compile(r"^-?\d+(?:\.\d+)?$")
 # Invoices in the finance samples: more than the Opportunity's invoice numbers hold, so the cut shows.
 MANY_INVOICES = 40
 
@@ -67,7 +62,7 @@ class WrittenField:
 
     object_type: str
     name: str
-    # "text", "decimal" (decimal text, e.g. "600.00"), "number" (a whole number), "boolean", "datetime",
+    # "text", "decimal" (an amount, e.g. Decimal("600.00")), "number" (a whole number), "boolean", "datetime",
     # "null" (the field is cleared)
     value_kinds: frozenset[str]
     constant_values: frozenset[str]  # text written whatever the record is, e.g. "Synced"
@@ -248,6 +243,8 @@ def _kind(value: object) -> str:
         return "boolean"
     if isinstance(value, int):
         return "number"
+    if isinstance(value, Decimal):  # an amount: a JSON number on the wire
+        return "decimal"
     if isinstance(value, str):
-        return "decimal" if DECIMAL_TEXT.match(value) else "text"
+        return "text"
     raise TypeError(f"a write-back value of an unexpected type: {value!r}")

@@ -215,15 +215,19 @@ def test_an_invoice_payments_and_aging_reach_the_deal_and_the_account(world: Wor
     invoice = world.intacct.invoice("Sales Order-SO0001", "1000.00", due=TODAY + timedelta(days=30))
 
     world.run()
-    assert shown(world, DEAL) == {INVOICE_NUMBER: "INV0001", INVOICE_STATE: "Open", AMOUNT_DUE: "1000.00"}
-    assert shown(world, ACCOUNT) == {AR_BALANCE: "1000.00", DAYS_PAST_DUE: 0, IN_COLLECTIONS: False}
+    assert shown(world, DEAL) == {
+        INVOICE_NUMBER: "INV0001",
+        INVOICE_STATE: "Open",
+        AMOUNT_DUE: Decimal("1000.00"),
+    }
+    assert shown(world, ACCOUNT) == {AR_BALANCE: Decimal("1000.00"), DAYS_PAST_DUE: 0, IN_COLLECTIONS: False}
     assert len(world.salesforce.calls) == 1  # the deal and the Account in one call
 
     world.intacct.pay(invoice, "400.00")
     world.run()
     assert shown(world, DEAL)[INVOICE_STATE] == "Partially paid"
-    assert shown(world, DEAL)[AMOUNT_DUE] == "600.00"
-    assert shown(world, ACCOUNT)[AR_BALANCE] == "600.00"
+    assert shown(world, DEAL)[AMOUNT_DUE] == Decimal("600.00")
+    assert shown(world, ACCOUNT)[AR_BALANCE] == Decimal("600.00")
     # Only what changed is written: not the invoice number again, not the days past due.
     assert world.salesforce.written_fields()[-2:] == [
         (DEAL, (AMOUNT_DUE, INVOICE_STATE)),
@@ -239,8 +243,8 @@ def test_an_invoice_payments_and_aging_reach_the_deal_and_the_account(world: Wor
     world.intacct.pay(invoice, "600.00")
     world.run(today=late)
     assert shown(world, DEAL)[INVOICE_STATE] == "Paid"
-    assert shown(world, DEAL)[AMOUNT_DUE] == "0.00"
-    assert shown(world, ACCOUNT) == {AR_BALANCE: "0.00", DAYS_PAST_DUE: 0, IN_COLLECTIONS: False}
+    assert shown(world, DEAL)[AMOUNT_DUE] == Decimal("0.00")
+    assert shown(world, ACCOUNT) == {AR_BALANCE: Decimal("0.00"), DAYS_PAST_DUE: 0, IN_COLLECTIONS: False}
 
 
 def test_a_run_with_nothing_changed_writes_nothing(world: World) -> None:
@@ -276,7 +280,7 @@ def test_a_deal_invoiced_in_two_parts_shows_both_when_one_changes(world: World) 
     world.run()
 
     assert shown(world, DEAL)[INVOICE_STATE] == "Partially paid"
-    assert shown(world, DEAL)[AMOUNT_DUE] == "400.00"
+    assert shown(world, DEAL)[AMOUNT_DUE] == Decimal("400.00")
 
 
 def test_an_invoice_made_straight_from_an_approved_deal_is_the_deals_own(world: World) -> None:

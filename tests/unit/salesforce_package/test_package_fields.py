@@ -124,7 +124,7 @@ def test_what_the_workers_write_fits_the_fields(package: SalesforcePackage) -> N
             if isinstance(value, bool):
                 assert spec.type == "Checkbox", where
             elif spec.type in NUMBER_TYPES:
-                assert isinstance(value, (str, int)), where
+                assert isinstance(value, (Decimal, int)), where  # a JSON number on the wire
                 _assert_fits_the_digits(spec, value, where)
             elif isinstance(value, str) and spec.type == "Picklist":
                 assert value in spec.picklist_values, where
@@ -133,7 +133,7 @@ def test_what_the_workers_write_fits_the_fields(package: SalesforcePackage) -> N
                 assert len(value) <= spec.length, f"{update.object_type}.{name}: {len(value)} > {spec.length}"
 
 
-def _assert_fits_the_digits(spec: CustomField, value: str | int, where: str) -> None:
+def _assert_fits_the_digits(spec: CustomField, value: str | int | Decimal, where: str) -> None:
     """A number (or text holding one) has no more digits before the point than precision - scale allows
     (more is NUMBER_OUTSIDE_VALID_RANGE) and no more decimals than the scale (the API would keep them
     unrounded, the page would not show them)."""
@@ -316,8 +316,12 @@ def test_the_sandbox_takes_what_the_workers_write(package: SalesforcePackage) ->
             ),
         }
         for update in write_back_updates(longest_error_message()):
-            body = {
-                name: value.isoformat() if isinstance(value, datetime) else value
+            body = {  # as the client sends them: date-times as ISO text, amounts as JSON numbers
+                name: value.isoformat()
+                if isinstance(value, datetime)
+                else float(value)
+                if isinstance(value, Decimal)
+                else value
                 for name, value in update.fields.items()
             }
             store.update(store.schema[update.object_type], records[update.object_type], body, user)
@@ -327,7 +331,7 @@ def test_the_sandbox_takes_what_the_workers_write(package: SalesforcePackage) ->
                 where = f"{update.object_type}.{name} = {value!r}"
                 spec = _field(package, update.object_type, name)
                 if spec.type in NUMBER_TYPES:  # stored as a number, read back as a JSON number
-                    assert isinstance(value, (str, int))
+                    assert isinstance(value, (Decimal, int))
                     assert stored[name] == float(value), where
                 elif isinstance(value, (str, bool, int)):
                     assert stored[name] == value, where

@@ -66,11 +66,23 @@ class Change:
 def changed(object_type: str, record_id: str, wanted: Values, written: Values | None) -> Change | None:
     """Only the fields whose value is not the one last written (all of them the first time)."""
     different = {
-        name: value for name, value in wanted.items() if written is None or written.get(name) != value
+        name: value
+        for name, value in wanted.items()
+        if written is None or written.get(name) != stored_form(value)
     }
     return Change(object_type, record_id, different) if different else None
 
 
-def money(amount: Decimal) -> str:
-    """An amount as the same text every time (two decimals), so that equal amounts compare equal."""
-    return str(amount.quantize(CENT))
+def money(amount: Decimal) -> Decimal:
+    """An amount to two decimals. It goes to Salesforce as a JSON number (what the REST API documents for
+    a currency field) and is remembered as its text (`stored_form`)."""
+    return amount.quantize(CENT)
+
+
+def stored_form(value: FieldValue) -> FieldValue:
+    """How a written value is remembered (JSON): an amount as its text, "600.00"; the rest as it is."""
+    return str(value) if isinstance(value, Decimal) else value
+
+
+def stored(values: Mapping[str, FieldValue]) -> dict[str, FieldValue]:
+    return {name: stored_form(value) for name, value in values.items()}

@@ -26,7 +26,7 @@ from datetime import date, datetime, timedelta
 from typing import Any, Protocol
 
 from sfintacct.crosswalk import CrosswalkEntry, CrosswalkKind
-from sfintacct.finance.fields import Change, account_values, changed, opportunity_values
+from sfintacct.finance.fields import Change, account_values, changed, opportunity_values, stored
 from sfintacct.finance.invoices import (
     INVOICE_DOCUMENT_FIELDS,
     INVOICE_FIELDS,
@@ -165,7 +165,7 @@ def run_finance(
         results = salesforce.update_records([change.update() for change in chunk])
         for change, result in zip(chunk, results, strict=True):
             if result.success:  # remembered call by call: a run stopped later does not write it again
-                state.remember(change.record_id, {**last.get(change.record_id, {}), **change.values})
+                state.remember(change.record_id, {**last.get(change.record_id, {}), **stored(change.values)})
                 summary.written += 1
                 on_written(change)
             else:
