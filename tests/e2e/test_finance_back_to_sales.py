@@ -112,3 +112,46 @@ def test_an_invoice_its_payments_and_a_late_one_reach_the_deal_and_the_account(
     # What the run wrote is in the deal's sync log, for `sfintacct status`.
     reasons = [(entry.status, entry.reason) for entry in sync_log.history(opportunity_id)]
     assert reasons.count(("synced", "finance_updated")) == 3  # open, partially paid, paid
+
+
+def test_a_run_that_finds_intacct_down_stops_cleanly_and_the_next_one_catches_up(
+    stack: LocalStack, rep: SalesRep, intacct: IntacctAdminClient, accountant: Accountant
+) -> None:
+    account_id = rep.create("Account", {"Name": "Contoso Finance", "Type": "Customer - Direct"})
+    opportunity_id, order_id = won_deal(stack, rep, intacct, account_id, "Contoso platform")
+    accountant.convert_to_invoice(order_id, day=datetime.now(UTC).date())
+    intacct.set_faults(offline=True)
+    try:
+        result = stack.workers.run_scheduled(FINANCE_FUNCTION)
+    finally:
+        intacct.set_faults(offline=False)
+
+    assert result.status == "returned", result.error  # no function error: the schedule goes on
+    assert isinstance(result.response, dict)
+    assert result.response["stopped_by"]
+    assert "next scheduled run" in result.response["message"]
+    assert not rep.read("Opportunity", opportunity_id)["Intacct_Invoice_Number__c"]
+
+    run_finance(stack)
+    assert rep.read("Opportunity", opportunity_id)["Intacct_Invoice_State__c"] == "Open"
+
+
+def test_an_approved_deal_goes_straight_to_a_sales_invoice_once_and_shows_it(
+    stack: LocalStack, rep: SalesRep, intacct: IntacctAdminClient
+) -> None:
+    account_id = rep.create("Account", {"Name": "Litware Approved", "Type": "Customer - Direct"})
+    opportunity_id = rep.deal(account_id, "Litware approved deal", ONE_LINE)
+    rep.update("Opportunity", opportunity_id, {"Intacct_Invoice_Approved__c": True})  # finance approves
+    rep.close_won(opportunity_id)
+    settle(stack)
+    rep.update("Opportunity", opportunity_id, {"Description": "edited after close"})  # notified again
+    settle(stack)
+
+    [document] = orders_of(intacct, opportunity_id)  # one document, and it is an invoice
+    assert document["DOCPARID"] == "Sales Invoice"
+    deal = rep.read("Opportunity", opportunity_id)
+    assert (deal["Intacct_Order_Id__c"], deal["Intacct_Sync_Status__c"]) == (document["DOCID"], "Synced")
+
+    run_finance(stack)
+    deal = rep.read("Opportunity", opportunity_id)
+    assert (deal["Intacct_Invoice_State__c"], Decimal(str(deal["Intacct_Amount_Due__c"]))) == ("Open", 1000)

@@ -176,11 +176,7 @@ def test_intacct_login_names_the_sender_or_the_user_that_was_refused(stack: Loca
 
 def test_a_payment_term_and_a_transaction_definition_intacct_lacks_are_named(stack: LocalStack) -> None:
     text = DEFAULT_MAPPING_FILE.read_text(encoding="utf-8").replace('{ value = "N30" }', '{ value = "N45" }')
-    approval = (
-        '[order.transaction_type_when]\nfield = "Approved__c"\nvalues = ["true"]\n'
-        'transaction_type = "Sales Credit"\n'
-    )
-    text = text.replace("\n[order.fields]\n", f"\n{approval}\n[order.fields]\n", 1)
+    text = text.replace('transaction_type = "Sales Invoice"', 'transaction_type = "Sales Credit"', 1)
     mapping = parse_mapping(tomllib.loads(text))
     deployment = ops_deployment.from_local(stack.stack_file)
     deployment = dataclasses.replace(

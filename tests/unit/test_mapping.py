@@ -116,11 +116,16 @@ def test_query_fields_select_what_the_mapping_reads(default: SyncMapping, minima
     assert {"Department__c", "Product2.Family", "ProductCode"} <= set(custom.line_fields)
 
 
-def test_the_default_mapping_reads_only_standard_fields(default: SyncMapping) -> None:
+def test_the_default_mapping_reads_only_standard_fields_and_the_packages_own(default: SyncMapping) -> None:
     fields = default.query_fields()
     mapped = [*fields.account_fields, *fields.opportunity_fields, *fields.line_fields]
-    defaults = {"Intacct_Order_Id__c", "Intacct_Sync_Status__c", "Intacct_Customer_Id__c"}
-    assert [name for name in mapped if name.endswith("__c") and name not in defaults] == []
+    package = {
+        "Intacct_Order_Id__c",
+        "Intacct_Sync_Status__c",
+        "Intacct_Customer_Id__c",
+        "Intacct_Invoice_Approved__c",  # order.transaction_type_when: straight to an invoice
+    }
+    assert [name for name in mapped if name.endswith("__c") and name not in package] == []
 
 
 # ---------------------------------------------------------------------------- orders

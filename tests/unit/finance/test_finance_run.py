@@ -23,10 +23,10 @@ from sfintacct.finance.fields import (
 from sfintacct.finance.invoices import TIMESTAMP_FORMAT, parse_timestamp
 from sfintacct.finance.run import FinanceSettings, RunSummary, run_finance
 from sfintacct.finance.state import RunState
-from sfintacct.intacct.errors import IntacctRateLimited
+from sfintacct.intacct.errors import IntacctRateLimited, IntacctUnavailable
 from sfintacct.intacct.query import AllOf, AnyOf, Condition, Filter
 from sfintacct.salesforce.client import SaveResult
-from sfintacct.salesforce.errors import SalesforceApiLimitExceeded
+from sfintacct.salesforce.errors import SalesforceApiLimitExceeded, TransientSalesforceError
 from sfintacct.salesforce.models import FieldValue, RecordUpdate
 from tests.fakes.stores import InMemoryCrosswalk
 
@@ -70,6 +70,7 @@ class FakeReceivables:
     queries: list[str] = field(default_factory=list)
     now: datetime = datetime(2027, 1, 10, 9, 0, 0)
     fail_next_query: Exception | None = None
+    fail_mid_page: int | None = None  # the next ARINVOICE read breaks off after this many records
 
     def query(
         self,
@@ -87,9 +88,17 @@ class FakeReceivables:
         records = self.invoices if object_name == "ARINVOICE" else self.documents
         if object_name == "SODOCUMENT":
             assert docparid == "Sales Invoice"
-        return iter(
-            [{name: r.get(name, "") for name in fields} for r in records if _matches(r, query_filter)]
-        )
+        found = [{name: r.get(name, "") for name in fields} for r in records if _matches(r, query_filter)]
+        if object_name == "ARINVOICE" and self.fail_mid_page is not None:
+            cut, self.fail_mid_page = self.fail_mid_page, None
+            return self._breaking_off(found[:cut])
+        return iter(found)
+
+    @staticmethod
+    def _breaking_off(records: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+        """The first records of a paged read, then Intacct answers the next page with a 502."""
+        yield from records
+        raise IntacctUnavailable("Intacct answered HTTP 502 (Bad Gateway)")
 
     def tick(self) -> str:
         self.now += timedelta(minutes=1)
@@ -137,12 +146,17 @@ class FakeSalesforce:
     calls: list[list[RecordUpdate]] = field(default_factory=list)
     refuse: set[str] = field(default_factory=set)
     fail_call: int | None = None  # the number of the call that fails as a whole
+    fail_call_with: Exception = field(
+        default_factory=lambda: SalesforceApiLimitExceeded(
+            "REQUEST_LIMIT_EXCEEDED: TotalRequests Limit exceeded."
+        )
+    )
 
     def update_records(self, updates: Sequence[RecordUpdate]) -> list[SaveResult]:
         assert len(updates) <= 200
         if self.fail_call == len(self.calls) + 1:
             self.fail_call = None
-            raise SalesforceApiLimitExceeded("REQUEST_LIMIT_EXCEEDED: TotalRequests Limit exceeded.")
+            raise self.fail_call_with
         self.calls.append(list(updates))
         results = []
         for update in updates:
@@ -306,17 +320,25 @@ def test_an_invoice_of_no_synced_deal_is_counted_not_written(world: World) -> No
 # ---------------------------------------------------------------------------- stopped part-way
 
 
-def test_a_run_stopped_by_the_salesforce_allowance_resumes_without_writing_anything_twice(
-    world: World,
+@pytest.mark.parametrize(
+    "failure",
+    [
+        SalesforceApiLimitExceeded("REQUEST_LIMIT_EXCEEDED: TotalRequests Limit exceeded."),
+        TransientSalesforceError("HTTP 429 Too Many Requests", status=429),
+    ],
+    ids=["allowance spent", "429"],
+)
+def test_a_run_stopped_by_salesforce_mid_run_resumes_without_writing_anything_twice(
+    world: World, failure: Exception
 ) -> None:
     for number in range(150):  # 150 deals of 150 Accounts: 300 records, two calls
         account, deal = f"0015g00000{number:05d}AAA", f"0065g00000{number:05d}AAA"
         world.crosswalk.put_mapping(account, CrosswalkKind.CUSTOMER, account, None)
         world.crosswalk.put_mapping(deal, CrosswalkKind.ORDER, f"Sales Order-X{number}", None)
         world.intacct.invoice(f"Sales Order-X{number}", "10.00", due=TODAY, customer=account)
-    world.salesforce.fail_call = 2
+    world.salesforce.fail_call, world.salesforce.fail_call_with = 2, failure
 
-    with pytest.raises(SalesforceApiLimitExceeded):
+    with pytest.raises(type(failure)):
         world.run()
     assert world.state.run.watermark is None  # not moved: the next run reads the same invoices
     assert sum(len(call) for call in world.salesforce.calls) == 200
@@ -367,3 +389,19 @@ def test_an_invoice_stamped_before_the_watermark_but_committed_after_it_is_still
     world.run()
 
     assert shown(world, OTHER_DEAL)[INVOICE_NUMBER] == "INV0002"
+
+
+def test_an_intacct_5xx_mid_page_writes_nothing_and_the_next_run_reads_it_all(world: World) -> None:
+    for number in range(5):
+        world.intacct.invoice("Sales Order-SO0001", f"{number + 1}00.00", due=TODAY)
+    world.intacct.fail_mid_page = 2
+
+    with pytest.raises(IntacctUnavailable):
+        world.run()
+    assert world.salesforce.calls == []
+    assert world.state.run == RunState()
+
+    world.run()
+    assert shown(world, DEAL)[INVOICE_NUMBER] == "INV0001, INV0002, INV0003, INV0004, INV0005"
+    assert shown(world, DEAL)[AMOUNT_DUE] == Decimal("1500.00")
+    assert len(world.salesforce.calls) == 1

@@ -362,71 +362,61 @@ def test_a_deal_of_a_merge_survivor_synced_before_the_account_uses_the_merged_cu
 # ---------------------------------------------------------------------------- straight to an invoice
 
 
-APPROVAL = """
-[order.transaction_type_when]
-field = "Invoice_Approved__c"
+APPROVED = "Intacct_Invoice_Approved__c"  # the default mapping's order.transaction_type_when field
+DEFAULT_CONDITION = """[order.transaction_type_when]
+field = "Intacct_Invoice_Approved__c"
 values = ["true"]
 transaction_type = "Sales Invoice"
 """
 
 
-@pytest.fixture
-def approvals(world_factory: Any, tmp_path: Path) -> World:  # noqa: F811 - the fixture imported above
-    """A world whose mapping makes an approved deal (checkbox Invoice_Approved__c) a Sales Invoice."""
-    mapping_file = tmp_path / "mapping.toml"
-    text = DEFAULT_MAPPING_FILE.read_text(encoding="utf-8")
-    mapping_file.write_text(text.replace("\n[order.fields]\n", f"\n{APPROVAL}\n[order.fields]\n", 1), "utf-8")
-    made: World = world_factory(mapping_file=mapping_file)
-    return made
-
-
 def test_an_approved_deal_becomes_a_sales_invoice_and_one_not_approved_a_sales_order(
-    approvals: World,
+    world: World,
 ) -> None:
-    _, approved = won_deal(approvals)
-    edit(approvals, approved, Invoice_Approved__c=True)
-    _, plain = won_deal(approvals)
-    edit(approvals, plain, Invoice_Approved__c=False)
+    _, approved = won_deal(world)
+    edit(world, approved, **{APPROVED: True})
+    _, plain = won_deal(world)
+    edit(world, plain, **{APPROVED: False})
 
-    invoiced = approvals.handle("Opportunity", approved, "won")
-    ordered = approvals.handle("Opportunity", plain, "won")
+    invoiced = world.handle("Opportunity", approved, "won")
+    ordered = world.handle("Opportunity", plain, "won")
 
     assert invoiced.intacct_order_id.startswith("Sales Invoice-")
     assert ordered.intacct_order_id.startswith("Sales Order-")
-    types = {document.reference_no: document.transaction_type for document in approvals.intacct.orders}
+    types = {document.reference_no: document.transaction_type for document in world.intacct.orders}
     assert types == {approved: "Sales Invoice", plain: "Sales Order"}
-    assert shown(approvals, approved)["Intacct_Order_Id__c"] == invoiced.intacct_order_id
+    assert shown(world, approved)["Intacct_Order_Id__c"] == invoiced.intacct_order_id
 
 
-def test_a_deal_approved_after_its_order_exists_gets_no_invoice_besides_it(approvals: World) -> None:
-    _, opportunity_id = won_deal(approvals)
-    first = approvals.handle("Opportunity", opportunity_id, "won")
-    edit(approvals, opportunity_id, Invoice_Approved__c=True)
+def test_a_deal_approved_after_its_order_exists_gets_no_invoice_besides_it(world: World) -> None:
+    _, opportunity_id = won_deal(world)
+    first = world.handle("Opportunity", opportunity_id, "won")
+    edit(world, opportunity_id, **{APPROVED: True})
 
-    again = approvals.handle("Opportunity", opportunity_id, "approved")
+    again = world.handle("Opportunity", opportunity_id, "approved")
 
     assert (again.status, again.reason, again.intacct_order_id) == (
         "already_synced",
         "order_exists",
         first.intacct_order_id,
     )
-    assert [document.transaction_type for document in approvals.intacct.orders] == ["Sales Order"]
+    assert [document.transaction_type for document in world.intacct.orders] == ["Sales Order"]
 
 
-def test_an_invoice_whose_answer_was_lost_is_found_again_and_not_made_twice(approvals: World) -> None:
-    _, opportunity_id = won_deal(approvals)
-    edit(approvals, opportunity_id, Invoice_Approved__c=True)
-    approvals.intacct.hold_next_write = True  # Intacct takes the invoice but answers too late
+def test_an_invoice_whose_answer_was_lost_is_found_again_and_not_made_twice(world: World) -> None:
+    _, opportunity_id = won_deal(world)
+    edit(world, opportunity_id, **{APPROVED: True})
+    world.intacct.hold_next_write = True  # Intacct takes the invoice but answers too late
     with pytest.raises(OutcomeUnknown):
-        approvals.handle("Opportunity", opportunity_id, "won")
-    approvals.intacct.commit_held()
-    approvals.clock.advance(600)  # past the claim's lease
+        world.handle("Opportunity", opportunity_id, "won")
+    world.intacct.commit_held()
+    world.clock.advance(600)  # past the claim's lease
 
-    recovered = approvals.handle("Opportunity", opportunity_id, "redelivered")
+    recovered = world.handle("Opportunity", opportunity_id, "redelivered")
 
     assert recovered.status in ("synced", "already_synced")
-    assert [document.transaction_type for document in approvals.intacct.orders] == ["Sales Invoice"]
-    assert recovered.intacct_order_id == approvals.intacct.orders[0].doc_id
+    assert [document.transaction_type for document in world.intacct.orders] == ["Sales Invoice"]
+    assert recovered.intacct_order_id == world.intacct.orders[0].doc_id
 
 
 @pytest.mark.parametrize(
@@ -446,8 +436,9 @@ def test_a_bad_transaction_type_condition_is_refused_at_load(
 ) -> None:
     mapping_file = tmp_path / "mapping.toml"
     text = DEFAULT_MAPPING_FILE.read_text(encoding="utf-8")
-    block = f"\n[order.transaction_type_when]\n{condition}\n"
-    mapping_file.write_text(text.replace("\n[order.fields]\n", f"{block}\n[order.fields]\n", 1), "utf-8")
+    assert DEFAULT_CONDITION in text
+    block = f"[order.transaction_type_when]\n{condition}\n"
+    mapping_file.write_text(text.replace(DEFAULT_CONDITION, block, 1), "utf-8")
 
     with pytest.raises(MappingError, match="transaction_type_when") as refused:
         load_mapping(mapping_file)

@@ -494,7 +494,8 @@ def test_a_refusal_with_no_order_under_the_reference_still_fails_after_the_look_
     outcome = world.handle("Opportunity", opportunity_id)
 
     assert (outcome.status, outcome.reason) == ("failed", "intacct_rejected")
-    assert world.intacct.requests[-2:] == ["write_customer_and_order", "find_sales_documents"]
+    # Looked up under each type the mapping makes (Sales Order, and Sales Invoice for approved deals).
+    assert world.intacct.requests[-3:] == ["write_customer_and_order", *["find_sales_documents"] * 2]
     assert world.salesforce.opportunities[opportunity_id]["Intacct_Sync_Status__c"] == "Failed"
 
 
