@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -94,6 +95,28 @@ def replace_text(path: Path, text: str) -> None:
     draft.replace(path)
 
 
+@contextmanager
+def secret_changed(stack: LocalStack, which: str, change: dict[str, str]) -> Iterator[None]:
+    """The stack's `which` secret with `change` applied while the block runs; then as it was."""
+    secrets = secretsmanager_client(stack.info["secretsmanager_endpoint"])
+    secret_id = stack.info["secrets"][which]
+    right = json.loads(secrets.get_secret_value(SecretId=secret_id)["SecretString"])
+    secrets.put_secret_value(SecretId=secret_id, SecretString=json.dumps({**right, **change}))
+    try:
+        yield
+    finally:
+        secrets.put_secret_value(SecretId=secret_id, SecretString=json.dumps(right))
+
+
+def assert_synced_by_itself(
+    rep: SalesRep, intacct: IntacctAdminClient, sync_log: SyncLog, opportunity_id: str
+) -> None:
+    """Nothing is sent again from Salesforce: the held message comes back and syncs."""
+    assert wait_until(lambda: rep.read("Opportunity", opportunity_id)["Intacct_Sync_Status__c"] == "Synced")
+    assert len(orders_of(intacct, opportunity_id)) == 1
+    assert statuses(sync_log, opportunity_id)[-1] == ("synced", "created")
+
+
 def statuses(sync_log: SyncLog, opportunity_id: str) -> list[tuple[str, str]]:
     return [(entry.status, entry.reason) for entry in sync_log.history(opportunity_id)]
 
@@ -101,13 +124,7 @@ def statuses(sync_log: SyncLog, opportunity_id: str) -> list[tuple[str, str]]:
 def test_a_wrong_intacct_sender_password_holds_the_deals_and_fixing_the_secret_syncs_them(
     stack: LocalStack, rep: SalesRep, intacct: IntacctAdminClient, sync_log: SyncLog
 ) -> None:
-    secrets = secretsmanager_client(stack.info["secretsmanager_endpoint"])
-    secret_id = stack.info["secrets"]["intacct"]
-    right = json.loads(secrets.get_secret_value(SecretId=secret_id)["SecretString"])
-    secrets.put_secret_value(
-        SecretId=secret_id, SecretString=json.dumps({**right, "sender_password": "wrong"})
-    )
-    try:
+    with secret_changed(stack, "intacct", {"sender_password": "wrong"}):
         opportunity_id = closed_deal(rep, "Held By Sender", not_before=after_workers_rebuild())
         assert wait_until(lambda: ("waiting", "intacct_sender") in statuses(sync_log, opportunity_id))
         held = rep.read("Opportunity", opportunity_id)
@@ -115,25 +132,14 @@ def test_a_wrong_intacct_sender_password_holds_the_deals_and_fixing_the_secret_s
         assert held["Intacct_Sync_Error__c"].startswith("Waiting: ")
         assert "sender" in held["Intacct_Sync_Error__c"]
         assert orders_of(intacct, opportunity_id) == []
-    finally:
-        secrets.put_secret_value(SecretId=secret_id, SecretString=json.dumps(right))
 
-    # Nothing is sent again from Salesforce: the held message comes back and syncs.
-    assert wait_until(lambda: rep.read("Opportunity", opportunity_id)["Intacct_Sync_Status__c"] == "Synced")
-    assert len(orders_of(intacct, opportunity_id)) == 1
-    assert statuses(sync_log, opportunity_id)[-1] == ("synced", "created")
+    assert_synced_by_itself(rep, intacct, sync_log, opportunity_id)
 
 
 def test_a_wrong_salesforce_consumer_key_holds_the_deals_and_fixing_the_secret_syncs_them(
     stack: LocalStack, rep: SalesRep, intacct: IntacctAdminClient, sync_log: SyncLog
 ) -> None:
-    secrets = secretsmanager_client(stack.info["secretsmanager_endpoint"])
-    secret_id = stack.info["secrets"]["salesforce"]
-    right = json.loads(secrets.get_secret_value(SecretId=secret_id)["SecretString"])
-    secrets.put_secret_value(
-        SecretId=secret_id, SecretString=json.dumps({**right, "client_id": "3MVG9wrongConsumerKey"})
-    )
-    try:
+    with secret_changed(stack, "salesforce", {"client_id": "3MVG9wrongConsumerKey"}):
         opportunity_id = closed_deal(rep, "Held By Consumer Key", not_before=after_workers_rebuild())
         assert wait_until(lambda: ("waiting", "salesforce_credentials") in statuses(sync_log, opportunity_id))
         # Salesforce refuses the token request as it refuses an unknown consumer key. (The record cannot
@@ -141,13 +147,8 @@ def test_a_wrong_salesforce_consumer_key_holds_the_deals_and_fixing_the_secret_s
         waiting = [entry for entry in sync_log.history(opportunity_id) if entry.status == "waiting"]
         assert "invalid_client_id" in waiting[0].message
         assert orders_of(intacct, opportunity_id) == []
-    finally:
-        secrets.put_secret_value(SecretId=secret_id, SecretString=json.dumps(right))
 
-    # Nothing is sent again from Salesforce: the held message comes back and syncs.
-    assert wait_until(lambda: rep.read("Opportunity", opportunity_id)["Intacct_Sync_Status__c"] == "Synced")
-    assert len(orders_of(intacct, opportunity_id)) == 1
-    assert statuses(sync_log, opportunity_id)[-1] == ("synced", "created")
+    assert_synced_by_itself(rep, intacct, sync_log, opportunity_id)
 
 
 def test_a_mapping_naming_a_missing_salesforce_field_holds_the_deals_and_says_which_field(
@@ -167,9 +168,7 @@ def test_a_mapping_naming_a_missing_salesforce_field_holds_the_deals_and_says_wh
     finally:
         replace_text(mapping_file, right)
 
-    assert wait_until(lambda: rep.read("Opportunity", opportunity_id)["Intacct_Sync_Status__c"] == "Synced")
-    assert len(orders_of(intacct, opportunity_id)) == 1
-    assert statuses(sync_log, opportunity_id)[-1] == ("synced", "created")
+    assert_synced_by_itself(rep, intacct, sync_log, opportunity_id)
 
 
 def test_a_spent_salesforce_api_allowance_holds_the_deals_until_it_comes_back(
