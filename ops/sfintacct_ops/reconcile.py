@@ -138,19 +138,21 @@ def _won_deals(deployment: Deployment, since: date | None, where: str | None) ->
 
 
 def _orders_by_reference(deployment: Deployment, references: Sequence[str]) -> dict[str, list[SalesDocument]]:
-    """The orders of the deployment's transaction type whose PONUMBER is one of `references`."""
+    """The documents whose PONUMBER is one of `references`, of every transaction type the mapping makes
+    (the stack's, and e.g. Sales Invoice for deals approved straight to an invoice), as the workers look."""
     intacct = deployment.intacct_client()
     found: dict[str, list[SalesDocument]] = defaultdict(list)
-    for chunk in _chunks(references, INTACCT_REFERENCES_PER_QUERY):
-        records = intacct.query(
-            "SODOCUMENT",
-            SALES_DOCUMENT_FIELDS,
-            query_filter=in_list("PONUMBER", chunk),
-            docparid=deployment.transaction_type,
-        )
-        for record in records:
-            document = SalesDocument.from_record(record)
-            found[document.reference_no].append(document)
+    for transaction_type in load_mapping().transaction_types(deployment.transaction_type):
+        for chunk in _chunks(references, INTACCT_REFERENCES_PER_QUERY):
+            records = intacct.query(
+                "SODOCUMENT",
+                SALES_DOCUMENT_FIELDS,
+                query_filter=in_list("PONUMBER", chunk),
+                docparid=transaction_type,
+            )
+            for record in records:
+                document = SalesDocument.from_record(record)
+                found[document.reference_no].append(document)
     return found
 
 

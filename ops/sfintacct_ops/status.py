@@ -18,6 +18,7 @@ from decimal import Decimal
 from typing import Any
 
 from sfintacct.crosswalk import CrosswalkEntry, CrosswalkKind
+from sfintacct.mapping import load_mapping
 from sfintacct.salesforce_fields import written_fields
 from sfintacct.sync_request import SyncObjectType
 from sfintacct_ops.deployment import Deployment
@@ -130,9 +131,13 @@ def _crosswalk_dict(entry: CrosswalkEntry) -> dict[str, Any]:
 def _read_intacct(deployment: Deployment, status: RecordStatus) -> None:
     intacct = deployment.intacct_client()
     if status.object_type == "Opportunity":
-        documents = intacct.find_sales_documents(
-            reference_no=status.record_id, transaction_type=deployment.transaction_type
-        )
+        documents = [  # under every transaction type the mapping makes, as the workers look
+            document
+            for transaction_type in load_mapping().transaction_types(deployment.transaction_type)
+            for document in intacct.find_sales_documents(
+                reference_no=status.record_id, transaction_type=transaction_type
+            )
+        ]
         status.intacct["orders"] = [
             {
                 "doc_id": document.doc_id,
@@ -153,7 +158,8 @@ def _read_intacct(deployment: Deployment, status: RecordStatus) -> None:
                         "memo": line.memo,
                     }
                     for line in intacct.get_sales_document_lines(
-                        document.doc_id, transaction_type=deployment.transaction_type
+                        document.doc_id,
+                        transaction_type=document.transaction_type or deployment.transaction_type,
                     )
                 ],
             }

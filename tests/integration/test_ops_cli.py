@@ -415,10 +415,15 @@ def test_reconcile_finds_a_deleted_order_and_an_edited_customer_and_fix_restores
     kept = rep.deal(kept_account, f"{tag} kept deal", ONE_LINE)
     lost_account = rep.create("Account", {"Name": f"{tag} lost", "Type": "Customer - Direct"})
     lost = rep.deal(lost_account, f"{tag} deleted order", ONE_LINE)
-    rep.close_won(kept)
-    rep.close_won(lost)
+    invoiced_account = rep.create("Account", {"Name": f"{tag} invoiced", "Type": "Customer - Direct"})
+    invoiced = rep.deal(invoiced_account, f"{tag} approved deal", ONE_LINE)
+    rep.update("Opportunity", invoiced, {"Intacct_Invoice_Approved__c": True})  # straight to an invoice
+    for deal in (kept, lost, invoiced):
+        rep.close_won(deal)
     settle(local_stack)
-    assert ops.json("reconcile", "--where", where)["findings"] == []
+    [straight] = orders_by_reference(intacct)[invoiced]
+    assert straight["DOCPARID"] == "Sales Invoice"
+    assert ops.json("reconcile", "--where", where)["findings"] == []  # the invoice is the deal's document
 
     # As finance might, in Intacct: the order of one deal deleted, the other's customer renamed.
     assert local_stack.stack_file is not None
@@ -436,7 +441,7 @@ def test_reconcile_finds_a_deleted_order_and_an_edited_customer_and_fix_restores
     deployment.close()
 
     found = ops.json("reconcile", "--where", where, expect=1)
-    assert (found["deals"], found["orders"], found["accounts"]) == (2, 1, 2)
+    assert (found["deals"], found["orders"], found["accounts"]) == (3, 2, 3)
     by_kind = {(finding["kind"], finding["record_id"]): finding for finding in found["findings"]}
     assert set(by_kind) == {("missing_order", lost), ("customer_edited", kept_account)}
     assert str(deleted["DOCID"]) in by_kind["missing_order", lost]["detail"]  # the crosswalk's order
@@ -459,6 +464,7 @@ def test_reconcile_finds_a_deleted_order_and_an_edited_customer_and_fix_restores
     assert restored["DOCID"] != deleted["DOCID"]
     assert rep.read("Opportunity", lost)["Intacct_Sync_Status__c"] == "Synced"
     assert rep.read("Opportunity", lost)["Intacct_Order_Id__c"] == restored["DOCID"]
+    assert orders_by_reference(intacct)[invoiced] == [straight]  # --fix left the approved deal alone
     after = ops.json("reconcile", "--where", where, expect=1)
     assert [(finding["kind"], finding["record_id"]) for finding in after["findings"]] == [
         ("customer_edited", kept_account)
